@@ -1,0 +1,349 @@
+//! The averaged k-NN KL estimator of the reference (SPEC.md, "The estimator"), kept as an
+//! incremental state: the X-to-X term is computed once, each added row costs O(n·d).
+//!
+//! KL(X ‖ W) = d/(n·m') Σ_i Σ_j log(ν(x_i, w_j) + ε) − d/n Σ_i log(ρ_k(i) + ε)
+//!             + 1/m Σ_{j=1..m} log(k·m / (j·(n − 1)))
+//! where m' = m, or m − 1 with `discard_nearest_for_xy` (each target row then drops its nearest w).
+
+use crate::distance::{clip_sq, kth_neighbour_sq, sq_dist, CLIP_HIGH, CLIP_LOW};
+use crate::error::GioError;
+use crate::parallel::{
+    chunk_count, for_each_row_chunk_into, map_row_chunks, map_row_chunks_filling,
+};
+use crate::rows::{Element, Rows};
+use crate::simd::vectorized;
+
+/// The reference's ε inside every log.
+pub const EPS: f64 = 1e-8;
+
+/// Estimator settings shared by the KL value and its gradient.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KlParams {
+    pub k: usize,
+    pub eps: f64,
+    pub discard_nearest_for_xy: bool,
+}
+
+impl KlParams {
+    pub fn new(k: usize, discard_nearest_for_xy: bool) -> Self {
+        KlParams {
+            k,
+            eps: EPS,
+            discard_nearest_for_xy,
+        }
+    }
+}
+
+/// Checks the target and k: at least 2 target rows, 1 ≤ k ≤ n − 1.
+pub fn validate_target<T: Element>(x: &Rows<'_, T>, k: usize) -> Result<(), GioError> {
+    let n = x.len();
+    if n < 2 {
+        return Err(GioError::invalid(
+            "X",
+            format!("the target needs at least 2 rows, got {n}"),
+        ));
+    }
+    if k == 0 || k >= n {
+        return Err(GioError::invalid(
+            "k",
+            format!("must satisfy 1 <= k <= n - 1 = {}, got {k}", n - 1),
+        ));
+    }
+    Ok(())
+}
+
+/// `1/m Σ_{j=1..m} log(k·m / (j·(n−1)))`, the estimator's size term, summed as the reference does.
+pub fn size_term(k: usize, m: usize, n: usize) -> f64 {
+    let num = (k * m) as f64;
+    let total: f64 = (1..=m).map(|j| (num / ((j * (n - 1)) as f64)).ln()).sum();
+    total / m as f64
+}
+
+/// Per-row distances of one candidate row to every target row, kept so that accepting the
+/// candidate does not recompute them.
+#[derive(Debug, Clone, Default)]
+pub struct Candidate {
+    /// Clipped squared distance from each target row to the candidate.
+    sq: Vec<f64>,
+    /// Σ_i log(sqrt(sq_i) + ε).
+    log_sum: f64,
+    /// The KL estimate of the selection with the candidate added.
+    pub kl: f64,
+}
+
+/// The estimator's state for a target X and a growing selection W.
+pub struct KlState<'a, T: Element> {
+    x: Rows<'a, T>,
+    params: KlParams,
+    /// Σ_i log(ρ_k(i) + ε), fixed by X.
+    xx_log_sum: f64,
+    /// |W|.
+    m: usize,
+    /// Σ_i Σ_j log(ν(x_i, w_j) + ε) over the selection.
+    cross_log_sum: f64,
+    /// Per target row: the smallest clipped squared distance to W (only with discard).
+    nearest_sq: Vec<f64>,
+}
+
+impl<'a, T: Element> KlState<'a, T> {
+    /// Builds the state for target `x` and an initial selection `w` (may be empty).
+    pub fn new(x: Rows<'a, T>, w: Rows<'_, T>, params: KlParams) -> Result<Self, GioError> {
+        validate_target(&x, params.k)?;
+        let mut state = Self::without_target_term(x, w, params)?;
+        state.xx_log_sum = kth_neighbour_sq(x, params.k)
+            .iter()
+            .map(|&s| (s.sqrt() + params.eps).ln())
+            .sum();
+        Ok(state)
+    }
+
+    /// A state for gradients only: the X-to-X term (the one O(n²·d) part) is not computed and
+    /// `value` is NaN. `k` is not used.
+    pub fn without_target_term(
+        x: Rows<'a, T>,
+        w: Rows<'_, T>,
+        params: KlParams,
+    ) -> Result<Self, GioError> {
+        if x.is_empty() {
+            return Err(GioError::invalid("X", "the target needs at least one row"));
+        }
+        if w.dim() != x.dim() {
+            return Err(GioError::invalid(
+                "W",
+                format!("has {} columns but the target has {}", w.dim(), x.dim()),
+            ));
+        }
+        let mut state = KlState {
+            x,
+            params,
+            xx_log_sum: f64::NAN,
+            m: 0,
+            cross_log_sum: 0.0,
+            nearest_sq: if params.discard_nearest_for_xy {
+                vec![f64::INFINITY; x.len()]
+            } else {
+                Vec::new()
+            },
+        };
+        state.add_rows(w);
+        Ok(state)
+    }
+
+    pub fn params(&self) -> KlParams {
+        self.params
+    }
+
+    pub fn target(&self) -> Rows<'a, T> {
+        self.x
+    }
+
+    /// Rows in the selection.
+    pub fn selection_size(&self) -> usize {
+        self.m
+    }
+
+    /// Per target row, the smallest clipped squared distance to the selection (discard only).
+    pub fn nearest_sq(&self) -> &[f64] {
+        &self.nearest_sq
+    }
+
+    /// Adds every row of `w` to the selection in one parallel pass over the target rows.
+    pub fn add_rows(&mut self, w: Rows<'_, T>) {
+        if w.is_empty() {
+            return;
+        }
+        let x = self.x;
+        let eps = self.params.eps;
+        let discard = self.params.discard_nearest_for_xy;
+        // Per target row: (Σ_j log(ν+ε), min_j clipped sq); chunked over target rows.
+        let per_chunk: Vec<Vec<(f64, f64)>> =
+            map_row_chunks(x.len(), x.dim() * w.len(), |start, end| {
+                (start..end)
+                    .map(|i| {
+                        let xi = x.row(i);
+                        let mut log_sum = 0.0f64;
+                        let mut nearest = f64::INFINITY;
+                        for j in 0..w.len() {
+                            let s = clip_sq(vectorized(
+                                #[inline(always)]
+                                || sq_dist(xi, w.row(j)),
+                            ));
+                            log_sum += (s.sqrt() + eps).ln();
+                            nearest = nearest.min(s);
+                        }
+                        (log_sum, nearest)
+                    })
+                    .collect()
+            });
+        for (i, (log_sum, nearest)) in per_chunk.into_iter().flatten().enumerate() {
+            self.cross_log_sum += log_sum;
+            if discard {
+                self.nearest_sq[i] = self.nearest_sq[i].min(nearest);
+            }
+        }
+        self.m += w.len();
+    }
+
+    /// The KL estimate of X against the current selection. NaN when the estimator is
+    /// undefined (an empty selection, or one row with `discard_nearest_for_xy`).
+    pub fn value(&self) -> f64 {
+        self.value_with(self.m, self.cross_log_sum, |i| self.nearest_sq[i])
+    }
+
+    fn value_with(&self, m: usize, cross_log_sum: f64, nearest_sq: impl Fn(usize) -> f64) -> f64 {
+        let n = self.x.len();
+        let d = self.x.dim() as f64;
+        let eps = self.params.eps;
+        let (pairs_log_sum, pairs) = if self.params.discard_nearest_for_xy {
+            let dropped: f64 = (0..n).map(|i| (nearest_sq(i).sqrt() + eps).ln()).sum();
+            (cross_log_sum - dropped, n * m.saturating_sub(1))
+        } else {
+            (cross_log_sum, n * m)
+        };
+        if pairs == 0 {
+            return f64::NAN;
+        }
+        d * pairs_log_sum / pairs as f64 - d * self.xx_log_sum / n as f64
+            + size_term(self.params.k, m, n)
+    }
+
+    /// Evaluates the KL with `row` added, without adding it; reuses `cand`'s buffer.
+    pub fn evaluate(&self, row: &[T], cand: &mut Candidate) {
+        let x = self.x;
+        let eps = self.params.eps;
+        cand.sq.resize(x.len(), 0.0);
+        // Each chunk fills its rows of `sq` and returns its log sum; sums combine in chunk order.
+        let partial = map_row_chunks_filling(&mut cand.sq, x.dim(), |start, sq| {
+            vectorized(
+                #[inline(always)]
+                || {
+                    let mut sum = 0.0f64;
+                    for (offset, s) in sq.iter_mut().enumerate() {
+                        *s = clip_sq(sq_dist(x.row(start + offset), row));
+                        sum += (s.sqrt() + eps).ln();
+                    }
+                    sum
+                },
+            )
+        });
+        cand.log_sum = partial.iter().sum();
+        let cross = self.cross_log_sum + cand.log_sum;
+        let sq = &cand.sq;
+        cand.kl = self.value_with(self.m + 1, cross, |i| {
+            if self.params.discard_nearest_for_xy {
+                self.nearest_sq[i].min(sq[i])
+            } else {
+                0.0
+            }
+        });
+    }
+
+    /// Adds the evaluated candidate to the selection.
+    pub fn accept(&mut self, cand: &Candidate) {
+        self.cross_log_sum += cand.log_sum;
+        if self.params.discard_nearest_for_xy {
+            for (nearest, &s) in self.nearest_sq.iter_mut().zip(&cand.sq) {
+                *nearest = nearest.min(s);
+            }
+        }
+        self.m += 1;
+    }
+
+    /// Gradient of KL(X ‖ W ∪ {v}) with respect to v (SPEC.md):
+    /// d/(n·m') Σ_i (v − x_i) / (r_i (r_i + ε)), r_i = ‖x_i − v‖, terms with the squared distance
+    /// outside (1e-10, 1e20) are 0; with discard, m' = |W| and row i is dropped where v is
+    /// strictly nearer to x_i than every row of W.
+    pub fn gradient(&self, v: &[f64], work: &mut GradientWork, out: &mut [f64]) {
+        let x = self.x;
+        let dim = x.dim();
+        let eps = self.params.eps;
+        let discard = self.params.discard_nearest_for_xy;
+        let nearest = &self.nearest_sq;
+        let n_chunks = chunk_count(x.len(), dim);
+        work.partials.resize(n_chunks * dim, 0.0);
+        #[allow(clippy::needless_range_loop)]
+        for_each_row_chunk_into(x.len(), dim, &mut work.partials, dim, |start, end, acc| {
+            vectorized(
+                #[inline(always)]
+                || {
+                    acc.fill(0.0);
+                    for i in start..end {
+                        let xi = x.row(i);
+                        let s = sq_dist(v, xi);
+                        // `nearest` is empty unless discard, so it is indexed behind `discard &&`.
+                        if !(s > CLIP_LOW && s < CLIP_HIGH) || (discard && s < nearest[i]) {
+                            continue;
+                        }
+                        let r = s.sqrt();
+                        let c = 1.0 / (r * (r + eps));
+                        for ((a, &vj), &xj) in acc.iter_mut().zip(v).zip(xi) {
+                            *a += c * (vj - xj.to_f64());
+                        }
+                    }
+                },
+            )
+        });
+        let m_eff = if discard { self.m } else { self.m + 1 };
+        let factor = dim as f64 / (x.len() as f64 * m_eff as f64);
+        out.fill(0.0);
+        for partial in work.partials.chunks_exact(dim) {
+            for (o, &p) in out.iter_mut().zip(partial) {
+                *o += p;
+            }
+        }
+        out.iter_mut().for_each(|o| *o *= factor);
+    }
+}
+
+/// Scratch space for `KlState::gradient`, reused across descent steps.
+#[derive(Debug, Default)]
+pub struct GradientWork {
+    partials: Vec<f64>,
+}
+
+/// KL(X ‖ Y) in one call (the reference's `calculate_statistical_distance`).
+pub fn kl_divergence<T: Element>(
+    x: Rows<'_, T>,
+    y: Rows<'_, T>,
+    params: KlParams,
+) -> Result<f64, GioError> {
+    if y.is_empty() {
+        return Err(GioError::invalid("y", "needs at least one row"));
+    }
+    if params.discard_nearest_for_xy && y.len() < 2 {
+        return Err(GioError::invalid(
+            "y",
+            "needs at least 2 rows with discard_nearest_for_xy=True (each target row drops its nearest y)",
+        ));
+    }
+    Ok(KlState::new(x, y, params)?.value())
+}
+
+/// Gradient of KL(X ‖ W ∪ {v}) with respect to v.
+pub fn kl_gradient<T: Element>(
+    x: Rows<'_, T>,
+    w: Rows<'_, T>,
+    v: &[f64],
+    discard_nearest_for_xy: bool,
+) -> Result<Vec<f64>, GioError> {
+    if v.len() != x.dim() {
+        return Err(GioError::invalid(
+            "v",
+            format!(
+                "has {} values but the target has {} columns",
+                v.len(),
+                x.dim()
+            ),
+        ));
+    }
+    if w.is_empty() && discard_nearest_for_xy {
+        return Err(GioError::invalid(
+            "W",
+            "needs at least one row with discard_nearest_for_xy=True",
+        ));
+    }
+    let state = KlState::without_target_term(x, w, KlParams::new(1, discard_nearest_for_xy))?;
+    let mut out = vec![0.0; v.len()];
+    state.gradient(v, &mut GradientWork::default(), &mut out);
+    Ok(out)
+}

@@ -1,0 +1,90 @@
+//! Fixed-size chunking for rayon. Work is split by a chunk size that depends only on the
+//! problem shape, never on the thread count, and callers combine per-chunk results in chunk
+//! order: results are identical for any `RAYON_NUM_THREADS`.
+
+use rayon::prelude::*;
+
+/// Below this many scalar operations a job runs on the calling thread (same chunks, same result).
+const PARALLEL_MIN_WORK: usize = 1 << 15;
+/// About this many scalars per chunk: big enough to amortise task overhead, small enough to
+/// balance two to a few dozen cores.
+const CHUNK_WORK: usize = 1 << 15;
+
+/// Rows per chunk for rows of `dim` scalars.
+#[inline]
+pub fn rows_per_chunk(dim: usize) -> usize {
+    (CHUNK_WORK / dim.max(1)).max(1)
+}
+
+/// Number of chunks of `rows_per_chunk(dim)` rows covering `n_rows`.
+#[inline]
+pub fn chunk_count(n_rows: usize, dim: usize) -> usize {
+    n_rows.div_ceil(rows_per_chunk(dim))
+}
+
+/// Whether `work` scalar operations are worth spreading over threads.
+#[inline]
+pub fn worth_parallel(work: usize) -> bool {
+    work >= PARALLEL_MIN_WORK && rayon::current_num_threads() > 1
+}
+
+/// Maps every chunk of rows (`start..end`) to a value, in chunk order.
+pub fn map_row_chunks<R, F>(n_rows: usize, dim: usize, f: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(usize, usize) -> R + Sync + Send,
+{
+    let per = rows_per_chunk(dim);
+    let n_chunks = n_rows.div_ceil(per);
+    let run = |c: usize| f(c * per, ((c + 1) * per).min(n_rows));
+    if worth_parallel(n_rows * dim) {
+        (0..n_chunks).into_par_iter().map(run).collect()
+    } else {
+        (0..n_chunks).map(run).collect()
+    }
+}
+
+/// Runs `f(start, end, out_chunk)` for every chunk of rows, where `out_chunk` is that chunk's
+/// slice of `out` (`out_per_chunk` values per chunk).
+pub fn for_each_row_chunk_into<O, F>(
+    n_rows: usize,
+    dim: usize,
+    out: &mut [O],
+    out_per_chunk: usize,
+    f: F,
+) where
+    O: Send,
+    F: Fn(usize, usize, &mut [O]) + Sync + Send,
+{
+    let per = rows_per_chunk(dim);
+    let n_chunks = n_rows.div_ceil(per);
+    let out = &mut out[..n_chunks * out_per_chunk];
+    let run = |(c, chunk): (usize, &mut [O])| f(c * per, ((c + 1) * per).min(n_rows), chunk);
+    if worth_parallel(n_rows * dim) {
+        out.par_chunks_mut(out_per_chunk.max(1))
+            .enumerate()
+            .for_each(run);
+    } else {
+        out.chunks_mut(out_per_chunk.max(1))
+            .enumerate()
+            .for_each(run);
+    }
+}
+
+/// Maps every chunk of rows to a value, in chunk order, handing each chunk its rows' part of
+/// `per_row` (one entry per row) to fill.
+pub fn map_row_chunks_filling<O, R, F>(per_row: &mut [O], dim: usize, f: F) -> Vec<R>
+where
+    O: Send,
+    R: Send,
+    F: Fn(usize, &mut [O]) -> R + Sync + Send,
+{
+    let per = rows_per_chunk(dim);
+    let n_rows = per_row.len();
+    let run = |(c, chunk): (usize, &mut [O])| f(c * per, chunk);
+    if worth_parallel(n_rows * dim) {
+        per_row.par_chunks_mut(per).enumerate().map(run).collect()
+    } else {
+        per_row.chunks_mut(per).enumerate().map(run).collect()
+    }
+}

@@ -1,0 +1,121 @@
+//! Row-major matrix views over caller-owned memory, generic over the stored float type.
+
+use crate::error::GioError;
+
+/// A stored float type. Kernels read `Element`s and compute in f64, so float32 data stays
+/// float32 in memory while sums and distances keep f64 accuracy.
+pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    fn to_f64(self) -> f64;
+    fn from_f64(value: f64) -> Self;
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
+}
+
+impl Element for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> Self {
+        value
+    }
+}
+
+/// A borrowed `n_rows × dim` row-major matrix.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a, T> {
+    data: &'a [T],
+    dim: usize,
+}
+
+impl<'a, T: Element> Rows<'a, T> {
+    /// Wraps `data` as rows of length `dim`; `name` names the argument in errors.
+    pub fn new(name: &'static str, data: &'a [T], dim: usize) -> Result<Self, GioError> {
+        if dim == 0 {
+            return Err(GioError::invalid(
+                name,
+                "rows must have at least one column",
+            ));
+        }
+        if data.len() % dim != 0 {
+            return Err(GioError::invalid(
+                name,
+                format!("{} values do not split into rows of {dim}", data.len()),
+            ));
+        }
+        Ok(Rows { data, dim })
+    }
+
+    /// Like `new`, and also rejects NaN and infinite values.
+    pub fn new_finite(name: &'static str, data: &'a [T], dim: usize) -> Result<Self, GioError> {
+        let rows = Self::new(name, data, dim)?;
+        if let Some(pos) = data.iter().position(|v| !v.to_f64().is_finite()) {
+            return Err(GioError::invalid(
+                name,
+                format!(
+                    "contains NaN or infinite values (first at row {}, column {})",
+                    pos / dim,
+                    pos % dim
+                ),
+            ));
+        }
+        Ok(rows)
+    }
+
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.data.len() / self.dim
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    #[inline(always)]
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    #[inline(always)]
+    pub fn row(&self, i: usize) -> &'a [T] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+
+    #[inline(always)]
+    pub fn data(&self) -> &'a [T] {
+        self.data
+    }
+
+    /// The rows `start..end` as a view.
+    #[inline(always)]
+    pub fn slice(&self, start: usize, end: usize) -> Rows<'a, T> {
+        Rows {
+            data: &self.data[start * self.dim..end * self.dim],
+            dim: self.dim,
+        }
+    }
+
+    /// Column means in f64.
+    pub fn column_means(&self) -> Vec<f64> {
+        let mut sums = vec![0.0f64; self.dim];
+        for i in 0..self.len() {
+            for (s, v) in sums.iter_mut().zip(self.row(i)) {
+                *s += v.to_f64();
+            }
+        }
+        let n = self.len().max(1) as f64;
+        sums.iter_mut().for_each(|s| *s /= n);
+        sums
+    }
+}
