@@ -4,64 +4,16 @@
 
 use crate::parallel::map_row_chunks;
 use crate::rows::{Element, Rows};
-use crate::simd::vectorized;
+pub use crate::simd::sq_dist;
 
 /// The reference clips squared distances to this range before taking square roots.
 pub const CLIP_LOW: f64 = 1e-10;
 pub const CLIP_HIGH: f64 = 1e20;
 
-/// Independent accumulators per reduction: a fixed count so that every SIMD width adds the
-/// same numbers in the same order.
-const LANES: usize = 16;
-
 /// Clips a squared distance as the reference does (`jnp.clip(s, 1e-10, 1e20)`).
 #[inline(always)]
 pub fn clip_sq(s: f64) -> f64 {
     s.clamp(CLIP_LOW, CLIP_HIGH)
-}
-
-#[inline(always)]
-fn sum_lanes(acc: &[f64; LANES]) -> f64 {
-    let mut half = [0.0f64; LANES / 2];
-    for l in 0..LANES / 2 {
-        half[l] = acc[l] + acc[l + LANES / 2];
-    }
-    let mut quarter = [0.0f64; LANES / 4];
-    for l in 0..LANES / 4 {
-        quarter[l] = half[l] + half[l + LANES / 4];
-    }
-    (quarter[0] + quarter[2]) + (quarter[1] + quarter[3])
-}
-
-/// ‖a − b‖² in f64. Inline into a `vectorized` region for SIMD.
-#[inline(always)]
-pub fn sq_dist<A: Element, B: Element>(a: &[A], b: &[B]) -> f64 {
-    debug_assert_eq!(a.len(), b.len());
-    let mut acc = [0.0f64; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (xa, xb) in ca.zip(cb) {
-        let xa: &[A; LANES] = xa.try_into().unwrap();
-        let xb: &[B; LANES] = xb.try_into().unwrap();
-        for l in 0..LANES {
-            let t = xa[l].to_f64() - xb[l].to_f64();
-            acc[l] += t * t;
-        }
-    }
-    let mut tail = 0.0f64;
-    for (x, y) in ta.iter().zip(tb) {
-        let t = x.to_f64() - y.to_f64();
-        tail += t * t;
-    }
-    sum_lanes(&acc) + tail
-}
-
-/// ‖a − b‖² for one pair, dispatched to the widest SIMD unit (for scalar call sites).
-pub fn sq_dist_one<A: Element, B: Element>(a: &[A], b: &[B]) -> f64 {
-    vectorized(
-        #[inline(always)]
-        || sq_dist(a, b),
-    )
 }
 
 /// Index of the row of `pool` nearest to `v` among rows with `used[i] == false`
@@ -73,22 +25,17 @@ pub fn nearest_unused<T: Element>(
 ) -> Option<(usize, f64)> {
     debug_assert_eq!(used.len(), pool.len());
     let per_chunk = map_row_chunks(pool.len(), pool.dim(), |start, end| {
-        vectorized(
-            #[inline(always)]
-            || {
-                let mut best: Option<(usize, f64)> = None;
-                for (i, &is_used) in used.iter().enumerate().take(end).skip(start) {
-                    if is_used {
-                        continue;
-                    }
-                    let s = sq_dist(v, pool.row(i));
-                    if best.is_none_or(|(_, b)| s < b) {
-                        best = Some((i, s));
-                    }
-                }
-                best
-            },
-        )
+        let mut best: Option<(usize, f64)> = None;
+        for (i, &is_used) in used.iter().enumerate().take(end).skip(start) {
+            if is_used {
+                continue;
+            }
+            let s = sq_dist(v, pool.row(i));
+            if best.is_none_or(|(_, b)| s < b) {
+                best = Some((i, s));
+            }
+        }
+        best
     });
     // Chunks are in index order, so a strict `<` keeps the lowest index on ties.
     per_chunk
@@ -115,17 +62,12 @@ pub fn kth_neighbour_sq<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f64> {
         let mut dist = vec![0.0f64; BLOCK * n];
         for b in b0..b1 {
             let (i0, i1) = (b * BLOCK, ((b + 1) * BLOCK).min(n));
-            vectorized(
-                #[inline(always)]
-                || {
-                    for j in 0..n {
-                        let xj = x.row(j);
-                        for i in i0..i1 {
-                            dist[(i - i0) * n + j] = sq_dist(x.row(i), xj);
-                        }
-                    }
-                },
-            );
+            for j in 0..n {
+                let xj = x.row(j);
+                for i in i0..i1 {
+                    dist[(i - i0) * n + j] = sq_dist(x.row(i), xj);
+                }
+            }
             for i in i0..i1 {
                 let row = &mut dist[(i - i0) * n..(i - i0 + 1) * n];
                 let (_, kth, _) = row.select_nth_unstable_by(k, f64::total_cmp);
@@ -151,7 +93,7 @@ mod tests {
             let a: Vec<f64> = (0..d).map(|i| (i as f64 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..d).map(|i| (i as f32 * 0.11).cos()).collect();
             let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
-            let got = sq_dist_one(&a, &b);
+            let got = sq_dist(&a, &b);
             assert!(
                 (got - naive(&a, &b64)).abs() <= 1e-12 * (1.0 + got),
                 "d={d}"

@@ -11,7 +11,12 @@ use crate::parallel::{
     chunk_count, for_each_row_chunk_into, map_row_chunks, map_row_chunks_filling,
 };
 use crate::rows::{Element, Rows};
-use crate::simd::vectorized;
+use crate::simd::add_scaled_differences;
+
+/// The gradient works through X in blocks of at most this many bytes (half of a 32 KiB L1)...
+const L1_BLOCK_BYTES: usize = 16 * 1024;
+/// ...and at most this many rows.
+const MAX_GRADIENT_BLOCK: usize = 64;
 
 /// The reference's ε inside every log.
 pub const EPS: f64 = 1e-8;
@@ -164,10 +169,7 @@ impl<'a, T: Element> KlState<'a, T> {
                         let mut log_sum = 0.0f64;
                         let mut nearest = f64::INFINITY;
                         for j in 0..w.len() {
-                            let s = clip_sq(vectorized(
-                                #[inline(always)]
-                                || sq_dist(xi, w.row(j)),
-                            ));
+                            let s = clip_sq(sq_dist(xi, w.row(j)));
                             log_sum += (s.sqrt() + eps).ln();
                             nearest = nearest.min(s);
                         }
@@ -214,17 +216,12 @@ impl<'a, T: Element> KlState<'a, T> {
         cand.sq.resize(x.len(), 0.0);
         // Each chunk fills its rows of `sq` and returns its log sum; sums combine in chunk order.
         let partial = map_row_chunks_filling(&mut cand.sq, x.dim(), |start, sq| {
-            vectorized(
-                #[inline(always)]
-                || {
-                    let mut sum = 0.0f64;
-                    for (offset, s) in sq.iter_mut().enumerate() {
-                        *s = clip_sq(sq_dist(x.row(start + offset), row));
-                        sum += (s.sqrt() + eps).ln();
-                    }
-                    sum
-                },
-            )
+            let mut sum = 0.0f64;
+            for (offset, s) in sq.iter_mut().enumerate() {
+                *s = clip_sq(sq_dist(x.row(start + offset), row));
+                sum += (s.sqrt() + eps).ln();
+            }
+            sum
         });
         cand.log_sum = partial.iter().sum();
         let cross = self.cross_log_sum + cand.log_sum;
@@ -254,44 +251,72 @@ impl<'a, T: Element> KlState<'a, T> {
     /// outside (1e-10, 1e20) are 0; with discard, m' = |W| and row i is dropped where v is
     /// strictly nearer to x_i than every row of W.
     pub fn gradient(&self, v: &[f64], work: &mut GradientWork, out: &mut [f64]) {
+        self.gradient_sums(v, work, out);
+        let factor = self.gradient_factor(self.m);
+        out.iter_mut().for_each(|o| *o *= factor);
+    }
+
+    /// The gradient's factor d/(n·m') for a selection of `m` rows.
+    pub fn gradient_factor(&self, m: usize) -> f64 {
+        let m_eff = if self.params.discard_nearest_for_xy {
+            m
+        } else {
+            m + 1
+        };
+        self.x.dim() as f64 / (self.x.len() as f64 * m_eff as f64)
+    }
+
+    /// The gradient's sums Σ_i c_i (v − x_i), before the factor, for several points at once
+    /// (the rows of `vs`, written to the rows of `out`): X is read from memory once for all of
+    /// them. Each point's result is bit-identical to computing it alone.
+    pub fn gradient_sums(&self, vs: &[f64], work: &mut GradientWork, out: &mut [f64]) {
         let x = self.x;
         let dim = x.dim();
+        let n_points = vs.len() / dim;
+        assert!(vs.len() == n_points * dim && out.len() == vs.len());
         let eps = self.params.eps;
         let discard = self.params.discard_nearest_for_xy;
         let nearest = &self.nearest_sq;
+        // Rows per block: a block stays in L1 while every point reads it twice.
+        let block =
+            (L1_BLOCK_BYTES / (dim * std::mem::size_of::<T>())).clamp(1, MAX_GRADIENT_BLOCK);
         let n_chunks = chunk_count(x.len(), dim);
-        work.partials.resize(n_chunks * dim, 0.0);
-        #[allow(clippy::needless_range_loop)]
-        for_each_row_chunk_into(x.len(), dim, &mut work.partials, dim, |start, end, acc| {
-            vectorized(
-                #[inline(always)]
-                || {
-                    acc.fill(0.0);
-                    for i in start..end {
-                        let xi = x.row(i);
-                        let s = sq_dist(v, xi);
-                        // `nearest` is empty unless discard, so it is indexed behind `discard &&`.
-                        if !(s > CLIP_LOW && s < CLIP_HIGH) || (discard && s < nearest[i]) {
-                            continue;
+        let per_chunk = n_points * dim;
+        work.partials.resize(n_chunks * per_chunk, 0.0);
+        for_each_row_chunk_into(
+            x.len(),
+            dim,
+            &mut work.partials,
+            per_chunk,
+            |start, end, acc| {
+                acc.fill(0.0);
+                let mut coefs = [0.0f64; MAX_GRADIENT_BLOCK];
+                for block_start in (start..end).step_by(block) {
+                    let block_end = (block_start + block).min(end);
+                    let rows = x.slice(block_start, block_end).data();
+                    for (v, acc) in vs.chunks_exact(dim).zip(acc.chunks_exact_mut(dim)) {
+                        for (c, i) in coefs.iter_mut().zip(block_start..block_end) {
+                            let s = sq_dist(v, x.row(i));
+                            // `nearest` is empty unless discard, so it is indexed behind `discard &&`.
+                            *c = if !(s > CLIP_LOW && s < CLIP_HIGH) || (discard && s < nearest[i])
+                            {
+                                0.0
+                            } else {
+                                let r = s.sqrt();
+                                1.0 / (r * (r + eps))
+                            };
                         }
-                        let r = s.sqrt();
-                        let c = 1.0 / (r * (r + eps));
-                        for ((a, &vj), &xj) in acc.iter_mut().zip(v).zip(xi) {
-                            *a += c * (vj - xj.to_f64());
-                        }
+                        add_scaled_differences(acc, &coefs[..block_end - block_start], v, rows);
                     }
-                },
-            )
-        });
-        let m_eff = if discard { self.m } else { self.m + 1 };
-        let factor = dim as f64 / (x.len() as f64 * m_eff as f64);
+                }
+            },
+        );
         out.fill(0.0);
-        for partial in work.partials.chunks_exact(dim) {
+        for partial in work.partials[..n_chunks * per_chunk].chunks_exact(per_chunk) {
             for (o, &p) in out.iter_mut().zip(partial) {
                 *o += p;
             }
         }
-        out.iter_mut().for_each(|o| *o *= factor);
     }
 }
 

@@ -17,4 +17,4 @@ pub mod simd;
 mod python;
 
 pub use error::GioError;
-pub use rows::{Element, Rows};
+pub use rows::{Element, Precision, Rows};

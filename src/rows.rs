@@ -2,14 +2,24 @@
 
 use crate::error::GioError;
 
+/// Which concrete float an `Element` is (lets the SIMD kernels pick their loads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F64,
+}
+
 /// A stored float type. Kernels read `Element`s and compute in f64, so float32 data stays
 /// float32 in memory while sums and distances keep f64 accuracy.
 pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    /// Must be `F32` exactly for `f32` and `F64` exactly for `f64`: the kernels rely on it.
+    const PRECISION: Precision;
     fn to_f64(self) -> f64;
     fn from_f64(value: f64) -> Self;
 }
 
 impl Element for f32 {
+    const PRECISION: Precision = Precision::F32;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
@@ -21,6 +31,7 @@ impl Element for f32 {
 }
 
 impl Element for f64 {
+    const PRECISION: Precision = Precision::F64;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self

@@ -2,7 +2,7 @@
 //! the nearest unused pool row, evaluate the KL with that row, test the stop criterion, reset
 //! the pool when allowed. Two semantics: the reference's, quirks included, and a fixed one.
 
-use crate::descent::{auto_scale_factor, descend, DescentWork};
+use crate::descent::{auto_scale_factor, descend, descend_many, DescentWork};
 use crate::distance::nearest_unused;
 use crate::error::GioError;
 use crate::kl::{Candidate, KlParams, KlState};
@@ -336,6 +336,10 @@ pub fn greedy_select<T: Element>(
     let mut consecutive_increases: usize = 0;
     let data_size_limit = (opts.max_data_size * n_train as f64).trunc() as i64;
     let mut cand = Candidate::default();
+    // From mean(X) the descent depends only on the selection size (the gradient ignores which
+    // rows are selected unless discard_nearest_for_xy): run several upcoming sizes at once.
+    let lookahead_ok = opts.v_init == VInit::Mean && !opts.discard_nearest_for_xy;
+    let mut ahead = AheadDescents::default();
 
     loop {
         // Warm-up, reset or random restart: a 3× longer descent. `||` short-circuits exactly as
@@ -349,15 +353,37 @@ pub fn greedy_select<T: Element>(
         } else {
             opts.grad_desc_iter
         };
-        descend(
-            &state,
-            &mut v,
-            scale_factor,
-            opts.lr,
-            steps,
-            &mut work,
-            &mut || host.poll(),
-        )?;
+        let m = state.selection_size();
+        if lookahead_ok && !long {
+            if !ahead.has(m) {
+                // No more descents than candidates the run can still make.
+                let unused = out.used.iter().filter(|&&u| !u).count();
+                let left = (opts.max_iter + 2).saturating_sub(total_iter);
+                let count = LOOKAHEAD.min(left).min(unused).max(1);
+                ahead.fill(
+                    &state,
+                    &mean,
+                    m,
+                    count,
+                    scale_factor,
+                    opts.lr,
+                    steps,
+                    &mut work,
+                    &mut || host.poll(),
+                )?;
+            }
+            ahead.copy_to(m, &mut v);
+        } else {
+            descend(
+                &state,
+                &mut v,
+                scale_factor,
+                opts.lr,
+                steps,
+                &mut work,
+                &mut || host.poll(),
+            )?;
+        }
         out.descent_iters.push(steps);
         if opts.record_v_opts {
             out.v_opts.extend_from_slice(&v);
@@ -467,6 +493,63 @@ pub fn greedy_select<T: Element>(
     }
     out.v = v;
     Ok(out)
+}
+
+/// Descents to come, computed together: one pass over X per step serves all of them.
+const LOOKAHEAD: usize = 8;
+
+/// Results of standard-length descents from mean(X) for selection sizes
+/// `first_size..first_size + count`.
+#[derive(Default)]
+struct AheadDescents {
+    first_size: usize,
+    count: usize,
+    vs: Vec<f64>,
+}
+
+impl AheadDescents {
+    fn has(&self, size: usize) -> bool {
+        self.count > 0 && size >= self.first_size && size < self.first_size + self.count
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill<T: Element>(
+        &mut self,
+        state: &KlState<'_, T>,
+        mean: &[f64],
+        first_size: usize,
+        count: usize,
+        scale_factor: f64,
+        lr: f64,
+        steps: usize,
+        work: &mut DescentWork,
+        poll: &mut dyn FnMut() -> Result<(), GioError>,
+    ) -> Result<(), GioError> {
+        let sizes: Vec<usize> = (first_size..first_size + count).collect();
+        self.vs.clear();
+        for _ in 0..count {
+            self.vs.extend_from_slice(mean);
+        }
+        self.count = 0;
+        descend_many(
+            state,
+            &mut self.vs,
+            &sizes,
+            scale_factor,
+            lr,
+            steps,
+            work,
+            poll,
+        )?;
+        self.first_size = first_size;
+        self.count = count;
+        Ok(())
+    }
+
+    fn copy_to(&self, size: usize, v: &mut [f64]) {
+        let b = size - self.first_size;
+        v.copy_from_slice(&self.vs[b * v.len()..(b + 1) * v.len()]);
+    }
 }
 
 fn event(out: &Selection, iteration: i64, kl: f64, accepted: bool, reset: bool) -> CandidateEvent {

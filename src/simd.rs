@@ -1,80 +1,454 @@
-//! Runtime CPU dispatch without `target-cpu=native`: a closure marked `#[inline(always)]` is
-//! inlined into a function compiled for AVX-512 or AVX2, so the kernels it calls (also
-//! `#[inline(always)]`) are auto-vectorised for the widest unit this CPU has.
+//! The SIMD kernels every hot loop is built on, with runtime CPU dispatch (no
+//! `target-cpu=native` build): AVX-512, AVX2+FMA, or portable scalar code.
 //!
-//! The kernels never use fused multiply-add and accumulate in fixed lane groups, so every
-//! dispatch level performs the same IEEE operations in the same order: results are bit-identical
-//! across CPUs and thread counts.
+//! All levels compute bit-identical results: a reduction runs 32 f64 lanes over the leading
+//! multiple of 32 elements (element j to lane j mod 32), then lanes 0..8 over the next
+//! multiples of 8, then one scalar tail, summed in one fixed tree; every multiply-add is fused
+//! (`mul_add` in the scalar code). So results do not depend on the CPU or the thread count.
 
-#[cfg(target_arch = "x86_64")]
 use std::sync::OnceLock;
 
-#[cfg(target_arch = "x86_64")]
+use crate::rows::{Element, Precision};
+
+/// f64 lanes per reduction, shared by every level (4 independent AVX-512 FMA chains).
+const LANES: usize = 32;
+/// The narrower step after the 32-lane part: one AVX-512 vector.
+const SUB_LANES: usize = 8;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Level {
     Avx512,
     Avx2,
-    Baseline,
+    Scalar,
 }
 
-#[cfg(target_arch = "x86_64")]
 fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        if std::env::var_os("GIO_RS_NO_SIMD").is_some() {
-            Level::Baseline
-        } else if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
-            Level::Avx512
-        } else if is_x86_feature_detected!("avx2") {
-            Level::Avx2
-        } else {
-            Level::Baseline
-        }
-    })
+    *LEVEL.get_or_init(detect)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,avx")]
-unsafe fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,avx")]
-unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-/// Runs `f` compiled for the best vector unit available. Mark `f` `#[inline(always)]`.
-#[inline(always)]
-pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+fn detect() -> Level {
+    if std::env::var_os("GIO_RS_NO_SIMD").is_some() {
+        return Level::Scalar;
+    }
+    let no_avx512 = std::env::var_os("GIO_RS_NO_AVX512").is_some();
     #[cfg(target_arch = "x86_64")]
     {
-        match level() {
-            // SAFETY: the features were detected at run time on this CPU.
-            Level::Avx512 => unsafe { run_avx512(f) },
-            Level::Avx2 => unsafe { run_avx2(f) },
-            Level::Baseline => f(),
+        if !no_avx512 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+            return Level::Avx512;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Level::Avx2;
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        f()
-    }
+    Level::Scalar
 }
 
-/// Name of the dispatch level in use, for benchmarks and bug reports.
+/// Name of the dispatch level in use ("avx512", "avx2" or "scalar"), for benchmarks and bug
+/// reports. `GIO_RS_NO_SIMD=1` forces "scalar".
 pub fn level_name() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        match level() {
-            Level::Avx512 => "avx512",
-            Level::Avx2 => "avx2",
-            Level::Baseline => "baseline",
+    match level() {
+        Level::Avx512 => "avx512",
+        Level::Avx2 => "avx2",
+        Level::Scalar => "scalar",
+    }
+}
+
+/// The fixed summation tree of the 32 lanes.
+#[inline(always)]
+fn sum_lanes(acc: &[f64; LANES]) -> f64 {
+    let mut width = LANES;
+    let mut lanes = *acc;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            lanes[l] += lanes[l + width];
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    lanes[0]
+}
+
+/// Split points of a reduction over `len` elements: `(wide, narrow)` where `0..wide` runs on 32
+/// lanes, `wide..narrow` on lanes 0..8, and `narrow..len` is the scalar tail.
+#[inline(always)]
+fn reduction_split(len: usize) -> (usize, usize) {
+    let wide = len / LANES * LANES;
+    (wide, wide + (len - wide) / SUB_LANES * SUB_LANES)
+}
+
+/// Reinterprets a slice of a stored type as its concrete float type.
+#[inline(always)]
+fn as_f64<T: Element>(s: &[T]) -> &[f64] {
+    assert!(T::PRECISION == Precision::F64);
+    // SAFETY: T is f64 (checked through its PRECISION tag, which only f64 has).
+    unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f64, s.len()) }
+}
+
+#[inline(always)]
+fn as_f32<T: Element>(s: &[T]) -> &[f32] {
+    assert!(T::PRECISION == Precision::F32);
+    // SAFETY: T is f32 (checked through its PRECISION tag, which only f32 has).
+    unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) }
+}
+
+/// ‖a − b‖², computed in f64 whatever the stored types.
+#[inline]
+pub fn sq_dist<A: Element, B: Element>(a: &[A], b: &[B]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    use Precision::{F32, F64};
+    match (A::PRECISION, B::PRECISION) {
+        (F64, F64) => sq_dist_typed(as_f64(a), as_f64(b)),
+        (F64, F32) => sq_dist_typed(as_f64(a), as_f32(b)),
+        (F32, F64) => sq_dist_typed(as_f64(b), as_f32(a)),
+        (F32, F32) => sq_dist_typed(as_f32(a), as_f32(b)),
+    }
+}
+
+/// `acc[j] += c · (v[j] − x[j])` (fused), the gradient's per-row update.
+#[inline]
+pub fn add_scaled_difference<T: Element>(acc: &mut [f64], c: f64, v: &[f64], x: &[T]) {
+    assert!(acc.len() == v.len() && v.len() == x.len());
+    match T::PRECISION {
+        Precision::F64 => axpy_typed(acc, c, v, as_f64(x)),
+        Precision::F32 => axpy_typed(acc, c, v, as_f32(x)),
+    }
+}
+
+/// For every row r of `rows` (row-major, `acc.len()` columns) in order:
+/// `acc[j] += coefs[r] · (v[j] − rows[r][j])` (fused). Keeps column tiles of `acc` in
+/// registers across the rows, so `acc` is read and written once per call.
+#[inline]
+pub fn add_scaled_differences<T: Element>(acc: &mut [f64], coefs: &[f64], v: &[f64], rows: &[T]) {
+    assert!(acc.len() == v.len() && rows.len() == coefs.len() * acc.len());
+    match T::PRECISION {
+        Precision::F64 => block_axpy_typed(acc, coefs, v, as_f64(rows)),
+        Precision::F32 => block_axpy_typed(acc, coefs, v, as_f32(rows)),
+    }
+}
+
+#[inline(always)]
+fn block_axpy_typed<T: Lane>(acc: &mut [f64], coefs: &[f64], v: &[f64], rows: &[T]) {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected on this CPU; lengths are checked above.
+        Level::Avx512 => unsafe { x86::block_axpy_avx512(acc, coefs, v, rows) },
+        _ => {
+            let d = acc.len();
+            for (r, &c) in coefs.iter().enumerate() {
+                axpy_typed(acc, c, v, &rows[r * d..(r + 1) * d]);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn sq_dist_typed<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected on this CPU; lengths are equal (checked above).
+        Level::Avx512 => unsafe { x86::sq_dist_avx512(a, b) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { x86::sq_dist_avx2(a, b) },
+        _ => sq_dist_scalar(a, b),
+    }
+}
+
+#[inline(always)]
+fn axpy_typed<T: Lane>(acc: &mut [f64], c: f64, v: &[f64], x: &[T]) {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected on this CPU; lengths are equal (checked above).
+        Level::Avx512 => unsafe { x86::axpy_avx512(acc, c, v, x) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { x86::axpy_avx2(acc, c, v, x) },
+        _ => axpy_scalar(acc, c, v, x),
+    }
+}
+
+/// A float that the kernels load (and widen to f64).
+pub(crate) trait Lane: Copy {
+    fn f64(self) -> f64;
+    #[cfg(target_arch = "x86_64")]
+    /// Loads 8 values as f64. SAFETY: `p` points to 8 readable values; AVX-512F is available.
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m512d;
+    #[cfg(target_arch = "x86_64")]
+    /// Loads 4 values as f64. SAFETY: `p` points to 4 readable values; AVX is available.
+    unsafe fn load4(p: *const Self) -> std::arch::x86_64::__m256d;
+}
+
+impl Lane for f64 {
+    #[inline(always)]
+    fn f64(self) -> f64 {
+        self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f64) -> std::arch::x86_64::__m512d {
+        std::arch::x86_64::_mm512_loadu_pd(p)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load4(p: *const f64) -> std::arch::x86_64::__m256d {
+        std::arch::x86_64::_mm256_loadu_pd(p)
+    }
+}
+
+impl Lane for f32 {
+    #[inline(always)]
+    fn f64(self) -> f64 {
+        self as f64
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m512d {
+        std::arch::x86_64::_mm512_cvtps_pd(std::arch::x86_64::_mm256_loadu_ps(p))
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load4(p: *const f32) -> std::arch::x86_64::__m256d {
+        std::arch::x86_64::_mm256_cvtps_pd(std::arch::x86_64::_mm_loadu_ps(p))
+    }
+}
+
+#[inline(always)]
+fn sq_dist_tail<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+    let mut tail = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        let t = x.f64() - y.f64();
+        tail = t.mul_add(t, tail);
+    }
+    tail
+}
+
+fn sq_dist_scalar<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let (wide, narrow) = reduction_split(a.len());
+    for (xa, xb) in a[..wide]
+        .chunks_exact(LANES)
+        .zip(b[..wide].chunks_exact(LANES))
     {
-        "baseline"
+        for l in 0..LANES {
+            let t = xa[l].f64() - xb[l].f64();
+            acc[l] = t.mul_add(t, acc[l]);
+        }
+    }
+    for (xa, xb) in a[wide..narrow]
+        .chunks_exact(SUB_LANES)
+        .zip(b[wide..narrow].chunks_exact(SUB_LANES))
+    {
+        for l in 0..SUB_LANES {
+            let t = xa[l].f64() - xb[l].f64();
+            acc[l] = t.mul_add(t, acc[l]);
+        }
+    }
+    sum_lanes(&acc) + sq_dist_tail(&a[narrow..], &b[narrow..])
+}
+
+fn axpy_scalar<T: Lane>(acc: &mut [f64], c: f64, v: &[f64], x: &[T]) {
+    for ((a, &vj), &xj) in acc.iter_mut().zip(v).zip(x) {
+        *a = c.mul_add(vj - xj.f64(), *a);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{reduction_split, sq_dist_tail, sum_lanes, Lane, LANES, SUB_LANES};
+    use std::arch::x86_64::*;
+
+    /// SAFETY: AVX-512F and FMA available; `a.len() == b.len()`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn sq_dist_avx512<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+        let (wide, narrow) = reduction_split(a.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm512_setzero_pd(); 4];
+        let mut j = 0;
+        while j < wide {
+            for (q, acc) in acc.iter_mut().enumerate() {
+                let t = _mm512_sub_pd(A::load8(pa.add(j + 8 * q)), B::load8(pb.add(j + 8 * q)));
+                *acc = _mm512_fmadd_pd(t, t, *acc);
+            }
+            j += LANES;
+        }
+        while j < narrow {
+            let t = _mm512_sub_pd(A::load8(pa.add(j)), B::load8(pb.add(j)));
+            acc[0] = _mm512_fmadd_pd(t, t, acc[0]);
+            j += SUB_LANES;
+        }
+        let mut lanes = [0.0f64; LANES];
+        for (q, v) in acc.iter().enumerate() {
+            _mm512_storeu_pd(lanes.as_mut_ptr().add(8 * q), *v);
+        }
+        sum_lanes(&lanes) + sq_dist_tail(&a[narrow..], &b[narrow..])
+    }
+
+    /// SAFETY: AVX2 and FMA available; `a.len() == b.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sq_dist_avx2<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+        let (wide, narrow) = reduction_split(a.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_pd(); 8];
+        let mut j = 0;
+        while j < wide {
+            for (q, acc) in acc.iter_mut().enumerate() {
+                let t = _mm256_sub_pd(A::load4(pa.add(j + 4 * q)), B::load4(pb.add(j + 4 * q)));
+                *acc = _mm256_fmadd_pd(t, t, *acc);
+            }
+            j += LANES;
+        }
+        while j < narrow {
+            for (q, acc) in acc.iter_mut().take(2).enumerate() {
+                let t = _mm256_sub_pd(A::load4(pa.add(j + 4 * q)), B::load4(pb.add(j + 4 * q)));
+                *acc = _mm256_fmadd_pd(t, t, *acc);
+            }
+            j += SUB_LANES;
+        }
+        let mut lanes = [0.0f64; LANES];
+        for (q, v) in acc.iter().enumerate() {
+            _mm256_storeu_pd(lanes.as_mut_ptr().add(4 * q), *v);
+        }
+        sum_lanes(&lanes) + sq_dist_tail(&a[narrow..], &b[narrow..])
+    }
+
+    /// SAFETY: AVX-512F and FMA available; all slices have the same length.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn axpy_avx512<T: Lane>(acc: &mut [f64], c: f64, v: &[f64], x: &[T]) {
+        let full = acc.len() / 8 * 8;
+        let (pa, pv, px) = (acc.as_mut_ptr(), v.as_ptr(), x.as_ptr());
+        let cv = _mm512_set1_pd(c);
+        let mut j = 0;
+        while j < full {
+            let t = _mm512_sub_pd(_mm512_loadu_pd(pv.add(j)), T::load8(px.add(j)));
+            _mm512_storeu_pd(
+                pa.add(j),
+                _mm512_fmadd_pd(cv, t, _mm512_loadu_pd(pa.add(j))),
+            );
+            j += 8;
+        }
+        for j in full..acc.len() {
+            acc[j] = c.mul_add(v[j] - x[j].f64(), acc[j]);
+        }
+    }
+
+    /// SAFETY: AVX-512F and FMA available; `rows.len() == coefs.len() * acc.len()`, `v.len() == acc.len()`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn block_axpy_avx512<T: Lane>(
+        acc: &mut [f64],
+        coefs: &[f64],
+        v: &[f64],
+        rows: &[T],
+    ) {
+        const TILE: usize = 64;
+        let d = acc.len();
+        let (pa, pv, pr) = (acc.as_mut_ptr(), v.as_ptr(), rows.as_ptr());
+        let full = d / TILE * TILE;
+        let mut j = 0;
+        while j < full {
+            let mut a = [_mm512_setzero_pd(); 8];
+            let mut vt = [_mm512_setzero_pd(); 8];
+            for q in 0..8 {
+                a[q] = _mm512_loadu_pd(pa.add(j + 8 * q));
+                vt[q] = _mm512_loadu_pd(pv.add(j + 8 * q));
+            }
+            for (r, &c) in coefs.iter().enumerate() {
+                let cv = _mm512_set1_pd(c);
+                let row = pr.add(r * d + j);
+                for q in 0..8 {
+                    let t = _mm512_sub_pd(vt[q], T::load8(row.add(8 * q)));
+                    a[q] = _mm512_fmadd_pd(cv, t, a[q]);
+                }
+            }
+            for q in 0..8 {
+                _mm512_storeu_pd(pa.add(j + 8 * q), a[q]);
+            }
+            j += TILE;
+        }
+        if full < d {
+            for (r, &c) in coefs.iter().enumerate() {
+                let row = &rows[r * d + full..(r + 1) * d];
+                axpy_avx512(&mut acc[full..], c, &v[full..], row);
+            }
+        }
+    }
+
+    /// SAFETY: AVX2 and FMA available; all slices have the same length.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn axpy_avx2<T: Lane>(acc: &mut [f64], c: f64, v: &[f64], x: &[T]) {
+        let full = acc.len() / 4 * 4;
+        let (pa, pv, px) = (acc.as_mut_ptr(), v.as_ptr(), x.as_ptr());
+        let cv = _mm256_set1_pd(c);
+        let mut j = 0;
+        while j < full {
+            let t = _mm256_sub_pd(_mm256_loadu_pd(pv.add(j)), T::load4(px.add(j)));
+            _mm256_storeu_pd(
+                pa.add(j),
+                _mm256_fmadd_pd(cv, t, _mm256_loadu_pd(pa.add(j))),
+            );
+            j += 4;
+        }
+        for j in full..acc.len() {
+            acc[j] = c.mul_add(v[j] - x[j].f64(), acc[j]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(d: usize, seed: f64) -> (Vec<f64>, Vec<f32>) {
+        let a = (0..d)
+            .map(|i| (i as f64 * 0.37 + seed).sin() * 3.0)
+            .collect();
+        let b = (0..d)
+            .map(|i| ((i as f64 * 0.11 + seed).cos() * 3.0) as f32)
+            .collect();
+        (a, b)
+    }
+
+    #[test]
+    fn every_level_gives_identical_bits() {
+        for d in [1usize, 3, 8, 15, 16, 17, 33, 64, 100, 768, 771] {
+            let (a, b) = data(d, d as f64);
+            let b64: Vec<f64> = b.iter().map(|&x| x as f64).collect();
+            let scalar = sq_dist_scalar(&a, &b);
+            assert_eq!(scalar, sq_dist_scalar(&a, &b64));
+            let naive: f64 = a.iter().zip(&b64).map(|(x, y)| (x - y) * (x - y)).sum();
+            assert!((scalar - naive).abs() <= 1e-12 * naive, "d={d}");
+            let mut acc_s = vec![0.5; d];
+            axpy_scalar(&mut acc_s, 0.3, &a, &b);
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    assert_eq!(
+                        scalar.to_bits(),
+                        x86::sq_dist_avx2(&a, &b).to_bits(),
+                        "avx2 d={d}"
+                    );
+                    let mut acc = vec![0.5; d];
+                    x86::axpy_avx2(&mut acc, 0.3, &a, &b);
+                    assert_eq!(acc, acc_s);
+                }
+                if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+                    assert_eq!(
+                        scalar.to_bits(),
+                        x86::sq_dist_avx512(&a, &b).to_bits(),
+                        "avx512 d={d}"
+                    );
+                    let mut acc = vec![0.5; d];
+                    x86::axpy_avx512(&mut acc, 0.3, &a, &b);
+                    assert_eq!(acc, acc_s);
+                    // Three rows through the blocked kernel equal three single-row updates.
+                    let rows: Vec<f32> = b.iter().chain(&b).chain(&b).map(|&x| x * 0.5).collect();
+                    let coefs = [0.3, -1.25, 0.0];
+                    let mut one_by_one = vec![0.5; d];
+                    for (r, &c) in coefs.iter().enumerate() {
+                        axpy_scalar(&mut one_by_one, c, &a, &rows[r * d..(r + 1) * d]);
+                    }
+                    let mut blocked = vec![0.5; d];
+                    x86::block_axpy_avx512(&mut blocked, &coefs, &a, &rows);
+                    assert_eq!(blocked, one_by_one, "blocked d={d}");
+                }
+            }
+        }
     }
 }

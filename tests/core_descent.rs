@@ -1,0 +1,95 @@
+//! Descents of several points at once equal descents of each point alone, bit for bit: the
+//! selection loop relies on it to run upcoming descents together.
+
+use gio_rs::descent::{descend, descend_many, DescentWork};
+use gio_rs::kl::{KlParams, KlState};
+use gio_rs::Rows;
+
+fn matrix(n: usize, d: usize, seed: f64) -> Vec<f32> {
+    (0..n * d)
+        .map(|i| ((i as f64 * 0.7548 + seed).sin() * 2.0) as f32)
+        .collect()
+}
+
+#[test]
+fn batched_descents_equal_single_descents() {
+    // Several chunk counts and block shapes: d not a multiple of 16, n over a chunk.
+    for &(n, d) in &[(50usize, 3usize), (700, 37), (1200, 64)] {
+        let x = matrix(n, d, 0.1);
+        let w = matrix(12, d, 0.9);
+        let xr = Rows::new("x", &x, d).unwrap();
+        let mean = xr.column_means();
+        let sizes = [4usize, 5, 6, 9, 12];
+        let mut batch: Vec<f64> = sizes.iter().flat_map(|_| mean.clone()).collect();
+        let state = KlState::without_target_term(
+            xr,
+            Rows::new("w", &w[..d], d).unwrap(),
+            KlParams::new(1, false),
+        )
+        .unwrap();
+        let mut work = DescentWork::default();
+        descend_many(
+            &state,
+            &mut batch,
+            &sizes,
+            3.0,
+            0.01,
+            7,
+            &mut work,
+            &mut || Ok(()),
+        )
+        .unwrap();
+        for (b, &m) in sizes.iter().enumerate() {
+            let single_state = KlState::without_target_term(
+                xr,
+                Rows::new("w", &w[..m * d], d).unwrap(),
+                KlParams::new(1, false),
+            )
+            .unwrap();
+            let mut v = mean.clone();
+            descend(
+                &single_state,
+                &mut v,
+                3.0,
+                0.01,
+                7,
+                &mut DescentWork::default(),
+                &mut || Ok(()),
+            )
+            .unwrap();
+            assert_eq!(v, batch[b * d..(b + 1) * d], "n={n} d={d} size={m}");
+        }
+    }
+}
+
+#[test]
+fn descent_stops_when_the_host_says_so() {
+    let x = matrix(30, 4, 0.0);
+    let xr = Rows::new("x", &x, 4).unwrap();
+    let state = KlState::without_target_term(
+        xr,
+        Rows::new("w", &x[..8], 4).unwrap(),
+        KlParams::new(1, false),
+    )
+    .unwrap();
+    let mut v = xr.column_means();
+    let mut calls = 0;
+    let result = descend(
+        &state,
+        &mut v,
+        1.0,
+        0.01,
+        100,
+        &mut DescentWork::default(),
+        &mut || {
+            calls += 1;
+            if calls == 3 {
+                Err(gio_rs::GioError::Aborted)
+            } else {
+                Ok(())
+            }
+        },
+    );
+    assert_eq!(result, Err(gio_rs::GioError::Aborted));
+    assert_eq!(calls, 3);
+}
