@@ -58,7 +58,7 @@ impl<'a, T: Element> Rows<'a, T> {
                 "rows must have at least one column",
             ));
         }
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(GioError::invalid(
                 name,
                 format!("{} values do not split into rows of {dim}", data.len()),

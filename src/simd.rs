@@ -352,13 +352,13 @@ mod x86 {
             for (r, &c) in coefs.iter().enumerate() {
                 let cv = _mm512_set1_pd(c);
                 let row = pr.add(r * d + j);
-                for q in 0..8 {
-                    let t = _mm512_sub_pd(vt[q], T::load8(row.add(8 * q)));
-                    a[q] = _mm512_fmadd_pd(cv, t, a[q]);
+                for (q, (aq, vq)) in a.iter_mut().zip(&vt).enumerate() {
+                    let t = _mm512_sub_pd(*vq, T::load8(row.add(8 * q)));
+                    *aq = _mm512_fmadd_pd(cv, t, *aq);
                 }
             }
-            for q in 0..8 {
-                _mm512_storeu_pd(pa.add(j + 8 * q), a[q]);
+            for (q, aq) in a.iter().enumerate() {
+                _mm512_storeu_pd(pa.add(j + 8 * q), *aq);
             }
             j += TILE;
         }
