@@ -5,6 +5,7 @@
 use crate::parallel::map_row_chunks;
 use crate::rows::{Element, Rows};
 pub use crate::simd::sq_dist;
+use crate::simd::{dot, dot_block};
 
 /// The reference clips squared distances to this range before taking square roots.
 pub const CLIP_LOW: f64 = 1e-10;
@@ -47,30 +48,77 @@ pub fn nearest_unused<T: Element>(
         })
 }
 
-/// Rows of `x` compared per block of the outer loop, so each inner row is read once per block.
-const BLOCK: usize = 8;
+/// Target rows handled together: their Gram rows (BLOCK × n values) are formed by 4×4 tiles.
+const BLOCK: usize = 16;
+
+/// Upper bound on |s̃ − s| / (‖a‖² + ‖b‖²) for a squared distance formed as ‖a‖² + ‖b‖² − 2a·b in
+/// f64 from `dim`-long rows: (2·dim + 8) units of roundoff (dot products and norms err by at most
+/// dim·u relative to the norms, the final additions by 4u).
+pub fn expansion_error_factor(dim: usize) -> f64 {
+    (dim as f64 + 4.0) * f64::EPSILON
+}
 
 /// For every row i of `x`: the clipped (k+1)-th smallest squared distance to the rows of `x`,
 /// the row itself included (so the k-th neighbour not counting itself). Requires k < n.
+///
+/// Fast and exact: squared distances are first formed from a Gram block (GEMM-like tiles), then
+/// every row whose expansion value could be among the k+1 smallest (given the rigorous error
+/// bound of `expansion_error_factor`) is recomputed from exact differences.
 pub fn kth_neighbour_sq<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f64> {
     let n = x.len();
+    let dim = x.dim();
     assert!(k < n, "kth_neighbour_sq needs k < n");
-    // Chunks of BLOCK rows; the work per chunk is n·d, so size chunks by that.
+    let norms: Vec<f64> = map_row_chunks(n, dim, |start, end| {
+        (start..end)
+            .map(|i| dot(x.row(i), x.row(i)))
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    let max_norm = norms.iter().cloned().fold(0.0f64, f64::max);
+    let gamma = expansion_error_factor(dim);
     let blocks = n.div_ceil(BLOCK);
-    let per_block: Vec<Vec<f64>> = map_row_chunks(blocks, n * x.dim(), |b0, b1| {
+    let per_block: Vec<Vec<f64>> = map_row_chunks(blocks, n * dim, |b0, b1| {
         let mut out = Vec::with_capacity((b1 - b0) * BLOCK);
-        let mut dist = vec![0.0f64; BLOCK * n];
+        let mut gram = vec![0.0f64; BLOCK * n];
+        let mut scratch = Vec::with_capacity(n);
+        let mut approx: Vec<f64> = Vec::with_capacity(n);
+        let mut exact = Vec::new();
         for b in b0..b1 {
             let (i0, i1) = (b * BLOCK, ((b + 1) * BLOCK).min(n));
-            for j in 0..n {
-                let xj = x.row(j);
-                for i in i0..i1 {
-                    dist[(i - i0) * n + j] = sq_dist(x.row(i), xj);
-                }
-            }
+            let gram = &mut gram[..(i1 - i0) * n];
+            dot_block(x.slice(i0, i1).data(), x.data(), dim, gram);
             for i in i0..i1 {
-                let row = &mut dist[(i - i0) * n..(i - i0 + 1) * n];
-                let (_, kth, _) = row.select_nth_unstable_by(k, f64::total_cmp);
+                let row = &gram[(i - i0) * n..(i - i0 + 1) * n];
+                let xi = x.row(i);
+                let bound = 2.0 * gamma * (norms[i] + max_norm);
+                if !bound.is_finite() {
+                    // Norms overflow f64: exact differences only.
+                    scratch.clear();
+                    scratch.extend((0..n).map(|j| sq_dist(xi, x.row(j))));
+                    let (_, kth, _) = scratch.select_nth_unstable_by(k, f64::total_cmp);
+                    out.push(clip_sq(*kth));
+                    continue;
+                }
+                approx.clear();
+                approx.extend(
+                    row.iter()
+                        .zip(&norms)
+                        .map(|(&g, &nj)| (norms[i] + nj - 2.0 * g).max(0.0)),
+                );
+                scratch.clear();
+                scratch.extend_from_slice(&approx);
+                let (_, kth, _) = scratch.select_nth_unstable_by(k, f64::total_cmp);
+                // Every row that may be among the k+1 nearest, recomputed exactly.
+                let threshold = *kth + bound;
+                exact.clear();
+                exact.extend(
+                    (0..n)
+                        .filter(|&j| approx[j] <= threshold)
+                        .map(|j| sq_dist(xi, x.row(j))),
+                );
+                let (_, kth, _) = exact.select_nth_unstable_by(k, f64::total_cmp);
                 out.push(clip_sq(*kth));
             }
         }
@@ -120,6 +168,51 @@ mod tests {
             2
         );
         assert!(nearest_unused(rows, &v, &[true; 4]).is_none());
+    }
+
+    /// Every distance by exact differences (the same kernel), sorted: the reference answer.
+    fn brute_kth(x: &[f64], d: usize, k: usize) -> Vec<f64> {
+        let n = x.len() / d;
+        (0..n)
+            .map(|i| {
+                let mut row: Vec<f64> = (0..n)
+                    .map(|j| sq_dist(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]))
+                    .collect();
+                row.sort_by(f64::total_cmp);
+                clip_sq(row[k])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kth_neighbour_is_exact_where_the_expansion_cancels() {
+        // Points far from the origin with tiny spread and exact duplicates: ‖a‖²+‖b‖²−2a·b
+        // loses every digit here, so the result must come from the exact recomputation.
+        let d = 7;
+        let mut x = Vec::new();
+        for i in 0..90 {
+            for c in 0..d {
+                x.push(
+                    1e4 + ((i * 7 + c * 3) % 11) as f64 * 1e-3
+                        + if i % 9 == 0 {
+                            0.0
+                        } else {
+                            (i as f64).sin() * 1e-6
+                        },
+                );
+            }
+        }
+        x.extend_from_within(0..d * 5); // duplicates
+        let rows = Rows::new("x", &x, d).unwrap();
+        for k in [1, 3, 10, 94] {
+            assert_eq!(kth_neighbour_sq(rows, k), brute_kth(&x, d, k), "k={k}");
+        }
+        // And ordinary data, where the expansion alone picks the neighbours.
+        let y: Vec<f64> = (0..300 * 24).map(|i| ((i as f64) * 0.7548).sin()).collect();
+        let rows = Rows::new("y", &y, 24).unwrap();
+        for k in [1, 5, 299] {
+            assert_eq!(kth_neighbour_sq(rows, k), brute_kth(&y, 24, k), "k={k}");
+        }
     }
 
     #[test]

@@ -126,6 +126,113 @@ pub fn add_scaled_differences<T: Element>(acc: &mut [f64], coefs: &[f64], v: &[f
     }
 }
 
+/// a·b in f64: element j goes to lane j mod 8 over the leading multiple of 8, the rest to a
+/// scalar tail, all fused multiply-adds, lanes summed in a fixed tree. Identical on every level.
+#[inline]
+pub fn dot<A: Element, B: Element>(a: &[A], b: &[B]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    use Precision::{F32, F64};
+    match (A::PRECISION, B::PRECISION) {
+        (F64, F64) => dot_typed(as_f64(a), as_f64(b)),
+        (F64, F32) => dot_typed(as_f64(a), as_f32(b)),
+        (F32, F64) => dot_typed(as_f32(a), as_f64(b)),
+        (F32, F32) => dot_typed(as_f32(a), as_f32(b)),
+    }
+}
+
+/// `out[r * b_rows + c] = a_r · b_c` for every row r of `a` and c of `b` (row-major, `dim`
+/// columns each), each value bit-identical to `dot(a_r, b_c)`. Tiles of 4×4 rows share their loads.
+pub fn dot_block<T: Element>(a: &[T], b: &[T], dim: usize, out: &mut [f64]) {
+    let (na, nb) = (a.len() / dim, b.len() / dim);
+    assert!(a.len() == na * dim && b.len() == nb * dim && out.len() == na * nb);
+    match T::PRECISION {
+        Precision::F64 => dot_block_typed(as_f64(a), as_f64(b), dim, out),
+        Precision::F32 => dot_block_typed(as_f32(a), as_f32(b), dim, out),
+    }
+}
+
+fn dot_block_typed<T: Lane>(a: &[T], b: &[T], dim: usize, out: &mut [f64]) {
+    let (na, nb) = (a.len() / dim, b.len() / dim);
+    let row = |m: &[T], i: usize| -> *const T { m[i * dim..(i + 1) * dim].as_ptr() };
+    let (ta, tb) = if level() == Level::Avx512 {
+        (na / 4 * 4, nb / 4 * 4)
+    } else {
+        (0, 0)
+    };
+    #[cfg(target_arch = "x86_64")]
+    // Columns outer: each 4-row tile of `b` is read once while the rows of `a` stay in cache.
+    for r in (0..ta).step_by(4) {
+        for c in (0..tb).step_by(4) {
+            let mut tile = [[0.0f64; 4]; 4];
+            // SAFETY: AVX-512F and FMA were detected; all 8 rows hold `dim` values.
+            unsafe {
+                x86::dot_tile_avx512(
+                    [row(a, r), row(a, r + 1), row(a, r + 2), row(a, r + 3)],
+                    [row(b, c), row(b, c + 1), row(b, c + 2), row(b, c + 3)],
+                    dim,
+                    &mut tile,
+                )
+            };
+            for (p, tile_row) in tile.iter().enumerate() {
+                out[(r + p) * nb + c..(r + p) * nb + c + 4].copy_from_slice(tile_row);
+            }
+        }
+    }
+    for r in 0..na {
+        let first_col = if r < ta { tb } else { 0 };
+        for c in first_col..nb {
+            out[r * nb + c] = dot_typed(&a[r * dim..(r + 1) * dim], &b[c * dim..(c + 1) * dim]);
+        }
+    }
+}
+
+#[inline(always)]
+fn dot_typed<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected on this CPU; lengths are equal (checked by callers).
+        Level::Avx512 => unsafe { x86::dot_avx512(a, b) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { x86::dot_avx2(a, b) },
+        _ => dot_scalar(a, b),
+    }
+}
+
+/// Sums 8 lanes in the fixed tree used by every dot product.
+#[inline(always)]
+fn sum8(acc: &[f64; 8]) -> f64 {
+    let mut lanes = *acc;
+    let mut width = 8;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            lanes[l] += lanes[l + width];
+        }
+    }
+    lanes[0]
+}
+
+#[inline(always)]
+fn dot_tail<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+    let mut tail = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        tail = x.f64().mul_add(y.f64(), tail);
+    }
+    tail
+}
+
+#[inline(always)]
+fn dot_scalar<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+    let full = a.len() / 8 * 8;
+    let mut acc = [0.0f64; 8];
+    for (xa, xb) in a[..full].chunks_exact(8).zip(b[..full].chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] = xa[l].f64().mul_add(xb[l].f64(), acc[l]);
+        }
+    }
+    sum8(&acc) + dot_tail(&a[full..], &b[full..])
+}
+
 #[inline(always)]
 fn block_axpy_typed<T: Lane>(acc: &mut [f64], coefs: &[f64], v: &[f64], rows: &[T]) {
     match level() {
@@ -252,7 +359,7 @@ fn axpy_scalar<T: Lane>(acc: &mut [f64], c: f64, v: &[f64], x: &[T]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{reduction_split, sq_dist_tail, sum_lanes, Lane, LANES, SUB_LANES};
+    use super::{dot_tail, reduction_split, sq_dist_tail, sum8, sum_lanes, Lane, LANES, SUB_LANES};
     use std::arch::x86_64::*;
 
     /// SAFETY: AVX-512F and FMA available; `a.len() == b.len()`.
@@ -370,6 +477,90 @@ mod x86 {
         }
     }
 
+    /// SAFETY: AVX-512F and FMA available; `a.len() == b.len()`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn dot_avx512<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+        let full = a.len() / 8 * 8;
+        let mut acc = _mm512_setzero_pd();
+        let mut j = 0;
+        while j < full {
+            acc = _mm512_fmadd_pd(
+                A::load8(a.as_ptr().add(j)),
+                B::load8(b.as_ptr().add(j)),
+                acc,
+            );
+            j += 8;
+        }
+        let mut lanes = [0.0f64; 8];
+        _mm512_storeu_pd(lanes.as_mut_ptr(), acc);
+        sum8(&lanes) + dot_tail(&a[full..], &b[full..])
+    }
+
+    /// SAFETY: AVX2 and FMA available; `a.len() == b.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_avx2<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
+        let full = a.len() / 8 * 8;
+        let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+        let mut j = 0;
+        while j < full {
+            lo = _mm256_fmadd_pd(A::load4(a.as_ptr().add(j)), B::load4(b.as_ptr().add(j)), lo);
+            hi = _mm256_fmadd_pd(
+                A::load4(a.as_ptr().add(j + 4)),
+                B::load4(b.as_ptr().add(j + 4)),
+                hi,
+            );
+            j += 8;
+        }
+        let mut lanes = [0.0f64; 8];
+        _mm256_storeu_pd(lanes.as_mut_ptr(), lo);
+        _mm256_storeu_pd(lanes.as_mut_ptr().add(4), hi);
+        sum8(&lanes) + dot_tail(&a[full..], &b[full..])
+    }
+
+    /// The 16 dot products of 4 rows of A with 4 rows of B (`dim` values each), every one
+    /// bit-identical to `dot_scalar`.
+    /// SAFETY: AVX-512F and FMA available; all pointers address `dim` readable values.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn dot_tile_avx512<T: Lane>(
+        a: [*const T; 4],
+        b: [*const T; 4],
+        dim: usize,
+        out: &mut [[f64; 4]; 4],
+    ) {
+        let full = dim / 8 * 8;
+        let mut acc = [[_mm512_setzero_pd(); 4]; 4];
+        let mut j = 0;
+        while j < full {
+            let av = [
+                T::load8(a[0].add(j)),
+                T::load8(a[1].add(j)),
+                T::load8(a[2].add(j)),
+                T::load8(a[3].add(j)),
+            ];
+            let bv = [
+                T::load8(b[0].add(j)),
+                T::load8(b[1].add(j)),
+                T::load8(b[2].add(j)),
+                T::load8(b[3].add(j)),
+            ];
+            for (acc_row, &ap) in acc.iter_mut().zip(&av) {
+                for (cell, &bq) in acc_row.iter_mut().zip(&bv) {
+                    *cell = _mm512_fmadd_pd(ap, bq, *cell);
+                }
+            }
+            j += 8;
+        }
+        for p in 0..4 {
+            let ta = std::slice::from_raw_parts(a[p].add(full), dim - full);
+            for q in 0..4 {
+                let tb = std::slice::from_raw_parts(b[q].add(full), dim - full);
+                let mut lanes = [0.0f64; 8];
+                _mm512_storeu_pd(lanes.as_mut_ptr(), acc[p][q]);
+                out[p][q] = sum8(&lanes) + dot_tail(ta, tb);
+            }
+        }
+    }
+
     /// SAFETY: AVX2 and FMA available; all slices have the same length.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn axpy_avx2<T: Lane>(acc: &mut [f64], c: f64, v: &[f64], x: &[T]) {
@@ -406,6 +597,42 @@ mod tests {
     }
 
     #[test]
+    fn dot_block_equals_single_dots() {
+        for (na, nb, d) in [
+            (1usize, 1usize, 1usize),
+            (5, 7, 8),
+            (9, 4, 13),
+            (8, 12, 64),
+            (6, 5, 771),
+        ] {
+            let a: Vec<f32> = (0..na * d)
+                .map(|i| ((i as f64 * 0.37).sin() * 3.0) as f32)
+                .collect();
+            let b: Vec<f32> = (0..nb * d)
+                .map(|i| ((i as f64 * 0.11).cos() * 3.0) as f32)
+                .collect();
+            let mut out = vec![0.0; na * nb];
+            dot_block(&a, &b, d, &mut out);
+            for r in 0..na {
+                for c in 0..nb {
+                    let single = dot(&a[r * d..(r + 1) * d], &b[c * d..(c + 1) * d]);
+                    assert_eq!(
+                        out[r * nb + c].to_bits(),
+                        single.to_bits(),
+                        "{na}x{nb} d={d} ({r},{c})"
+                    );
+                    let naive: f64 = a[r * d..(r + 1) * d]
+                        .iter()
+                        .zip(&b[c * d..(c + 1) * d])
+                        .map(|(x, y)| *x as f64 * *y as f64)
+                        .sum();
+                    assert!((single - naive).abs() <= 1e-12 * (1.0 + naive.abs()));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_level_gives_identical_bits() {
         for d in [1usize, 3, 8, 15, 16, 17, 33, 64, 100, 768, 771] {
             let (a, b) = data(d, d as f64);
@@ -420,6 +647,11 @@ mod tests {
             unsafe {
                 if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                     assert_eq!(
+                        dot_scalar(&a, &b).to_bits(),
+                        x86::dot_avx2(&a, &b).to_bits(),
+                        "dot avx2 d={d}"
+                    );
+                    assert_eq!(
                         scalar.to_bits(),
                         x86::sq_dist_avx2(&a, &b).to_bits(),
                         "avx2 d={d}"
@@ -429,6 +661,11 @@ mod tests {
                     assert_eq!(acc, acc_s);
                 }
                 if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+                    assert_eq!(
+                        dot_scalar(&a, &b).to_bits(),
+                        x86::dot_avx512(&a, &b).to_bits(),
+                        "dot avx512 d={d}"
+                    );
                     assert_eq!(
                         scalar.to_bits(),
                         x86::sq_dist_avx512(&a, &b).to_bits(),
