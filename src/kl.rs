@@ -5,18 +5,24 @@
 //!             + 1/m Σ_{j=1..m} log(k·m / (j·(n − 1)))
 //! where m' = m, or m − 1 with `discard_nearest_for_xy` (each target row then drops its nearest w).
 
-use crate::distance::{clip_sq, kth_neighbour_sq, sq_dist, CLIP_HIGH, CLIP_LOW};
+use crate::distance::{
+    clip_sq, expansion_error_factor, kth_neighbour_sq, sq_dist, CLIP_HIGH, CLIP_LOW,
+};
 use crate::error::GioError;
 use crate::parallel::{
     chunk_count, for_each_row_chunk_into, map_row_chunks, map_row_chunks_filling,
 };
 use crate::rows::{Element, Rows};
-use crate::simd::add_scaled_differences;
+use crate::simd::{add_scaled_difference, add_weighted_rows, dot, dot_block};
 
-/// The gradient works through X in blocks of at most this many bytes (half of a 32 KiB L1)...
-const L1_BLOCK_BYTES: usize = 16 * 1024;
+/// The gradient works through X in blocks of at most this many bytes (L1-resident)...
+const L1_BLOCK_BYTES: usize = 32 * 1024;
 /// ...and at most this many rows.
 const MAX_GRADIENT_BLOCK: usize = 64;
+/// Points whose gradients are computed in one pass over X.
+const MAX_POINTS: usize = 16;
+/// Rows whose squared distance to v is below this share of ‖x‖² + ‖v‖² use exact differences.
+const NEAR: f64 = 1e-2;
 
 /// The reference's ε inside every log.
 pub const EPS: f64 = 1e-8;
@@ -88,6 +94,8 @@ pub struct KlState<'a, T: Element> {
     cross_log_sum: f64,
     /// Per target row: the smallest clipped squared distance to W (only with discard).
     nearest_sq: Vec<f64>,
+    /// Per target row: ‖x_i‖², for the gradient's Gram-form distances.
+    x_norms: Vec<f64>,
 }
 
 impl<'a, T: Element> KlState<'a, T> {
@@ -129,6 +137,7 @@ impl<'a, T: Element> KlState<'a, T> {
             } else {
                 Vec::new()
             },
+            x_norms: (0..x.len()).map(|i| dot(x.row(i), x.row(i))).collect(),
         };
         state.add_rows(w);
         Ok(state)
@@ -269,52 +278,116 @@ impl<'a, T: Element> KlState<'a, T> {
     /// The gradient's sums Σ_i c_i (v − x_i), before the factor, for several points at once
     /// (the rows of `vs`, written to the rows of `out`): X is read from memory once for all of
     /// them. Each point's result is bit-identical to computing it alone.
+    ///
+    /// Distances come from the Gram form ‖x‖² + ‖v‖² − 2x·v (GEMM-like tiles) and the sum from
+    /// (Σ c_i)·v − Σ c_i x_i, except for rows near v (squared distance under `NEAR` of the norms,
+    /// where the Gram form cancels), which use exact differences: far rows carry a relative error
+    /// of at most `expansion_error_factor(d) / NEAR` ≈ 2e-11 at d = 768, near rows none.
     pub fn gradient_sums(&self, vs: &[f64], work: &mut GradientWork, out: &mut [f64]) {
+        let dim = self.x.dim();
+        let points = vs.len() / dim;
+        assert!(vs.len() == points * dim && out.len() == vs.len());
+        if points > MAX_POINTS {
+            for (v, o) in vs
+                .chunks(MAX_POINTS * dim)
+                .zip(out.chunks_mut(MAX_POINTS * dim))
+            {
+                self.gradient_sums(v, work, o);
+            }
+            return;
+        }
         let x = self.x;
-        let dim = x.dim();
-        let n_points = vs.len() / dim;
-        assert!(vs.len() == n_points * dim && out.len() == vs.len());
         let eps = self.params.eps;
         let discard = self.params.discard_nearest_for_xy;
         let nearest = &self.nearest_sq;
-        // Rows per block: a block stays in L1 while every point reads it twice.
-        let block =
-            (L1_BLOCK_BYTES / (dim * std::mem::size_of::<T>())).clamp(1, MAX_GRADIENT_BLOCK);
+        let x_norms = &self.x_norms;
+        let gamma = expansion_error_factor(dim);
+        let mut v_norms = [0.0f64; MAX_POINTS];
+        for (norm, v) in v_norms.iter_mut().zip(vs.chunks_exact(dim)) {
+            *norm = dot(v, v);
+        }
+        // Rows per block, a multiple of 4 (the tile height) that stays in L1 for its two passes.
+        let block = ((L1_BLOCK_BYTES / (dim * std::mem::size_of::<T>())) / 4 * 4)
+            .clamp(4, MAX_GRADIENT_BLOCK);
         let n_chunks = chunk_count(x.len(), dim);
-        let per_chunk = n_points * dim;
+        // Per chunk: Σ c x over far rows, Σ c (v − x) over near rows, Σ c over far rows.
+        let per_chunk = 2 * points * dim + points;
         work.partials.resize(n_chunks * per_chunk, 0.0);
         for_each_row_chunk_into(
             x.len(),
             dim,
             &mut work.partials,
             per_chunk,
-            |start, end, acc| {
-                acc.fill(0.0);
-                let mut coefs = [0.0f64; MAX_GRADIENT_BLOCK];
+            |start, end, part| {
+                part.fill(0.0);
+                let (far, rest) = part.split_at_mut(points * dim);
+                let (near, coef_sums) = rest.split_at_mut(points * dim);
+                let mut dots = [0.0f64; MAX_GRADIENT_BLOCK * MAX_POINTS];
+                let mut coefs = [0.0f64; MAX_GRADIENT_BLOCK * MAX_POINTS];
                 for block_start in (start..end).step_by(block) {
                     let block_end = (block_start + block).min(end);
-                    let rows = x.slice(block_start, block_end).data();
-                    for (v, acc) in vs.chunks_exact(dim).zip(acc.chunks_exact_mut(dim)) {
-                        for (c, i) in coefs.iter_mut().zip(block_start..block_end) {
-                            let s = sq_dist(v, x.row(i));
-                            // `nearest` is empty unless discard, so it is indexed behind `discard &&`.
-                            *c = if !(s > CLIP_LOW && s < CLIP_HIGH) || (discard && s < nearest[i])
-                            {
-                                0.0
-                            } else {
-                                let r = s.sqrt();
-                                1.0 / (r * (r + eps))
-                            };
+                    let rows = x.slice(block_start, block_end);
+                    let cells = rows.len() * points;
+                    dot_block(rows.data(), vs, dim, &mut dots[..cells]);
+                    for (cell, (&dot_rv, coef)) in
+                        dots[..cells].iter().zip(&mut coefs[..cells]).enumerate()
+                    {
+                        let (r, p) = (cell / points, cell % points);
+                        let i = block_start + r;
+                        let v = &vs[p * dim..(p + 1) * dim];
+                        let scale = x_norms[i] + v_norms[p];
+                        let approx = (scale - 2.0 * dot_rv).max(0.0);
+                        let error = gamma * scale;
+                        // `nearest` is empty unless discard, so it is indexed behind `discard &&`.
+                        let is_near = !(approx >= NEAR * scale && error.is_finite())
+                            || (discard && approx - error < nearest[i]);
+                        let s = if is_near {
+                            sq_dist(v, x.row(i))
+                        } else {
+                            approx
+                        };
+                        let c = if !(s > CLIP_LOW && s < CLIP_HIGH) || (discard && s < nearest[i]) {
+                            0.0
+                        } else {
+                            let root = s.sqrt();
+                            1.0 / (root * (root + eps))
+                        };
+                        if is_near {
+                            *coef = 0.0;
+                            if c != 0.0 {
+                                add_scaled_difference(
+                                    &mut near[p * dim..(p + 1) * dim],
+                                    c,
+                                    v,
+                                    x.row(i),
+                                );
+                            }
+                        } else {
+                            *coef = c;
+                            coef_sums[p] += c;
                         }
-                        add_scaled_differences(acc, &coefs[..block_end - block_start], v, rows);
                     }
+                    add_weighted_rows(far, &coefs[..cells], rows.data(), dim);
                 }
             },
         );
-        out.fill(0.0);
+        // Combine the chunks in order, then (Σ c)·v − Σ c x + Σ_near c (v − x) per point.
+        let mut totals = vec![0.0f64; per_chunk];
         for partial in work.partials[..n_chunks * per_chunk].chunks_exact(per_chunk) {
-            for (o, &p) in out.iter_mut().zip(partial) {
-                *o += p;
+            for (t, &p) in totals.iter_mut().zip(partial) {
+                *t += p;
+            }
+        }
+        let (far, rest) = totals.split_at(points * dim);
+        let (near, coef_sums) = rest.split_at(points * dim);
+        let per_point = out
+            .chunks_exact_mut(dim)
+            .zip(vs.chunks_exact(dim))
+            .zip(far.chunks_exact(dim).zip(near.chunks_exact(dim)))
+            .zip(coef_sums);
+        for (((out, v), (far, near)), &coef_sum) in per_point {
+            for (((o, &vj), &f), &nr) in out.iter_mut().zip(v).zip(far).zip(near) {
+                *o = coef_sum.mul_add(vj, -f) + nr;
             }
         }
     }

@@ -142,33 +142,36 @@ pub fn dot<A: Element, B: Element>(a: &[A], b: &[B]) -> f64 {
 
 /// `out[r * b_rows + c] = a_r · b_c` for every row r of `a` and c of `b` (row-major, `dim`
 /// columns each), each value bit-identical to `dot(a_r, b_c)`. Tiles of 4×4 rows share their loads.
-pub fn dot_block<T: Element>(a: &[T], b: &[T], dim: usize, out: &mut [f64]) {
+pub fn dot_block<A: Element, B: Element>(a: &[A], b: &[B], dim: usize, out: &mut [f64]) {
     let (na, nb) = (a.len() / dim, b.len() / dim);
     assert!(a.len() == na * dim && b.len() == nb * dim && out.len() == na * nb);
-    match T::PRECISION {
-        Precision::F64 => dot_block_typed(as_f64(a), as_f64(b), dim, out),
-        Precision::F32 => dot_block_typed(as_f32(a), as_f32(b), dim, out),
+    use Precision::{F32, F64};
+    match (A::PRECISION, B::PRECISION) {
+        (F64, F64) => dot_block_typed(as_f64(a), as_f64(b), dim, out),
+        (F64, F32) => dot_block_typed(as_f64(a), as_f32(b), dim, out),
+        (F32, F64) => dot_block_typed(as_f32(a), as_f64(b), dim, out),
+        (F32, F32) => dot_block_typed(as_f32(a), as_f32(b), dim, out),
     }
 }
 
-fn dot_block_typed<T: Lane>(a: &[T], b: &[T], dim: usize, out: &mut [f64]) {
+fn dot_block_typed<A: Lane, B: Lane>(a: &[A], b: &[B], dim: usize, out: &mut [f64]) {
     let (na, nb) = (a.len() / dim, b.len() / dim);
-    let row = |m: &[T], i: usize| -> *const T { m[i * dim..(i + 1) * dim].as_ptr() };
     let (ta, tb) = if level() == Level::Avx512 {
         (na / 4 * 4, nb / 4 * 4)
     } else {
         (0, 0)
     };
     #[cfg(target_arch = "x86_64")]
-    // Columns outer: each 4-row tile of `b` is read once while the rows of `a` stay in cache.
     for r in (0..ta).step_by(4) {
+        let ra = |p: usize| a[(r + p) * dim..].as_ptr();
         for c in (0..tb).step_by(4) {
+            let rb = |q: usize| b[(c + q) * dim..].as_ptr();
             let mut tile = [[0.0f64; 4]; 4];
             // SAFETY: AVX-512F and FMA were detected; all 8 rows hold `dim` values.
             unsafe {
                 x86::dot_tile_avx512(
-                    [row(a, r), row(a, r + 1), row(a, r + 2), row(a, r + 3)],
-                    [row(b, c), row(b, c + 1), row(b, c + 2), row(b, c + 3)],
+                    [ra(0), ra(1), ra(2), ra(3)],
+                    [rb(0), rb(1), rb(2), rb(3)],
                     dim,
                     &mut tile,
                 )
@@ -178,10 +181,59 @@ fn dot_block_typed<T: Lane>(a: &[T], b: &[T], dim: usize, out: &mut [f64]) {
             }
         }
     }
-    for r in 0..na {
-        let first_col = if r < ta { tb } else { 0 };
-        for c in first_col..nb {
+    // Columns left over by the 4×4 tiles: 4 rows of `a` against one column at a time.
+    #[cfg(target_arch = "x86_64")]
+    for r in (0..ta).step_by(4) {
+        let ra = |p: usize| a[(r + p) * dim..].as_ptr();
+        for c in tb..nb {
+            // SAFETY: AVX-512F and FMA were detected; all 5 rows hold `dim` values.
+            let col = unsafe {
+                x86::dot_tile4x1_avx512([ra(0), ra(1), ra(2), ra(3)], b[c * dim..].as_ptr(), dim)
+            };
+            for (p, value) in col.iter().enumerate() {
+                out[(r + p) * nb + c] = *value;
+            }
+        }
+    }
+    for r in ta..na {
+        for c in 0..nb {
             out[r * nb + c] = dot_typed(&a[r * dim..(r + 1) * dim], &b[c * dim..(c + 1) * dim]);
+        }
+    }
+}
+
+/// `acc[p][j] += coefs[r][p] · rows[r][j]` for every row r in order and point p (`acc` is
+/// points × dim, `coefs` rows × points, row-major), fused: the transposed product Xᵀ·C.
+pub fn add_weighted_rows<T: Element>(acc: &mut [f64], coefs: &[f64], rows: &[T], dim: usize) {
+    let points = acc.len() / dim;
+    let n_rows = rows.len() / dim;
+    assert!(
+        acc.len() == points * dim && rows.len() == n_rows * dim && coefs.len() == n_rows * points
+    );
+    match T::PRECISION {
+        Precision::F64 => weighted_rows_typed(acc, coefs, as_f64(rows), dim),
+        Precision::F32 => weighted_rows_typed(acc, coefs, as_f32(rows), dim),
+    }
+}
+
+fn weighted_rows_typed<T: Lane>(acc: &mut [f64], coefs: &[f64], rows: &[T], dim: usize) {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected on this CPU; shapes are checked by the caller.
+        Level::Avx512 => unsafe { x86::weighted_rows_avx512(acc, coefs, rows, dim) },
+        _ => weighted_rows_scalar(acc, coefs, rows, dim),
+    }
+}
+
+#[inline(always)]
+fn weighted_rows_scalar<T: Lane>(acc: &mut [f64], coefs: &[f64], rows: &[T], dim: usize) {
+    let points = acc.len() / dim;
+    for (r, row) in rows.chunks_exact(dim).enumerate() {
+        for (p, acc) in acc.chunks_exact_mut(dim).enumerate() {
+            let c = coefs[r * points + p];
+            for (a, x) in acc.iter_mut().zip(row) {
+                *a = c.mul_add(x.f64(), *a);
+            }
         }
     }
 }
@@ -521,9 +573,9 @@ mod x86 {
     /// bit-identical to `dot_scalar`.
     /// SAFETY: AVX-512F and FMA available; all pointers address `dim` readable values.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn dot_tile_avx512<T: Lane>(
-        a: [*const T; 4],
-        b: [*const T; 4],
+    pub(super) unsafe fn dot_tile_avx512<A: Lane, B: Lane>(
+        a: [*const A; 4],
+        b: [*const B; 4],
         dim: usize,
         out: &mut [[f64; 4]; 4],
     ) {
@@ -532,16 +584,16 @@ mod x86 {
         let mut j = 0;
         while j < full {
             let av = [
-                T::load8(a[0].add(j)),
-                T::load8(a[1].add(j)),
-                T::load8(a[2].add(j)),
-                T::load8(a[3].add(j)),
+                A::load8(a[0].add(j)),
+                A::load8(a[1].add(j)),
+                A::load8(a[2].add(j)),
+                A::load8(a[3].add(j)),
             ];
             let bv = [
-                T::load8(b[0].add(j)),
-                T::load8(b[1].add(j)),
-                T::load8(b[2].add(j)),
-                T::load8(b[3].add(j)),
+                B::load8(b[0].add(j)),
+                B::load8(b[1].add(j)),
+                B::load8(b[2].add(j)),
+                B::load8(b[3].add(j)),
             ];
             for (acc_row, &ap) in acc.iter_mut().zip(&av) {
                 for (cell, &bq) in acc_row.iter_mut().zip(&bv) {
@@ -558,6 +610,104 @@ mod x86 {
                 _mm512_storeu_pd(lanes.as_mut_ptr(), acc[p][q]);
                 out[p][q] = sum8(&lanes) + dot_tail(ta, tb);
             }
+        }
+    }
+
+    /// The dot products of 4 rows of A with one row of B, each bit-identical to `dot_scalar`.
+    /// SAFETY: AVX-512F and FMA available; all pointers address `dim` readable values.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn dot_tile4x1_avx512<A: Lane, B: Lane>(
+        a: [*const A; 4],
+        b: *const B,
+        dim: usize,
+    ) -> [f64; 4] {
+        let full = dim / 8 * 8;
+        let mut acc = [_mm512_setzero_pd(); 4];
+        let mut j = 0;
+        while j < full {
+            let bv = B::load8(b.add(j));
+            for (cell, ap) in acc.iter_mut().zip(&a) {
+                *cell = _mm512_fmadd_pd(A::load8(ap.add(j)), bv, *cell);
+            }
+            j += 8;
+        }
+        let tb = std::slice::from_raw_parts(b.add(full), dim - full);
+        let mut out = [0.0f64; 4];
+        for (p, o) in out.iter_mut().enumerate() {
+            let ta = std::slice::from_raw_parts(a[p].add(full), dim - full);
+            let mut lanes = [0.0f64; 8];
+            _mm512_storeu_pd(lanes.as_mut_ptr(), acc[p]);
+            *o = sum8(&lanes) + dot_tail(ta, tb);
+        }
+        out
+    }
+
+    /// Column tiles of 32 values for two points at a time stay in registers across all rows.
+    /// SAFETY: AVX-512F and FMA available; `acc` is points×dim, `coefs` rows×points, `rows` rows×dim.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn weighted_rows_avx512<T: Lane>(
+        acc: &mut [f64],
+        coefs: &[f64],
+        rows: &[T],
+        dim: usize,
+    ) {
+        const TILE: usize = 32;
+        let points = acc.len() / dim;
+        let n_rows = rows.len() / dim;
+        let full = dim / TILE * TILE;
+        let (pa, pr, pc) = (acc.as_mut_ptr(), rows.as_ptr(), coefs.as_ptr());
+        let mut p = 0;
+        while p < points {
+            let pair = (points - p).min(2);
+            let mut j = 0;
+            while j < full {
+                let mut a0 = [_mm512_setzero_pd(); 4];
+                let mut a1 = [_mm512_setzero_pd(); 4];
+                for q in 0..4 {
+                    a0[q] = _mm512_loadu_pd(pa.add(p * dim + j + 8 * q));
+                    if pair == 2 {
+                        a1[q] = _mm512_loadu_pd(pa.add((p + 1) * dim + j + 8 * q));
+                    }
+                }
+                for r in 0..n_rows {
+                    let row = pr.add(r * dim + j);
+                    let x = [
+                        T::load8(row),
+                        T::load8(row.add(8)),
+                        T::load8(row.add(16)),
+                        T::load8(row.add(24)),
+                    ];
+                    let c0 = _mm512_set1_pd(*pc.add(r * points + p));
+                    for q in 0..4 {
+                        a0[q] = _mm512_fmadd_pd(c0, x[q], a0[q]);
+                    }
+                    if pair == 2 {
+                        let c1 = _mm512_set1_pd(*pc.add(r * points + p + 1));
+                        for q in 0..4 {
+                            a1[q] = _mm512_fmadd_pd(c1, x[q], a1[q]);
+                        }
+                    }
+                }
+                for q in 0..4 {
+                    _mm512_storeu_pd(pa.add(p * dim + j + 8 * q), a0[q]);
+                    if pair == 2 {
+                        _mm512_storeu_pd(pa.add((p + 1) * dim + j + 8 * q), a1[q]);
+                    }
+                }
+                j += TILE;
+            }
+            if full < dim {
+                for r in 0..n_rows {
+                    let row = &rows[r * dim..(r + 1) * dim];
+                    for pp in p..p + pair {
+                        let c = coefs[r * points + pp];
+                        for jj in full..dim {
+                            acc[pp * dim + jj] = c.mul_add(row[jj].f64(), acc[pp * dim + jj]);
+                        }
+                    }
+                }
+            }
+            p += pair;
         }
     }
 
@@ -629,6 +779,29 @@ mod tests {
                     assert!((single - naive).abs() <= 1e-12 * (1.0 + naive.abs()));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn weighted_rows_match_the_scalar_order() {
+        for (rows_n, points, d) in [
+            (1usize, 1usize, 3usize),
+            (5, 3, 40),
+            (7, 8, 771),
+            (3, 2, 64),
+        ] {
+            let rows: Vec<f32> = (0..rows_n * d)
+                .map(|i| ((i as f64 * 0.37).sin() * 3.0) as f32)
+                .collect();
+            let coefs: Vec<f64> = (0..rows_n * points)
+                .map(|i| (i as f64 * 0.91).cos())
+                .collect();
+            let start: Vec<f64> = (0..points * d).map(|i| (i as f64 * 0.13).sin()).collect();
+            let mut scalar = start.clone();
+            weighted_rows_scalar(&mut scalar, &coefs, &rows, d);
+            let mut dispatched = start.clone();
+            add_weighted_rows(&mut dispatched, &coefs, &rows, d);
+            assert_eq!(scalar, dispatched, "{rows_n}x{points} d={d}");
         }
     }
 
