@@ -1,0 +1,35 @@
+"""gio_rs: fast Gradient Information Optimization (GIO) for training-data selection.
+
+GIO (Everaert & Potts, arXiv 2306.11670) picks rows of a pool so that, together with an optional
+existing set, they carry the most information about a small target sample: it greedily minimises a
+k-nearest-neighbour estimate of KL(target ‖ selection). The heavy lifting runs in a Rust core
+(rayon, SIMD, GIL released).
+
+Public API:
+
+- `select(train, target, ...) -> Selection`: the selection loop, reference bugs fixed.
+- `kl_divergence(x, y, k)` and `kl_gradient(x, w, v)`: the estimator and its gradient.
+- `GIOKL`: drop-in for `grad-info-opt`'s class, reference behaviour kept.
+- `reference`: a plain NumPy implementation of the same math, slow and readable.
+- `GioError`: raised for invalid input (a ValueError).
+"""
+
+from . import reference
+from ._core import GioError, simd_level
+from ._core import __version__ as __version__
+from ._progress import CandidateEvent
+from .compat import GIOKL
+from .estimator import kl_divergence, kl_gradient
+from .selection import Selection, select
+
+__all__ = [
+    "GIOKL",
+    "CandidateEvent",
+    "GioError",
+    "Selection",
+    "kl_divergence",
+    "kl_gradient",
+    "reference",
+    "select",
+    "simd_level",
+]

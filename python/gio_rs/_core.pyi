@@ -1,0 +1,58 @@
+"""Type stubs for the Rust extension `gio_rs._core`. Arrays must already be C-contiguous and of
+one float dtype (float32 or float64); the public wrappers in the package take care of that."""
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class GioError(ValueError):
+    """Invalid input to gio_rs. The message names the argument and the problem."""
+
+def kl_divergence(
+    x: npt.NDArray[np.floating], y: npt.NDArray[np.floating], k: int, eps: float, discard_nearest_for_xy: bool
+) -> float: ...
+def kl_gradient(
+    x: npt.NDArray[np.floating],
+    w: npt.NDArray[np.floating],
+    v: npt.NDArray[np.float64],
+    discard_nearest_for_xy: bool,
+) -> npt.NDArray[np.float64]: ...
+def gradient_descend(
+    x: npt.NDArray[np.floating],
+    w: npt.NDArray[np.floating],
+    v: npt.NDArray[np.float64],
+    scale_factor: Optional[float],
+    steps: int,
+    lr: float,
+    discard_nearest_for_xy: bool,
+) -> tuple[npt.NDArray[np.float64], float]: ...
+def greedy_select(
+    train: npt.NDArray[np.floating],
+    x: npt.NDArray[np.floating],
+    w0: npt.NDArray[np.floating],
+    *,
+    k: int,
+    max_iter: int,
+    stop_criterion: str,
+    min_difference: float,
+    resets_allowed: bool,
+    max_resets: int,
+    max_data_size: float,
+    min_kl: float,
+    max_sequential_increases: int,
+    random_restart_prob: float,
+    scale_factor: Optional[float],
+    v_init: str,
+    grad_desc_iter: int,
+    discard_nearest_for_xy: bool,
+    lr: float,
+    fixed: bool,
+    record_v_opts: bool,
+    random: Optional[Callable[[], float]],
+    pick: Optional[Callable[[int], int]],
+    callback: Any,
+) -> dict[str, Any]: ...
+def simd_level() -> str: ...

@@ -1,0 +1,104 @@
+"""Progress reporting for the selection loop. The Rust core calls `start` once and `candidate`
+after every candidate (with the GIL held briefly, between iterations); this fans the calls out to
+a user callback, a tqdm bar and the reference's print lines."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Any, Callable, NamedTuple, Optional
+
+
+class CandidateEvent(NamedTuple):
+    """One evaluated candidate, as passed to a `callback`."""
+
+    candidate: int
+    """Candidates evaluated so far, this one included."""
+    iteration: int
+    """The reference's iteration counter (steps back on a pool reset)."""
+    selected: int
+    """Rows accepted so far."""
+    kl: float
+    """KL estimate with this candidate added."""
+    accepted: bool
+    reset: bool
+    """This candidate made the loop refill the pool."""
+    num_resets: int
+
+
+class Reporter:
+    """Receives the core's calls. `print_reference` mimics the reference's stdout lines."""
+
+    def __init__(
+        self,
+        callback: Optional[Callable[[CandidateEvent], Any]] = None,
+        progress: bool = False,
+        total: Optional[int] = None,
+        print_reference: bool = False,
+    ) -> None:
+        self._callback = callback
+        self._print = print_reference
+        self._bar = _make_bar(total) if progress else None
+
+    def start(self, kl_start: float, scale_factor: float) -> None:
+        if self._print:
+            print("Starting KL: " + str(kl_start))
+
+    def candidate(
+        self,
+        candidate: int,
+        iteration: int,
+        selected: int,
+        kl: float,
+        accepted: bool,
+        reset: bool,
+        num_resets: int,
+    ) -> None:
+        if self._print:
+            print("KL Divergence at iteration " + str(iteration) + ": " + str(kl))
+            if reset:
+                print("KL Div Increase, Resetting G")
+        if self._bar is not None:
+            if accepted:
+                self._bar.update(1)
+            self._bar.set_postfix(kl=f"{kl:.5g}", resets=num_resets, refresh=False)
+        if self._callback is not None:
+            self._callback(CandidateEvent(candidate, iteration, selected, kl, accepted, reset, num_resets))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class _StderrBar:
+    """A minimal stand-in for tqdm when it is not installed."""
+
+    def __init__(self, total: Optional[int]) -> None:
+        self.n, self.total, self._postfix = 0, total, ""
+
+    def update(self, n: int) -> None:
+        self.n += n
+        self._draw()
+
+    def set_postfix(self, refresh: bool = True, **kwargs: Any) -> None:
+        self._postfix = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        self._draw()
+
+    def _draw(self) -> None:
+        total = f"/{self.total}" if self.total else ""
+        sys.stderr.write(f"\rgio_rs: {self.n}{total} rows selected  {self._postfix}   ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _make_bar(total: Optional[int]) -> Any:
+    try:
+        with warnings.catch_warnings():  # tqdm.auto may warn about notebook widgets
+            warnings.simplefilter("ignore")
+            from tqdm.auto import tqdm
+    except ImportError:
+        return _StderrBar(total)
+    return tqdm(total=total, unit="row", desc="gio_rs select")

@@ -1,0 +1,232 @@
+"""`GIOKL`: a drop-in for `grad-info-opt`'s class (`from GIO import GIOKL`), backed by the Rust
+core. Same constructor, same `fit`, `calculate_statistical_distance` and `gradient_descend`
+signatures and return shapes, same results, quirks included (listed on `GIOKL.fit`).
+Change ``from GIO import GIOKL`` to ``from gio_rs import GIOKL`` and the subset is the same.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._arrays import (
+    as_matrix,
+    as_vector,
+    cast,
+    check_bool,
+    check_float,
+    check_int,
+    same_columns,
+    working_dtype,
+)
+from ._progress import Reporter
+from .estimator import kl_divergence
+from .selection import loop_options, run_loop, uniform_start
+
+
+class GIOKL:
+    """Gradient Information Optimization with the averaged k-NN KL estimator.
+
+    Parameters
+    ----------
+    uniform_low, uniform_high, uniform_start_size, dim
+        The uniform start used by `fit` when neither `D` nor `random_init_pct` is given:
+        `uniform_start_size` rows of `dim` values drawn from U[uniform_low, uniform_high).
+    seed : int, optional
+        Not in the reference. When given, `fit` draws from its own `random.Random(seed)` and
+        `numpy.random.RandomState(seed)`, made afresh for each call, so that a fit is reproducible.
+        When None (the default), `fit` draws from Python's global `random` and NumPy's global
+        `np.random` exactly as the reference does, so the same global seeds give the same subset.
+    verbose : bool
+        Not in the reference. Print the reference's lines ("Starting KL", every candidate's KL,
+        "KL Div Increase, Resetting G"); default True, as the reference always prints.
+    progress : bool
+        Not in the reference. Show a progress bar during `fit`.
+
+    Unlike the reference, no SparkSession is started.
+    """
+
+    def __init__(
+        self,
+        uniform_low: float = -1,
+        uniform_high: float = 1,
+        uniform_start_size: int = 20,
+        dim: int = 768,
+        *,
+        seed: Optional[int] = None,
+        verbose: bool = True,
+        progress: bool = False,
+    ) -> None:
+        self.uniform_low = uniform_low
+        self.uniform_high = uniform_high
+        self.uniform_start_size = uniform_start_size
+        self.dim = dim
+        self.seed = seed
+        self.verbose = verbose
+        self.progress = progress
+        self.random_init = False
+
+    def calculate_statistical_distance(
+        self, x: Any, y: Any, k: int = 5, eps: float = 1e-8, discard_nearest_for_xy: bool = False
+    ) -> float:
+        """KL(x ‖ y) by the averaged k-NN estimator (see `gio_rs.kl_divergence`)."""
+        return kl_divergence(x, y, k, eps=eps, discard_nearest_for_xy=discard_nearest_for_xy)
+
+    def gradient_descend(
+        self,
+        X: Any,
+        W: Any,
+        v: Any,
+        scaling_factor: float,
+        max_iterations: int,
+        lr: float = 0.01,
+        k: int = 5,
+        discard_nearest_for_xy: bool = False,
+    ) -> np.ndarray:
+        """`max_iterations` steps of v ← v − lr·scaling_factor·∇_v KL(X ‖ W ∪ {v}); returns v
+        (in the dtype of X and W). `k` does not change the gradient; it is accepted for
+        compatibility."""
+        x_arr = as_matrix("X", X, min_rows=1)
+        w_arr = as_matrix("W", W, min_rows=1)
+        same_columns("W", w_arr, "X", x_arr.shape[1])
+        v_arr = as_vector("v", v, x_arr.shape[1])
+        scale = check_float("scaling_factor", scaling_factor)
+        steps = check_int("max_iterations", max_iterations, minimum=0)
+        lr = check_float("lr", lr)
+        check_int("k", k, minimum=1)
+        discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)
+        dtype = working_dtype(x_arr, w_arr)
+        v_out, _ = _core.gradient_descend(
+            cast(x_arr, dtype), cast(w_arr, dtype), v_arr, scale, steps, lr, discard
+        )
+        return v_out.astype(dtype, copy=False)
+
+    def fit(
+        self,
+        train: Any,
+        X: Any,
+        D: Any = None,
+        k: int = 5,
+        max_iter: int = 100,
+        stop_criterion: str = "increase",
+        min_difference: float = 0,
+        resets_allowed: bool = False,
+        max_resets: int = 2,
+        max_data_size: float = 1,
+        min_kl: float = 0,
+        max_sequential_increases: int = 3,
+        random_init_pct: float = 0,
+        random_restart_prob: float = 0,
+        scale_factor: Union[str, float] = "auto",
+        v_init: str = "mean",
+        grad_desc_iter: int = 50,
+        discard_nearest_for_xy: bool = False,
+        normalize: bool = True,
+        lr: float = 0.01,
+    ) -> tuple:
+        """Run GIO exactly as `grad-info-opt` 0.1.2 does.
+
+        Returns ``(W, kl_divs, (v, scale_factor, just_reset, num_resets, increases, adder, kl_divs))``:
+        W is an ndarray holding the initial rows followed by the selected train rows; kl_divs is a
+        list of floats, one per accepted row (the starting KL and rejected candidates excluded);
+        adder is the pool left at the end (train rows not used, in order).
+
+        Reference behaviour kept on purpose (use `gio_rs.select` for the fixed version):
+
+        - ``max_iter=N`` accepts N+1 rows; one more candidate is computed and discarded.
+        - A candidate leaves the pool before the stop test, so a rejected row is gone.
+        - ``"data_size"`` accepts ``int(max_data_size·len(train)) + 1`` rows.
+        - ``"max_resets"`` and ``"sequential_increase_tolerance"`` never stop (unless max_resets=0 /
+          max_sequential_increases=0): the run goes to max_iter, accepting increases.
+        - ``"min_kl"`` rejects the row that reached the target. An unknown criterion never stops.
+        - With `resets_allowed`, a stop refills the pool with all of train (rows may repeat), the
+          iteration counter steps back and the next descent is 3× longer.
+        - The restart coin (`random_restart_prob`) is drawn on every iteration that is not the
+          first or right after a reset, consuming Python's random stream even when it is 0.
+        - ``scale_factor="auto"`` is ‖v₀‖/‖∇(v₀)‖ computed once; for a target centred at the origin
+          it is ≈ 0 and v never moves.
+        - `random_init_pct` rows stay in the pool; with `D` given it is ignored.
+        - An exhausted pool raises IndexError.
+
+        Differences: an unknown `v_init` raises GioError (the reference fails with
+        UnboundLocalError); invalid values (NaN, k ≥ n, mismatched dimensions) raise GioError.
+        """
+        train_arr = as_matrix("train", train)
+        x_arr = as_matrix("X", X, min_rows=2)
+        dim = x_arr.shape[1]
+        same_columns("train", train_arr, "X", dim)
+        opts = loop_options(
+            k=k,
+            max_iter=max_iter,
+            stop_criterion=stop_criterion,
+            min_difference=min_difference,
+            resets_allowed=resets_allowed,
+            max_resets=max_resets,
+            max_data_size=max_data_size,
+            min_kl=min_kl,
+            max_sequential_increases=max_sequential_increases,
+            random_restart_prob=random_restart_prob,
+            scale_factor=scale_factor,
+            v_init=v_init,
+            grad_desc_iter=grad_desc_iter,
+            discard_nearest_for_xy=discard_nearest_for_xy,
+            lr=lr,
+            fixed=False,
+            n_target=x_arr.shape[0],
+        )
+        random_init_pct = check_float("random_init_pct", random_init_pct, minimum=0.0, maximum=1.0)
+        normalize = check_bool("normalize", normalize)
+        if self.seed is None:
+            rng: Any = _random
+            np_rng: Any = np.random
+        else:
+            seed = check_int("seed", self.seed, minimum=0)
+            rng, np_rng = _random.Random(seed), np.random.RandomState(seed)
+
+        if not random_init_pct and D is None:
+            if check_int("dim", self.dim, minimum=1) != dim:
+                raise _core.GioError(
+                    f"dim: GIOKL(dim={self.dim}) must equal the number of columns of X ({dim})"
+                )
+            low = check_float("uniform_low", self.uniform_low)
+            high = check_float("uniform_high", self.uniform_high)
+            size = check_int("uniform_start_size", self.uniform_start_size, minimum=1)
+            init_arr = uniform_start(np_rng, low, high, size, dim, normalize)
+            self.random_init = True
+        elif D is None:
+            amount = int(random_init_pct * len(train_arr))
+            if amount < 1:
+                raise _core.GioError(
+                    f"random_init_pct: {random_init_pct} of {len(train_arr)} train rows is less than one row"
+                )
+            init_arr = train_arr[rng.sample(range(len(train_arr)), amount)]
+        else:
+            init_arr = as_matrix("D", D)
+            same_columns("D", init_arr, "X", dim)
+        if opts.discard_nearest_for_xy and len(init_arr) < 2:
+            raise _core.GioError("D: needs at least 2 rows with discard_nearest_for_xy=True")
+
+        reporter = Reporter(
+            print_reference=bool(self.verbose), progress=bool(self.progress), total=opts.max_iter + 1
+        )
+        out = run_loop(train_arr, x_arr, init_arr, opts, fixed=False, rng=rng, reporter=reporter)
+
+        dtype = working_dtype(train_arr, x_arr)
+        train_c = cast(train_arr, dtype)
+        indices = out["indices"]
+        W = np.concatenate([cast(init_arr, dtype), train_c[indices]], axis=0)
+        kl_divs = [float(v) for v in out["kl_trace"]]
+        adder = train_c[~out["used"]]
+        state = (
+            out["v"].astype(dtype),
+            float(out["scale_factor"]),
+            bool(out["just_reset"]),
+            int(out["num_resets"]),
+            int(out["increases"]),
+            adder,
+            kl_divs,
+        )
+        return W, kl_divs, state

@@ -1,0 +1,381 @@
+"""Greedy GIO selection on NumPy arrays: `select` (fixed semantics, the modern API) and the
+shared plumbing that `GIOKL.fit` (reference semantics) uses too.
+
+Each step runs gradient descent on a relaxed candidate v, snaps v to the nearest unused pool row,
+evaluates KL(target ‖ selection ∪ {row}) and applies the stop criterion (see `select`).
+"""
+
+from __future__ import annotations
+
+import random as _random
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._arrays import as_matrix, cast, check_bool, check_float, check_int, same_columns, working_dtype
+from ._progress import CandidateEvent, Reporter
+
+STOP_CRITERIA = (
+    "increase",
+    "max_resets",
+    "min_difference",
+    "sequential_increase_tolerance",
+    "min_kl",
+    "data_size",
+)
+V_INITS = ("mean", "prev_opt", "jump")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The result of `select`.
+
+    Attributes
+    ----------
+    indices : int64 array
+        Rows of `train` accepted, in selection order (a row can repeat after a pool reset).
+    kl_trace : float64 array
+        KL(target ‖ selection) after each accepted row.
+    kl_start : float
+        KL of the initial selection alone.
+    stop_reason : str
+        What ended the run: a stop criterion's name, "max_iter" or "pool_exhausted".
+    candidate_kl : float64 array
+        KL of every candidate, rejected ones included (the last is often the rejected one).
+    init : array
+        The initial selection's rows (not part of `indices` unless drawn from train).
+    init_indices : int64 array or None
+        Rows of `train` used as the initial selection with `random_init_pct`, else None.
+    scale_factor : float
+        The gradient scale used by the descent.
+    n_resets : int
+        Pool resets performed.
+    v_opts : array or None
+        v after every descent (rows), when `record_v_opts=True`.
+    """
+
+    indices: np.ndarray
+    kl_trace: np.ndarray
+    kl_start: float
+    stop_reason: str
+    candidate_kl: np.ndarray
+    init: np.ndarray
+    init_indices: Optional[np.ndarray]
+    scale_factor: float
+    n_resets: int
+    v_opts: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def kl_final(self) -> float:
+        """KL after the last accepted row (kl_start when nothing was accepted)."""
+        return float(self.kl_trace[-1]) if len(self.kl_trace) else self.kl_start
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """Validated loop options, in the core's vocabulary."""
+
+    k: int
+    max_iter: int
+    stop_criterion: str
+    min_difference: float
+    resets_allowed: bool
+    max_resets: int
+    max_data_size: float
+    min_kl: float
+    max_sequential_increases: int
+    random_restart_prob: float
+    scale_factor: Optional[float]
+    v_init: str
+    grad_desc_iter: int
+    discard_nearest_for_xy: bool
+    lr: float
+
+
+def loop_options(
+    *,
+    k: Any,
+    max_iter: Any,
+    stop_criterion: Any,
+    min_difference: Any,
+    resets_allowed: Any,
+    max_resets: Any,
+    max_data_size: Any,
+    min_kl: Any,
+    max_sequential_increases: Any,
+    random_restart_prob: Any,
+    scale_factor: Any,
+    v_init: Any,
+    grad_desc_iter: Any,
+    discard_nearest_for_xy: Any,
+    lr: Any,
+    fixed: bool,
+    n_target: int,
+) -> LoopOptions:
+    """Checks every option; names in errors are the argument names."""
+    k = check_int("k", k, minimum=1)
+    if k > n_target - 1:
+        raise _core.GioError(f"k: must be <= n - 1 = {n_target - 1} for a target of {n_target} rows, got {k}")
+    if not isinstance(stop_criterion, str):
+        raise TypeError(f"stop_criterion: expected a string, got {type(stop_criterion).__name__}")
+    if fixed and stop_criterion not in STOP_CRITERIA:
+        raise _core.GioError(
+            f"stop_criterion: unknown criterion {stop_criterion!r}; expected one of {STOP_CRITERIA}"
+        )
+    if not isinstance(v_init, str) or v_init not in V_INITS:
+        raise _core.GioError(f"v_init: unknown value {v_init!r}; expected one of {V_INITS}")
+    if isinstance(scale_factor, str):
+        if scale_factor != "auto":
+            raise _core.GioError(f"scale_factor: expected 'auto' or a number, got {scale_factor!r}")
+        scale = None
+    else:
+        scale = check_float("scale_factor", scale_factor)
+    return LoopOptions(
+        k=k,
+        max_iter=check_int("max_iter", max_iter, minimum=0),
+        stop_criterion=stop_criterion,
+        min_difference=check_float("min_difference", min_difference),
+        resets_allowed=check_bool("resets_allowed", resets_allowed),
+        max_resets=check_int("max_resets", max_resets, minimum=0),
+        max_data_size=check_float("max_data_size", max_data_size, minimum=0.0),
+        min_kl=check_float("min_kl", min_kl),
+        max_sequential_increases=check_int("max_sequential_increases", max_sequential_increases, minimum=0),
+        random_restart_prob=check_float("random_restart_prob", random_restart_prob, minimum=0.0, maximum=1.0),
+        scale_factor=scale,
+        v_init=v_init,
+        grad_desc_iter=check_int("grad_desc_iter", grad_desc_iter, minimum=0),
+        discard_nearest_for_xy=check_bool("discard_nearest_for_xy", discard_nearest_for_xy),
+        lr=check_float("lr", lr),
+    )
+
+
+def uniform_start(np_rng: Any, low: float, high: float, size: int, dim: int, normalize: bool) -> np.ndarray:
+    """The reference's uniform start: `np_rng.uniform(low, high, (size, dim))`, each row scaled to
+    unit L2 norm when `normalize` (an all-zero row is left as is)."""
+    rows = np.asarray(np_rng.uniform(low=low, high=high, size=(size, dim)), dtype=np.float64)
+    if normalize:
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        rows = np.where(norms == 0, rows, rows / np.where(norms == 0, 1.0, norms))
+    return rows
+
+
+def pick_row(rng: Any) -> Callable[[int], int]:
+    """A row draw that consumes `rng` exactly as the reference's `random.sample(rows, 1)`."""
+    return lambda n: rng.sample(range(n), 1)[0]
+
+
+def run_loop(
+    train: np.ndarray,
+    target: np.ndarray,
+    init: np.ndarray,
+    opts: LoopOptions,
+    *,
+    fixed: bool,
+    rng: Any,
+    reporter: Reporter,
+    record_v_opts: bool = False,
+) -> dict:
+    """Casts to one working dtype and runs the core loop. Arrays must be validated already.
+    The dtype follows train and target (float32 stays float32); init is cast to it."""
+    dtype = working_dtype(train, target)
+    try:
+        return _core.greedy_select(
+            cast(train, dtype),
+            cast(target, dtype),
+            cast(init, dtype),
+            k=opts.k,
+            max_iter=opts.max_iter,
+            stop_criterion=opts.stop_criterion,
+            min_difference=opts.min_difference,
+            resets_allowed=opts.resets_allowed,
+            max_resets=opts.max_resets,
+            max_data_size=opts.max_data_size,
+            min_kl=opts.min_kl,
+            max_sequential_increases=opts.max_sequential_increases,
+            random_restart_prob=opts.random_restart_prob,
+            scale_factor=opts.scale_factor,
+            v_init=opts.v_init,
+            grad_desc_iter=opts.grad_desc_iter,
+            discard_nearest_for_xy=opts.discard_nearest_for_xy,
+            lr=opts.lr,
+            fixed=fixed,
+            record_v_opts=record_v_opts,
+            random=rng.random,
+            pick=pick_row(rng),
+            callback=reporter,
+        )
+    finally:
+        reporter.close()
+
+
+def select(
+    train: Any,
+    target: Any,
+    *,
+    init: Any = None,
+    k: int = 5,
+    max_iter: int = 100,
+    stop_criterion: str = "increase",
+    min_difference: float = 0.0,
+    resets_allowed: bool = False,
+    max_resets: int = 2,
+    max_data_size: float = 1.0,
+    min_kl: float = 0.0,
+    max_sequential_increases: int = 3,
+    random_init_pct: float = 0.0,
+    random_restart_prob: float = 0.0,
+    scale_factor: Union[str, float] = "auto",
+    v_init: str = "mean",
+    grad_desc_iter: int = 50,
+    discard_nearest_for_xy: bool = False,
+    lr: float = 0.01,
+    uniform_low: float = -1.0,
+    uniform_high: float = 1.0,
+    uniform_start_size: int = 20,
+    normalize: bool = True,
+    seed: Optional[int] = None,
+    callback: Optional[Callable[[CandidateEvent], Any]] = None,
+    progress: bool = False,
+    record_v_opts: bool = False,
+) -> Selection:
+    """Select rows of `train` that make `init ∪ selection` most informative about `target`:
+    greedily minimise the k-NN estimate of KL(target ‖ init ∪ selection) (GIO).
+
+    The options and their defaults are those of `grad-info-opt`'s `GIOKL.fit`, and the loop is
+    the reference's, with its bugs fixed:
+
+    - ``stop_criterion="sequential_increase_tolerance"`` accepts up to `max_sequential_increases`
+      consecutive KL increases and stops on the next one (the reference never stops);
+    - ``"max_resets"`` refills the pool on each KL increase until `max_resets` resets were made, then
+      stops on the next increase (the reference never stops unless max_resets=0);
+    - ``"min_kl"`` keeps the row whose KL fell below `min_kl`, then stops (the reference drops it);
+    - an unknown `stop_criterion` or `v_init` raises GioError (the reference never stops / crashes);
+    - an exhausted pool ends the run with ``stop_reason="pool_exhausted"`` (the reference raises);
+    - the restart coin is drawn only when ``random_restart_prob > 0``.
+
+    Kept from the reference, on purpose: the stop test runs after the candidate is removed from the
+    pool (a rejected row is gone); ``max_iter=N`` accepts N+1 rows (the reference's
+    ``total_iter > max_iter``); ``"data_size"`` accepts ``int(max_data_size·len(train)) + 1`` rows;
+    ``"increase"`` stops on the first candidate whose KL is larger than the previous one;
+    ``"min_difference"`` stops when the KL fell by less than `min_difference`; resets (with
+    `resets_allowed`) refill the pool with all of train, so rows can repeat in `indices`.
+
+    Parameters
+    ----------
+    train : array (M, d)
+        The pool G to select from.
+    target : array (n, d)
+        Sample X of the target distribution; n >= 2 and 1 <= k <= n - 1.
+    init : array (m0, d), optional
+        Rows already selected (D). Without it: `random_init_pct` > 0 draws that share of train
+        rows (they stay in the pool), otherwise `uniform_start_size` uniform random rows in
+        [uniform_low, uniform_high)^d, L2-normalised when `normalize`.
+    k : int
+        Neighbour rank of the estimator.
+    max_iter, stop_criterion, min_difference, resets_allowed, max_resets, max_data_size, min_kl,
+    max_sequential_increases : stopping (see above).
+    random_restart_prob : float in [0, 1]
+        Probability of a 3× longer descent on an ordinary iteration.
+    scale_factor : "auto" or float
+        Gradient scale; "auto" is ‖v₀‖/‖∇(v₀)‖ at the start (≈ 0 for a target centred at the origin,
+        in which case v never moves: pass a number then).
+    v_init : "mean", "prev_opt" or "jump"
+        Where v starts each descent: mean(target), the previous optimum, or a random target row.
+    grad_desc_iter : int
+        Descent steps per iteration (3× on the first, after a reset, or on a random restart).
+    discard_nearest_for_xy : bool
+        The estimator variant where each target row ignores its nearest selected row.
+    lr : float
+        Learning rate of the descent.
+    seed : int, optional
+        Seeds every random draw (uniform start, random_init_pct, jump, restarts): the same seed gives
+        the same selection, whatever the thread count.
+    callback : callable, optional
+        Called with a `CandidateEvent` after every candidate. An exception raised by it stops the run
+        and propagates.
+    progress : bool
+        Show a progress bar (tqdm when installed, else a line on stderr).
+    record_v_opts : bool
+        Keep v after every descent in `Selection.v_opts`.
+
+    Returns a `Selection`. The GIL is released while the core runs; Ctrl-C interrupts it.
+    float32 input stays float32 in memory; distances and sums are computed in float64.
+    """
+    train_arr = as_matrix("train", train)
+    target_arr = as_matrix("target", target, min_rows=2)
+    dim = target_arr.shape[1]
+    same_columns("train", train_arr, "target", dim)
+    opts = loop_options(
+        k=k,
+        max_iter=max_iter,
+        stop_criterion=stop_criterion,
+        min_difference=min_difference,
+        resets_allowed=resets_allowed,
+        max_resets=max_resets,
+        max_data_size=max_data_size,
+        min_kl=min_kl,
+        max_sequential_increases=max_sequential_increases,
+        random_restart_prob=random_restart_prob,
+        scale_factor=scale_factor,
+        v_init=v_init,
+        grad_desc_iter=grad_desc_iter,
+        discard_nearest_for_xy=discard_nearest_for_xy,
+        lr=lr,
+        fixed=True,
+        n_target=target_arr.shape[0],
+    )
+    random_init_pct = check_float("random_init_pct", random_init_pct, minimum=0.0, maximum=1.0)
+    normalize = check_bool("normalize", normalize)
+    if seed is not None:
+        seed = check_int("seed", seed, minimum=0)
+    rng = _random.Random(seed)
+    init_indices = None
+    if init is not None:
+        init_arr = as_matrix("init", init)
+        same_columns("init", init_arr, "target", dim)
+    elif random_init_pct > 0:
+        amount = int(random_init_pct * len(train_arr))
+        if amount < 1:
+            raise _core.GioError(
+                f"random_init_pct: {random_init_pct} of {len(train_arr)} train rows is less than one row"
+            )
+        init_indices = np.asarray(rng.sample(range(len(train_arr)), amount), dtype=np.int64)
+        init_arr = train_arr[init_indices]
+    else:
+        size = check_int("uniform_start_size", uniform_start_size, minimum=1)
+        low = check_float("uniform_low", uniform_low)
+        high = check_float("uniform_high", uniform_high)
+        if not low < high:
+            raise _core.GioError(f"uniform_high: must be > uniform_low = {low}, got {high}")
+        init_arr = uniform_start(np.random.RandomState(seed), low, high, size, dim, normalize)
+    if opts.discard_nearest_for_xy and len(init_arr) < 2:
+        raise _core.GioError("init: needs at least 2 rows with discard_nearest_for_xy=True")
+
+    reporter = Reporter(callback, check_bool("progress", progress), total=opts.max_iter + 1)
+    out = run_loop(
+        train_arr,
+        target_arr,
+        init_arr,
+        opts,
+        fixed=True,
+        rng=rng,
+        reporter=reporter,
+        record_v_opts=record_v_opts,
+    )
+    return Selection(
+        indices=out["indices"],
+        kl_trace=out["kl_trace"],
+        kl_start=float(out["kl_start"]),
+        stop_reason=str(out["stop_reason"]),
+        candidate_kl=out["candidate_kl"],
+        init=cast(init_arr, working_dtype(train_arr, target_arr)),
+        init_indices=init_indices,
+        scale_factor=float(out["scale_factor"]),
+        n_resets=int(out["num_resets"]),
+        v_opts=out["v_opts"] if record_v_opts else None,
+    )
