@@ -1,0 +1,126 @@
+"""GIOKL.fit at n = M = 1500, d = 768 (float32): gio_rs vs gio_rs.reference (the pure-NumPy
+version) vs grad-info-opt (the real reference, when its venv exists), in the same run.
+
+Prints seconds per selected row and the ratios. Usage:
+
+    python benches/bench_fit.py [--rows 51] [--reference-rows 6] [--gio-rows 11]
+
+The real reference needs its own venv (benches/install_reference.sh creates .venv-reference);
+it takes about 4 s per row here, so it runs fewer rows (per-row cost is flat in the row count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import gio_rs
+import numpy as np
+from gio_rs import reference
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_problem(n: int, M: int, d: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    train = rng.normal(0.0, 1.0, (M, d)).astype(np.float32)
+    X = rng.normal(0.3, 1.0, (n, d)).astype(np.float32)
+    D = rng.normal(-0.2, 1.0, (20, d)).astype(np.float32)
+    return train, X, D
+
+
+def fit_kwargs(rows: int) -> dict:
+    # data_size with max_data_size=1 runs exactly max_iter + 1 rows (SPEC.md).
+    return dict(k=5, max_iter=rows - 1, stop_criterion="data_size", max_data_size=1)
+
+
+def time_gio_rs(train, X, D, rows):
+    model = gio_rs.GIOKL(dim=X.shape[1], verbose=False)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        W, kl, _ = model.fit(train, X, D=D, **fit_kwargs(rows))
+        best = min(best, time.perf_counter() - start)
+    return best, len(kl), W
+
+
+def time_numpy_reference(train, X, D, rows):
+    start = time.perf_counter()
+    W, kl, _ = reference.fit(train, X, D=D, **fit_kwargs(rows))
+    return time.perf_counter() - start, len(kl), W
+
+
+def time_grad_info_opt(train, X, D, rows, venv: Path):
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, out = Path(tmp) / "in.npz", Path(tmp) / "out.json"
+        np.savez(inp, train=train, X=X, D=D, kwargs_json=json.dumps(fit_kwargs(rows)), dtype="float32")
+        env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
+        subprocess.run(
+            [str(python), str(REPO / "benches" / "reference_runner.py"), str(inp), str(out)],
+            check=True,
+            env=env,
+        )
+        result = json.loads(out.read_text())
+    return result["seconds_fit"], result["n_selected"], result.get("selected_train_indices")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=1500)
+    parser.add_argument("--M", type=int, default=1500)
+    parser.add_argument("--d", type=int, default=768)
+    parser.add_argument("--rows", type=int, default=51, help="rows selected by gio_rs")
+    parser.add_argument("--numpy-rows", type=int, default=11, help="rows selected by gio_rs.reference")
+    parser.add_argument("--reference-rows", type=int, default=6, help="rows selected by grad-info-opt")
+    parser.add_argument(
+        "--reference-venv",
+        type=Path,
+        default=Path(os.environ.get("GIO_REFERENCE_VENV", REPO / ".venv-reference")),
+    )
+    args = parser.parse_args()
+
+    train, X, D = make_problem(args.n, args.M, args.d)
+    print(
+        f"GIOKL.fit, n={args.n} target, M={args.M} pool, d={args.d}, float32, SIMD: {gio_rs.simd_level()}, "
+        f"threads: {os.environ.get('RAYON_NUM_THREADS', os.cpu_count())}"
+    )
+    ours, ours_rows, W = time_gio_rs(train, X, D, args.rows)
+    per_row = ours / ours_rows
+    print(f"  gio_rs            {ours:9.3f} s for {ours_rows:3d} rows = {per_row * 1e3:9.2f} ms/row")
+
+    slow, slow_rows, W_slow = time_numpy_reference(train, X, D, args.numpy_rows)
+    slow_per_row = slow / slow_rows
+    same = np.array_equal(W_slow[len(D) :], W[len(D) : len(D) + slow_rows])
+    print(
+        f"  gio_rs.reference  {slow:9.3f} s for {slow_rows:3d} rows = {slow_per_row * 1e3:9.2f} ms/row"
+        f"   -> gio_rs is {slow_per_row / per_row:8.1f}x faster (same rows: {same})"
+    )
+
+    real = time_grad_info_opt(train, X, D, args.reference_rows, args.reference_venv)
+    if real is None:
+        print(f"  grad-info-opt     not installed ({args.reference_venv}); run benches/install_reference.sh")
+    else:
+        seconds, rows, idx = real
+        real_per_row = seconds / rows
+        ours_idx = None
+        print(
+            f"  grad-info-opt     {seconds:9.3f} s for {rows:3d} rows = {real_per_row * 1e3:9.2f} ms/row"
+            f"   -> gio_rs is {real_per_row / per_row:8.1f}x faster"
+        )
+        if idx is not None:
+            ours_idx = [int(np.flatnonzero((train == r).all(1))[0]) for r in W[len(D) : len(D) + rows]]
+            print(f"  same rows as grad-info-opt: {ours_idx == idx}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every check and test, from a fresh machine: venv + release build, Rust lints and tests,
+# Python lints, pytest (hypothesis profile from GIO_TEST_PROFILE: ci (default) or thorough).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${GIO_VENV:-.venv}
+scripts/setup.sh test
+"$venv/bin/python" -m pip install --quiet "ruff>=0.6,<1"
+
+echo "== cargo fmt / clippy / test"
+cargo fmt --check
+PYO3_PYTHON="$venv/bin/python" cargo clippy --all-targets --features python --quiet -- -D warnings
+cargo test --quiet
+
+echo "== ruff"
+"$venv/bin/ruff" check python tests benches examples
+"$venv/bin/ruff" format --check python tests benches examples
+
+echo "== pytest"
+"$venv/bin/python" -m pytest -q "$@"
