@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${GIO_VENV:-.venv}
 scripts/setup.sh test
+venv=$(cd "$venv" && pwd)  # absolute: cargo runs pyo3's build script from another directory
 "$venv/bin/python" -m pip install --quiet "ruff>=0.6,<1"
 
 echo "== cargo fmt / clippy / test"
