@@ -181,18 +181,29 @@ fn dot_block_typed<A: Lane, B: Lane>(a: &[A], b: &[B], dim: usize, out: &mut [f6
             }
         }
     }
-    // Columns left over by the 4×4 tiles: 4 rows of `a` against one column at a time.
+    // Columns left over by the 4×4 tiles (all of them for a single column): 8 or 4 rows of `a`
+    // against one column at a time, enough independent FMA chains to fill the pipeline.
     #[cfg(target_arch = "x86_64")]
-    for r in (0..ta).step_by(4) {
-        let ra = |p: usize| a[(r + p) * dim..].as_ptr();
-        for c in tb..nb {
-            // SAFETY: AVX-512F and FMA were detected; all 5 rows hold `dim` values.
-            let col = unsafe {
-                x86::dot_tile4x1_avx512([ra(0), ra(1), ra(2), ra(3)], b[c * dim..].as_ptr(), dim)
-            };
-            for (p, value) in col.iter().enumerate() {
+    for c in tb..nb {
+        let col = b[c * dim..].as_ptr();
+        let mut r = 0;
+        while r + 8 <= ta {
+            let rows: [*const A; 8] = std::array::from_fn(|p| a[(r + p) * dim..].as_ptr());
+            // SAFETY: AVX-512F and FMA were detected; all rows hold `dim` values.
+            let values = unsafe { x86::dot_rows_avx512(rows, col, dim) };
+            for (p, value) in values.iter().enumerate() {
                 out[(r + p) * nb + c] = *value;
             }
+            r += 8;
+        }
+        while r + 4 <= ta {
+            let rows: [*const A; 4] = std::array::from_fn(|p| a[(r + p) * dim..].as_ptr());
+            // SAFETY: as above.
+            let values = unsafe { x86::dot_rows_avx512(rows, col, dim) };
+            for (p, value) in values.iter().enumerate() {
+                out[(r + p) * nb + c] = *value;
+            }
+            r += 4;
         }
     }
     for r in ta..na {
@@ -613,16 +624,16 @@ mod x86 {
         }
     }
 
-    /// The dot products of 4 rows of A with one row of B, each bit-identical to `dot_scalar`.
+    /// The dot products of R rows of A with one row of B, each bit-identical to `dot_scalar`.
     /// SAFETY: AVX-512F and FMA available; all pointers address `dim` readable values.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn dot_tile4x1_avx512<A: Lane, B: Lane>(
-        a: [*const A; 4],
+    pub(super) unsafe fn dot_rows_avx512<A: Lane, B: Lane, const R: usize>(
+        a: [*const A; R],
         b: *const B,
         dim: usize,
-    ) -> [f64; 4] {
+    ) -> [f64; R] {
         let full = dim / 8 * 8;
-        let mut acc = [_mm512_setzero_pd(); 4];
+        let mut acc = [_mm512_setzero_pd(); R];
         let mut j = 0;
         while j < full {
             let bv = B::load8(b.add(j));
@@ -632,7 +643,7 @@ mod x86 {
             j += 8;
         }
         let tb = std::slice::from_raw_parts(b.add(full), dim - full);
-        let mut out = [0.0f64; 4];
+        let mut out = [0.0f64; R];
         for (p, o) in out.iter_mut().enumerate() {
             let ta = std::slice::from_raw_parts(a[p].add(full), dim - full);
             let mut lanes = [0.0f64; 8];
@@ -640,6 +651,45 @@ mod x86 {
             *o = sum8(&lanes) + dot_tail(ta, tb);
         }
         out
+    }
+
+    /// `weighted_rows_avx512` for point 0 alone (coefficient `coefs[r * points]`).
+    /// SAFETY: as `weighted_rows_avx512`; `acc` is that point's `dim` values.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn weighted_rows_one_avx512<T: Lane>(
+        acc: &mut [f64],
+        coefs: &[f64],
+        points: usize,
+        rows: &[T],
+        dim: usize,
+    ) {
+        const TILE: usize = 64;
+        let n_rows = rows.len() / dim;
+        let full = dim / TILE * TILE;
+        let (pa, pr) = (acc.as_mut_ptr(), rows.as_ptr());
+        let mut j = 0;
+        while j < full {
+            let mut a: [__m512d; 8] = std::array::from_fn(|q| _mm512_loadu_pd(pa.add(j + 8 * q)));
+            for r in 0..n_rows {
+                let row = pr.add(r * dim + j);
+                let c = _mm512_set1_pd(coefs[r * points]);
+                for (q, aq) in a.iter_mut().enumerate() {
+                    *aq = _mm512_fmadd_pd(c, T::load8(row.add(8 * q)), *aq);
+                }
+            }
+            for (q, aq) in a.iter().enumerate() {
+                _mm512_storeu_pd(pa.add(j + 8 * q), *aq);
+            }
+            j += TILE;
+        }
+        if full < dim {
+            for r in 0..n_rows {
+                let c = coefs[r * points];
+                for jj in full..dim {
+                    acc[jj] = c.mul_add(rows[r * dim + jj].f64(), acc[jj]);
+                }
+            }
+        }
     }
 
     /// Column tiles of 32 values for two points at a time stay in registers across all rows.
@@ -657,6 +707,11 @@ mod x86 {
         let full = dim / TILE * TILE;
         let (pa, pr, pc) = (acc.as_mut_ptr(), rows.as_ptr(), coefs.as_ptr());
         let mut p = 0;
+        if points % 2 == 1 {
+            // An odd point out: 64 columns at a time, so 8 FMA chains run side by side.
+            weighted_rows_one_avx512(&mut acc[..dim], coefs, points, rows, dim);
+            p = 1;
+        }
         while p < points {
             let pair = (points - p).min(2);
             let mut j = 0;
@@ -754,6 +809,9 @@ mod tests {
             (9, 4, 13),
             (8, 12, 64),
             (6, 5, 771),
+            (16, 1, 100),
+            (12, 3, 33),
+            (20, 1, 768),
         ] {
             let a: Vec<f32> = (0..na * d)
                 .map(|i| ((i as f64 * 0.37).sin() * 3.0) as f32)
