@@ -701,68 +701,70 @@ mod x86 {
         rows: &[T],
         dim: usize,
     ) {
-        const TILE: usize = 32;
         let points = acc.len() / dim;
-        let n_rows = rows.len() / dim;
-        let full = dim / TILE * TILE;
-        let (pa, pr, pc) = (acc.as_mut_ptr(), rows.as_ptr(), coefs.as_ptr());
         let mut p = 0;
         if points % 2 == 1 {
             // An odd point out: 64 columns at a time, so 8 FMA chains run side by side.
             weighted_rows_one_avx512(&mut acc[..dim], coefs, points, rows, dim);
             p = 1;
         }
-        while p < points {
-            let pair = (points - p).min(2);
-            let mut j = 0;
-            while j < full {
-                let mut a0 = [_mm512_setzero_pd(); 4];
-                let mut a1 = [_mm512_setzero_pd(); 4];
-                for q in 0..4 {
-                    a0[q] = _mm512_loadu_pd(pa.add(p * dim + j + 8 * q));
-                    if pair == 2 {
-                        a1[q] = _mm512_loadu_pd(pa.add((p + 1) * dim + j + 8 * q));
-                    }
-                }
-                for r in 0..n_rows {
-                    let row = pr.add(r * dim + j);
-                    let x = [
-                        T::load8(row),
-                        T::load8(row.add(8)),
-                        T::load8(row.add(16)),
-                        T::load8(row.add(24)),
-                    ];
-                    let c0 = _mm512_set1_pd(*pc.add(r * points + p));
-                    for q in 0..4 {
-                        a0[q] = _mm512_fmadd_pd(c0, x[q], a0[q]);
-                    }
-                    if pair == 2 {
-                        let c1 = _mm512_set1_pd(*pc.add(r * points + p + 1));
-                        for q in 0..4 {
-                            a1[q] = _mm512_fmadd_pd(c1, x[q], a1[q]);
-                        }
-                    }
-                }
-                for q in 0..4 {
-                    _mm512_storeu_pd(pa.add(p * dim + j + 8 * q), a0[q]);
-                    if pair == 2 {
-                        _mm512_storeu_pd(pa.add((p + 1) * dim + j + 8 * q), a1[q]);
-                    }
-                }
-                j += TILE;
-            }
-            if full < dim {
-                for r in 0..n_rows {
-                    let row = &rows[r * dim..(r + 1) * dim];
-                    for pp in p..p + pair {
-                        let c = coefs[r * points + pp];
-                        for jj in full..dim {
-                            acc[pp * dim + jj] = c.mul_add(row[jj].f64(), acc[pp * dim + jj]);
-                        }
+        while p + 4 <= points {
+            weighted_rows_group_avx512::<T, 4>(acc, coefs, rows, dim, p);
+            p += 4;
+        }
+        if p < points {
+            weighted_rows_group_avx512::<T, 2>(acc, coefs, rows, dim, p);
+        }
+    }
+
+    /// `weighted_rows_avx512` for points `first..first + P`: column tiles of 32 values for the P
+    /// points stay in registers across all rows, each row's tile is loaded once for all of them.
+    /// SAFETY: as `weighted_rows_avx512`; `first + P <= points`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn weighted_rows_group_avx512<T: Lane, const P: usize>(
+        acc: &mut [f64],
+        coefs: &[f64],
+        rows: &[T],
+        dim: usize,
+        first: usize,
+    ) {
+        const TILE: usize = 32;
+        let points = acc.len() / dim;
+        let n_rows = rows.len() / dim;
+        let full = dim / TILE * TILE;
+        let (pa, pr) = (acc.as_mut_ptr(), rows.as_ptr());
+        let mut j = 0;
+        while j < full {
+            let mut a: [[__m512d; 4]; P] = std::array::from_fn(|p| {
+                std::array::from_fn(|q| _mm512_loadu_pd(pa.add((first + p) * dim + j + 8 * q)))
+            });
+            for r in 0..n_rows {
+                let row = pr.add(r * dim + j);
+                let x: [__m512d; 4] = std::array::from_fn(|q| T::load8(row.add(8 * q)));
+                for (p, ap) in a.iter_mut().enumerate() {
+                    let c = _mm512_set1_pd(coefs[r * points + first + p]);
+                    for (aq, &xq) in ap.iter_mut().zip(&x) {
+                        *aq = _mm512_fmadd_pd(c, xq, *aq);
                     }
                 }
             }
-            p += pair;
+            for (p, ap) in a.iter().enumerate() {
+                for (q, aq) in ap.iter().enumerate() {
+                    _mm512_storeu_pd(pa.add((first + p) * dim + j + 8 * q), *aq);
+                }
+            }
+            j += TILE;
+        }
+        if full < dim {
+            for r in 0..n_rows {
+                let row = &rows[r * dim..(r + 1) * dim];
+                for p in first..first + P {
+                    let c = coefs[r * points + p];
+                    for jj in full..dim {
+                        acc[p * dim + jj] = c.mul_add(row[jj].f64(), acc[p * dim + jj]);
+                    }
+                }
+            }
         }
     }
 
