@@ -10,7 +10,7 @@ use crate::distance::{
 };
 use crate::error::GioError;
 use crate::parallel::{
-    chunk_count, for_each_row_chunk_into, map_row_chunks, map_row_chunks_filling,
+    for_each_row_chunk_into, map_row_chunks, map_row_chunks_filling, rows_per_large_chunk,
 };
 use crate::rows::{Element, Rows};
 use crate::simd::{add_scaled_difference, add_weighted_rows, dot, dot_block};
@@ -309,19 +309,25 @@ impl<'a, T: Element> KlState<'a, T> {
         // Rows per block, a multiple of 4 (the tile height) that stays in L1 for its two passes.
         let block = ((L1_BLOCK_BYTES / (dim * std::mem::size_of::<T>())) / 4 * 4)
             .clamp(4, MAX_GRADIENT_BLOCK);
-        let n_chunks = chunk_count(x.len(), dim);
-        // Per chunk: Σ c x over far rows, Σ c (v − x) over near rows, Σ c over far rows.
-        let per_chunk = 2 * points * dim + points;
+        let rows_per_chunk = rows_per_large_chunk(dim);
+        let n_chunks = x.len().div_ceil(rows_per_chunk);
+        // Per chunk: Σ c x over far rows, Σ c over far rows, a flag (1.0) per point whose near
+        // part below is in use, Σ c (v − x) over near rows (zeroed only once used: rarely).
+        let per_chunk = 2 * points * dim + 2 * points;
         work.partials.resize(n_chunks * per_chunk, 0.0);
         for_each_row_chunk_into(
             x.len(),
+            rows_per_chunk,
             dim,
             &mut work.partials,
             per_chunk,
             |start, end, part| {
-                part.fill(0.0);
                 let (far, rest) = part.split_at_mut(points * dim);
-                let (near, coef_sums) = rest.split_at_mut(points * dim);
+                let (coef_sums, rest) = rest.split_at_mut(points);
+                let (near_used, near) = rest.split_at_mut(points);
+                far.fill(0.0);
+                coef_sums.fill(0.0);
+                near_used.fill(0.0);
                 let mut dots = [0.0f64; MAX_GRADIENT_BLOCK * MAX_POINTS];
                 let mut coefs = [0.0f64; MAX_GRADIENT_BLOCK * MAX_POINTS];
                 for block_start in (start..end).step_by(block) {
@@ -355,12 +361,12 @@ impl<'a, T: Element> KlState<'a, T> {
                         if is_near {
                             *coef = 0.0;
                             if c != 0.0 {
-                                add_scaled_difference(
-                                    &mut near[p * dim..(p + 1) * dim],
-                                    c,
-                                    v,
-                                    x.row(i),
-                                );
+                                let near = &mut near[p * dim..(p + 1) * dim];
+                                if near_used[p] == 0.0 {
+                                    near.fill(0.0);
+                                    near_used[p] = 1.0;
+                                }
+                                add_scaled_difference(near, c, v, x.row(i));
                             }
                         } else {
                             *coef = c;
@@ -374,12 +380,26 @@ impl<'a, T: Element> KlState<'a, T> {
         // Combine the chunks in order, then (Σ c)·v − Σ c x + Σ_near c (v − x) per point.
         let mut totals = vec![0.0f64; per_chunk];
         for partial in work.partials[..n_chunks * per_chunk].chunks_exact(per_chunk) {
-            for (t, &p) in totals.iter_mut().zip(partial) {
+            let (far, rest) = partial.split_at(points * dim + points);
+            let (near_used, near) = rest.split_at(points);
+            for (t, &p) in totals.iter_mut().zip(far) {
                 *t += p;
+            }
+            let near_totals = &mut totals[points * dim + 2 * points..];
+            for ((t, p), _) in near_totals
+                .chunks_exact_mut(dim)
+                .zip(near.chunks_exact(dim))
+                .zip(near_used)
+                .filter(|(_, &used)| used != 0.0)
+            {
+                for (tj, &pj) in t.iter_mut().zip(p) {
+                    *tj += pj;
+                }
             }
         }
         let (far, rest) = totals.split_at(points * dim);
-        let (near, coef_sums) = rest.split_at(points * dim);
+        let (coef_sums, rest) = rest.split_at(points);
+        let near = &rest[points..];
         let per_point = out
             .chunks_exact_mut(dim)
             .zip(vs.chunks_exact(dim))

@@ -16,11 +16,13 @@ pub fn rows_per_chunk(dim: usize) -> usize {
     (CHUNK_WORK / dim.max(1)).max(1)
 }
 
-/// Number of chunks of `rows_per_chunk(dim)` rows covering `n_rows`.
+/// Rows per chunk for jobs whose per-chunk results are large (a vector per chunk): fewer,
+/// bigger chunks keep zeroing and combining those results cheap.
 #[inline]
-pub fn chunk_count(n_rows: usize, dim: usize) -> usize {
-    n_rows.div_ceil(rows_per_chunk(dim))
+pub fn rows_per_large_chunk(dim: usize) -> usize {
+    (LARGE_CHUNK_WORK / dim.max(1)).max(1)
 }
+const LARGE_CHUNK_WORK: usize = 1 << 18;
 
 /// Whether `work` scalar operations are worth spreading over threads.
 #[inline]
@@ -44,10 +46,12 @@ where
     }
 }
 
-/// Runs `f(start, end, out_chunk)` for every chunk of rows, where `out_chunk` is that chunk's
-/// slice of `out` (`out_per_chunk` values per chunk).
+/// Runs `f(start, end, out_chunk)` for every chunk of `per` rows (the last may be shorter), where
+/// `out_chunk` is that chunk's slice of `out` (`out_per_chunk` values per chunk); `dim` scalars
+/// per row decide whether threads are worth it.
 pub fn for_each_row_chunk_into<O, F>(
     n_rows: usize,
+    per: usize,
     dim: usize,
     out: &mut [O],
     out_per_chunk: usize,
@@ -56,7 +60,6 @@ pub fn for_each_row_chunk_into<O, F>(
     O: Send,
     F: Fn(usize, usize, &mut [O]) + Sync + Send,
 {
-    let per = rows_per_chunk(dim);
     let n_chunks = n_rows.div_ceil(per);
     let out = &mut out[..n_chunks * out_per_chunk];
     let run = |(c, chunk): (usize, &mut [O])| f(c * per, ((c + 1) * per).min(n_rows), chunk);

@@ -93,3 +93,40 @@ fn descent_stops_when_the_host_says_so() {
     assert_eq!(result, Err(gio_rs::GioError::Aborted));
     assert_eq!(calls, 3);
 }
+
+#[test]
+fn batched_gradients_equal_single_ones_near_target_rows_too() {
+    use gio_rs::kl::GradientWork;
+    let (n, d) = (900usize, 40usize);
+    let x = matrix(n, d, 0.3);
+    let w = matrix(7, d, 0.8);
+    let xr = Rows::new("x", &x, d).unwrap();
+    for discard in [false, true] {
+        let state = KlState::without_target_term(
+            xr,
+            Rows::new("w", &w, d).unwrap(),
+            KlParams::new(1, discard),
+        )
+        .unwrap();
+        // On a row, within 1e-4 of one, at the mean, far away: near and far rows, clipped terms.
+        let mut points: Vec<f64> = x[..d].iter().map(|&a| a as f64).collect();
+        points.extend(x[5 * d..6 * d].iter().map(|&a| a as f64 + 1e-4));
+        points.extend(xr.column_means());
+        points.extend((0..d).map(|j| 50.0 + j as f64));
+        let mut batch = vec![0.0; points.len()];
+        gradient_sums(&state, &points, &mut batch);
+        for (b, v) in points.chunks_exact(d).enumerate() {
+            let mut single = vec![0.0; d];
+            gradient_sums(&state, v, &mut single);
+            assert_eq!(
+                single,
+                batch[b * d..(b + 1) * d],
+                "discard={discard} point {b}"
+            );
+        }
+    }
+
+    fn gradient_sums(state: &KlState<'_, f32>, vs: &[f64], out: &mut [f64]) {
+        state.gradient_sums(vs, &mut GradientWork::default(), out);
+    }
+}
