@@ -39,10 +39,11 @@ def fit_kwargs(rows: int) -> dict:
     return dict(k=5, max_iter=rows - 1, stop_criterion="data_size", max_data_size=1)
 
 
-def time_gio_rs(train, X, D, rows):
+def time_gio_rs(train, X, D, rows, repeats=5):
+    """Best of `repeats` (the machine is shared: the minimum is the least disturbed run)."""
     model = gio_rs.GIOKL(dim=X.shape[1], verbose=False)
     best = float("inf")
-    for _ in range(3):
+    for _ in range(repeats):
         start = time.perf_counter()
         W, kl, _ = model.fit(train, X, D=D, **fit_kwargs(rows))
         best = min(best, time.perf_counter() - start)
