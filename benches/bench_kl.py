@@ -50,7 +50,7 @@ def main() -> None:
     slow, slow_value = best_of(lambda: reference.kl_divergence(x, y, k=args.k), 1)
     ratio = slow / ours
     print(
-        f"  gio_rs.reference  {slow * 1e3:9.1f} ms  (KL = {slow_value:.6f})  -> gio_rs is {ratio:6.1f}x faster"
+        f"  gio_rs.reference  {slow * 1e3:9.1f} ms  (KL = {slow_value:.6f})  -> gio_rs is {ratio:.1f}x faster"
     )
     python = args.reference_venv / "bin" / "python"
     if not python.exists():
