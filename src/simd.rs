@@ -114,18 +114,6 @@ pub fn add_scaled_difference<T: Element>(acc: &mut [f64], c: f64, v: &[f64], x: 
     }
 }
 
-/// For every row r of `rows` (row-major, `acc.len()` columns) in order:
-/// `acc[j] += coefs[r] · (v[j] − rows[r][j])` (fused). Keeps column tiles of `acc` in
-/// registers across the rows, so `acc` is read and written once per call.
-#[inline]
-pub fn add_scaled_differences<T: Element>(acc: &mut [f64], coefs: &[f64], v: &[f64], rows: &[T]) {
-    assert!(acc.len() == v.len() && rows.len() == coefs.len() * acc.len());
-    match T::PRECISION {
-        Precision::F64 => block_axpy_typed(acc, coefs, v, as_f64(rows)),
-        Precision::F32 => block_axpy_typed(acc, coefs, v, as_f32(rows)),
-    }
-}
-
 /// a·b in f64: element j goes to lane j mod 8 over the leading multiple of 8, the rest to a
 /// scalar tail, all fused multiply-adds, lanes summed in a fixed tree. Identical on every level.
 #[inline]
@@ -294,21 +282,6 @@ fn dot_scalar<A: Lane, B: Lane>(a: &[A], b: &[B]) -> f64 {
         }
     }
     sum8(&acc) + dot_tail(&a[full..], &b[full..])
-}
-
-#[inline(always)]
-fn block_axpy_typed<T: Lane>(acc: &mut [f64], coefs: &[f64], v: &[f64], rows: &[T]) {
-    match level() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the features were detected on this CPU; lengths are checked above.
-        Level::Avx512 => unsafe { x86::block_axpy_avx512(acc, coefs, v, rows) },
-        _ => {
-            let d = acc.len();
-            for (r, &c) in coefs.iter().enumerate() {
-                axpy_typed(acc, c, v, &rows[r * d..(r + 1) * d]);
-            }
-        }
-    }
 }
 
 #[inline(always)]
@@ -496,47 +469,6 @@ mod x86 {
         }
         for j in full..acc.len() {
             acc[j] = c.mul_add(v[j] - x[j].f64(), acc[j]);
-        }
-    }
-
-    /// SAFETY: AVX-512F and FMA available; `rows.len() == coefs.len() * acc.len()`, `v.len() == acc.len()`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn block_axpy_avx512<T: Lane>(
-        acc: &mut [f64],
-        coefs: &[f64],
-        v: &[f64],
-        rows: &[T],
-    ) {
-        const TILE: usize = 64;
-        let d = acc.len();
-        let (pa, pv, pr) = (acc.as_mut_ptr(), v.as_ptr(), rows.as_ptr());
-        let full = d / TILE * TILE;
-        let mut j = 0;
-        while j < full {
-            let mut a = [_mm512_setzero_pd(); 8];
-            let mut vt = [_mm512_setzero_pd(); 8];
-            for q in 0..8 {
-                a[q] = _mm512_loadu_pd(pa.add(j + 8 * q));
-                vt[q] = _mm512_loadu_pd(pv.add(j + 8 * q));
-            }
-            for (r, &c) in coefs.iter().enumerate() {
-                let cv = _mm512_set1_pd(c);
-                let row = pr.add(r * d + j);
-                for (q, (aq, vq)) in a.iter_mut().zip(&vt).enumerate() {
-                    let t = _mm512_sub_pd(*vq, T::load8(row.add(8 * q)));
-                    *aq = _mm512_fmadd_pd(cv, t, *aq);
-                }
-            }
-            for (q, aq) in a.iter().enumerate() {
-                _mm512_storeu_pd(pa.add(j + 8 * q), *aq);
-            }
-            j += TILE;
-        }
-        if full < d {
-            for (r, &c) in coefs.iter().enumerate() {
-                let row = &rows[r * d + full..(r + 1) * d];
-                axpy_avx512(&mut acc[full..], c, &v[full..], row);
-            }
         }
     }
 
@@ -907,16 +839,6 @@ mod tests {
                     let mut acc = vec![0.5; d];
                     x86::axpy_avx512(&mut acc, 0.3, &a, &b);
                     assert_eq!(acc, acc_s);
-                    // Three rows through the blocked kernel equal three single-row updates.
-                    let rows: Vec<f32> = b.iter().chain(&b).chain(&b).map(|&x| x * 0.5).collect();
-                    let coefs = [0.3, -1.25, 0.0];
-                    let mut one_by_one = vec![0.5; d];
-                    for (r, &c) in coefs.iter().enumerate() {
-                        axpy_scalar(&mut one_by_one, c, &a, &rows[r * d..(r + 1) * d]);
-                    }
-                    let mut blocked = vec![0.5; d];
-                    x86::block_axpy_avx512(&mut blocked, &coefs, &a, &rows);
-                    assert_eq!(blocked, one_by_one, "blocked d={d}");
                 }
             }
         }
