@@ -24,7 +24,7 @@ from ._arrays import (
 )
 from ._progress import Reporter
 from .estimator import kl_divergence
-from .selection import loop_options, run_loop, uniform_start
+from .selection import initial_selection, loop_options, run_loop, uniform_start
 
 
 class GIOKL:
@@ -186,7 +186,7 @@ class GIOKL:
             seed = check_int("seed", self.seed, minimum=0)
             rng, np_rng = _random.Random(seed), np.random.RandomState(seed)
 
-        if not random_init_pct and D is None:
+        def uniform_rows() -> np.ndarray:
             if check_int("dim", self.dim, minimum=1) != dim:
                 raise _core.GioError(
                     f"dim: GIOKL(dim={self.dim}) must equal the number of columns of X ({dim})"
@@ -194,20 +194,20 @@ class GIOKL:
             low = check_float("uniform_low", self.uniform_low)
             high = check_float("uniform_high", self.uniform_high)
             size = check_int("uniform_start_size", self.uniform_start_size, minimum=1)
-            init_arr = uniform_start(np_rng, low, high, size, dim, normalize)
             self.random_init = True
-        elif D is None:
-            amount = int(random_init_pct * len(train_arr))
-            if amount < 1:
-                raise _core.GioError(
-                    f"random_init_pct: {random_init_pct} of {len(train_arr)} train rows is less than one row"
-                )
-            init_arr = train_arr[rng.sample(range(len(train_arr)), amount)]
-        else:
-            init_arr = as_matrix("D", D)
-            same_columns("D", init_arr, "X", dim)
-        if opts.discard_nearest_for_xy and len(init_arr) < 2:
-            raise _core.GioError("D: needs at least 2 rows with discard_nearest_for_xy=True")
+            return uniform_start(np_rng, low, high, size, dim, normalize)
+
+        init_arr, _ = initial_selection(
+            train_arr,
+            dim,
+            init=D,
+            init_name="D",
+            target_name="X",
+            random_init_pct=random_init_pct,
+            uniform_rows=uniform_rows,
+            rng=rng,
+            discard_nearest_for_xy=opts.discard_nearest_for_xy,
+        )
 
         reporter = Reporter(
             print_reference=bool(self.verbose), progress=bool(self.progress), total=opts.max_iter + 1

@@ -164,6 +164,40 @@ def uniform_start(np_rng: Any, low: float, high: float, size: int, dim: int, nor
     return rows
 
 
+def initial_selection(
+    train: np.ndarray,
+    dim: int,
+    *,
+    init: Any,
+    init_name: str,
+    target_name: str,
+    random_init_pct: float,
+    uniform_rows: Callable[[], np.ndarray],
+    rng: Any,
+    discard_nearest_for_xy: bool,
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The reference's start (its `fit`, lines 148-155): `init` when given; else
+    `int(random_init_pct·len(train))` train rows drawn with `rng.sample` (they stay in the pool);
+    else `uniform_rows()`. Returns the rows and, for drawn train rows, their indices."""
+    indices = None
+    if init is not None:
+        rows = as_matrix(init_name, init)
+        same_columns(init_name, rows, target_name, dim)
+    elif random_init_pct > 0:
+        amount = int(random_init_pct * len(train))
+        if amount < 1:
+            raise _core.GioError(
+                f"random_init_pct: {random_init_pct} of {len(train)} train rows is less than one row"
+            )
+        indices = np.asarray(rng.sample(range(len(train)), amount), dtype=np.int64)
+        rows = train[indices]
+    else:
+        rows = uniform_rows()
+    if discard_nearest_for_xy and len(rows) < 2:
+        raise _core.GioError(f"{init_name}: needs at least 2 rows with discard_nearest_for_xy=True")
+    return rows, indices
+
+
 def pick_row(rng: Any) -> Callable[[int], int]:
     """A row draw that consumes `rng` exactly as the reference's `random.sample(rows, 1)`."""
     return lambda n: rng.sample(range(n), 1)[0]
@@ -334,27 +368,26 @@ def select(
     if seed is not None:
         seed = check_int("seed", seed, minimum=0)
     rng = _random.Random(seed)
-    init_indices = None
-    if init is not None:
-        init_arr = as_matrix("init", init)
-        same_columns("init", init_arr, "target", dim)
-    elif random_init_pct > 0:
-        amount = int(random_init_pct * len(train_arr))
-        if amount < 1:
-            raise _core.GioError(
-                f"random_init_pct: {random_init_pct} of {len(train_arr)} train rows is less than one row"
-            )
-        init_indices = np.asarray(rng.sample(range(len(train_arr)), amount), dtype=np.int64)
-        init_arr = train_arr[init_indices]
-    else:
+
+    def uniform_rows() -> np.ndarray:
         size = check_int("uniform_start_size", uniform_start_size, minimum=1)
         low = check_float("uniform_low", uniform_low)
         high = check_float("uniform_high", uniform_high)
         if not low < high:
             raise _core.GioError(f"uniform_high: must be > uniform_low = {low}, got {high}")
-        init_arr = uniform_start(np.random.RandomState(seed), low, high, size, dim, normalize)
-    if opts.discard_nearest_for_xy and len(init_arr) < 2:
-        raise _core.GioError("init: needs at least 2 rows with discard_nearest_for_xy=True")
+        return uniform_start(np.random.RandomState(seed), low, high, size, dim, normalize)
+
+    init_arr, init_indices = initial_selection(
+        train_arr,
+        dim,
+        init=init,
+        init_name="init",
+        target_name="target",
+        random_init_pct=random_init_pct,
+        uniform_rows=uniform_rows,
+        rng=rng,
+        discard_nearest_for_xy=opts.discard_nearest_for_xy,
+    )
 
     reporter = Reporter(callback, check_bool("progress", progress), total=opts.max_iter + 1)
     out = run_loop(
