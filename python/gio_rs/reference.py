@@ -102,7 +102,8 @@ def _clip(sq: np.ndarray) -> np.ndarray:
 
 def _sqdist_to_point(x: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Squared distance from each row of x to the point v, by exact differences (unclipped)."""
-    return ((x - v) ** 2).sum(axis=1)
+    with np.errstate(over="ignore"):  # beyond 1e154 a square is inf, then clipped to 1e20
+        return ((x - v) ** 2).sum(axis=1)
 
 
 def _log_last_term(n: int, m: int, k: int) -> float:
@@ -213,7 +214,8 @@ def squared_distances(x: Any, y: Any) -> np.ndarray:
     out = np.empty((x.shape[0], y.shape[0]), dtype=np.float64)
     for start, stop in _row_chunks(x.shape[0], y.shape[0], x.shape[1]):
         diff = x[start:stop, None, :] - y[None, :, :]
-        out[start:stop] = (diff**2).sum(axis=2)
+        with np.errstate(over="ignore"):  # beyond 1e154 a square is inf, then clipped to 1e20
+            out[start:stop] = (diff**2).sum(axis=2)
     return out
 
 
