@@ -14,8 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import gio_rs
 import numpy as np
+
+import gio_rs
 from gio_rs import reference
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import gio_rs
 import numpy as np
 from sklearn.datasets import load_digits
+
+import gio_rs
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ use pyo3::types::PyDict;
 use crate::descent::{auto_scale_factor, descend, DescentWork};
 use crate::error::GioError as CoreError;
 use crate::kl::{self, KlParams, KlState};
+use crate::kmeans::{self as core_kmeans, KMeansInit, KMeansParams};
 use crate::rows::{Element, Rows};
 use crate::select::{self, LoopHost, SelectOptions, Semantics, StopCriterion, VInit};
 
@@ -453,6 +454,161 @@ fn greedy_select<'py>(
     )
 }
 
+/// Ctrl-C and an optional per-iteration callback `callback(iteration, inertia)` for K-Means.
+struct KMeansHost {
+    callback: Option<Py<PyAny>>,
+    error: Option<PyErr>,
+}
+
+impl KMeansHost {
+    fn poll(&mut self, iteration: usize, inertia: f64) -> Result<(), CoreError> {
+        let result = Python::attach(|py| -> PyResult<()> {
+            py.check_signals()?;
+            if let Some(cb) = &self.callback {
+                cb.call1(py, (iteration, inertia))?;
+            }
+            Ok(())
+        });
+        result.map_err(|err| {
+            self.error = Some(err);
+            CoreError::Aborted
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn kmeans_impl<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    params: KMeansParams,
+    callback: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let xa = extract2::<T>("X", x)?;
+    let xr = rows_of("X", &xa)?;
+    let mut host = KMeansHost {
+        callback,
+        error: None,
+    };
+    let result = py.detach(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            core_kmeans::kmeans(xr, &params, &mut |i, inertia| host.poll(i, inertia))
+        }))
+    });
+    let fit = match result {
+        Ok(Ok(fit)) => fit,
+        Ok(Err(CoreError::Aborted)) => {
+            return Err(host
+                .error
+                .take()
+                .unwrap_or_else(|| gio_error(CoreError::Aborted)))
+        }
+        Ok(Err(err)) => return Err(gio_error(err)),
+        Err(_) => {
+            return Err(PyRuntimeError::new_err(
+                "gio_rs internal error in kmeans (please report it)",
+            ))
+        }
+    };
+    let dim = xr.dim();
+    let dict = PyDict::new(py);
+    let k = fit.centers.len() / dim;
+    dict.set_item(
+        "centers",
+        PyArray1::from_vec(py, fit.centers).reshape([k, dim])?,
+    )?;
+    dict.set_item(
+        "labels",
+        PyArray1::from_vec(py, fit.labels.iter().map(|&l| l as i64).collect::<Vec<_>>()),
+    )?;
+    dict.set_item("inertia", fit.inertia)?;
+    dict.set_item("n_iter", fit.n_iter)?;
+    Ok(dict)
+}
+
+/// K-Means on X (float32 or float64). `init` is "k-means++", "random" or "centers" (then
+/// `centers` holds them, K × d float64).
+#[pyfunction]
+#[pyo3(signature = (x, *, n_clusters, max_iter, tol, n_init, seed, init, centers, init_sample_size, callback))]
+#[allow(clippy::too_many_arguments)]
+fn kmeans<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    n_clusters: usize,
+    max_iter: usize,
+    tol: f64,
+    n_init: usize,
+    seed: u64,
+    init: &str,
+    centers: Option<PyReadonlyArray2<'py, f64>>,
+    init_sample_size: usize,
+    callback: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let init = match (init, centers) {
+        ("k-means++", _) => KMeansInit::KMeansPlusPlus,
+        ("random", _) => KMeansInit::Random,
+        ("centers", Some(c)) => KMeansInit::Centers(
+            c.as_slice()
+                .map_err(|e| GioError::new_err(format!("init: {e}")))?
+                .to_vec(),
+        ),
+        (other, _) => return Err(GioError::new_err(format!("init: unknown value {other:?}"))),
+    };
+    let params = KMeansParams {
+        n_clusters,
+        max_iter,
+        tol,
+        n_init,
+        seed,
+        init,
+        init_sample_size,
+    };
+    by_dtype!(x, kmeans_impl(py, x, params, callback))
+}
+
+/// Labels and squared distances of an assignment.
+type Assignment<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>);
+
+fn assign_impl<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    centers: PyReadonlyArray2<'py, f64>,
+) -> PyResult<Assignment<'py>> {
+    let xa = extract2::<T>("X", x)?;
+    let xr = rows_of("X", &xa)?;
+    let cr = rows_of("centers", &centers)?;
+    if cr.dim() != xr.dim() {
+        return Err(GioError::new_err(format!(
+            "centers: have {} columns but X has {}",
+            cr.dim(),
+            xr.dim()
+        )));
+    }
+    let (labels, dists) = py.detach(|| {
+        let norms: Vec<f64> = (0..xr.len())
+            .map(|i| crate::simd::dot(xr.row(i), xr.row(i)))
+            .collect();
+        let mut labels = vec![0u32; xr.len()];
+        let mut dists = vec![0.0f64; xr.len()];
+        core_kmeans::assign(xr, &norms, cr, &mut labels, &mut dists);
+        (labels, dists)
+    });
+    let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+    Ok((
+        PyArray1::from_vec(py, labels),
+        PyArray1::from_vec(py, dists),
+    ))
+}
+
+/// Nearest center of every row of X and the squared distance to it.
+#[pyfunction]
+fn kmeans_assign<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    centers: PyReadonlyArray2<'py, f64>,
+) -> PyResult<Assignment<'py>> {
+    by_dtype!(x, assign_impl(py, x, centers))
+}
+
 /// The SIMD level the kernels dispatched to on this CPU ("avx512", "avx2" or "baseline").
 #[pyfunction]
 fn simd_level() -> &'static str {
@@ -466,6 +622,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kl_gradient, m)?)?;
     m.add_function(wrap_pyfunction!(gradient_descend, m)?)?;
     m.add_function(wrap_pyfunction!(greedy_select, m)?)?;
+    m.add_function(wrap_pyfunction!(kmeans, m)?)?;
+    m.add_function(wrap_pyfunction!(kmeans_assign, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

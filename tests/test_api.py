@@ -7,9 +7,10 @@ import random
 import threading
 import tracemalloc
 
-import gio_rs
 import numpy as np
 import pytest
+
+import gio_rs
 from gio_rs import GioError
 
 

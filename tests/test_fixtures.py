@@ -3,9 +3,10 @@ of ../shared/fixtures/README.md, in float64 and float32."""
 
 from __future__ import annotations
 
-import gio_rs
 import numpy as np
 import pytest
+
+import gio_rs
 
 DTYPES = [np.float64, np.float32]
 

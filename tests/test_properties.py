@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 
-import gio_rs
 import numpy as np
 import pytest
-from gio_rs import reference
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+import gio_rs
+from gio_rs import reference
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 

@@ -10,6 +10,7 @@ Public API:
 - `select(train, target, ...) -> Selection`: the selection loop, reference bugs fixed.
 - `kl_divergence(x, y, k)` and `kl_gradient(x, w, v)`: the estimator and its gradient.
 - `GIOKL`: drop-in for `grad-info-opt`'s class, reference behaviour kept.
+- `KMeans`: K-Means in scikit-learn's style (fit/predict/transform), deterministic for a seed.
 - `reference`: a plain NumPy implementation of the same math, slow and readable.
 - `GioError`: raised for invalid input (a ValueError).
 """
@@ -20,12 +21,14 @@ from ._core import __version__ as __version__
 from ._progress import CandidateEvent
 from .compat import GIOKL
 from .estimator import kl_divergence, kl_gradient
+from .kmeans import KMeans
 from .selection import Selection, select
 
 __all__ = [
     "GIOKL",
     "CandidateEvent",
     "GioError",
+    "KMeans",
     "Selection",
     "kl_divergence",
     "kl_gradient",

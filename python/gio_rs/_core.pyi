@@ -55,4 +55,20 @@ def greedy_select(
     pick: Optional[Callable[[int], int]],
     callback: Any,
 ) -> dict[str, Any]: ...
+def kmeans(
+    x: npt.NDArray[np.floating],
+    *,
+    n_clusters: int,
+    max_iter: int,
+    tol: float,
+    n_init: int,
+    seed: int,
+    init: str,
+    centers: Optional[npt.NDArray[np.float64]],
+    init_sample_size: int,
+    callback: Optional[Callable[[int, float], Any]],
+) -> dict[str, Any]: ...
+def kmeans_assign(
+    x: npt.NDArray[np.floating], centers: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 def simd_level() -> str: ...

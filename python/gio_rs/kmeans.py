@@ -1,0 +1,155 @@
+"""K-Means in scikit-learn's style, backed by the Rust core: greedy k-means++ on a bounded
+sample (fast at K in the thousands), Lloyd iterations with tiled Gram-product assignment
+(no N×K matrix), centroid sums in float64, deterministic for a `random_state` whatever the
+thread count. float32 input stays float32."""
+
+from __future__ import annotations
+
+import random as _random
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._arrays import as_matrix, cast, check_bool, check_float, check_int, same_columns, working_dtype
+
+
+class KMeans:
+    """K-Means clustering.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of clusters K (1 <= K <= number of rows).
+    init : "k-means++", "random" or array (K, d)
+        "k-means++" is scikit-learn's greedy variant (2 + ln K candidates per center) run on a
+        seeded sample of at most `init_sample_size` rows; "random" takes K distinct rows.
+    n_init : int
+        Runs from different seeds; the lowest inertia is kept (1 run with explicit centers).
+    max_iter : int
+        Lloyd iterations per run.
+    tol : float
+        Stop when the centers moved by at most `tol` × (mean per-feature variance), in summed
+        squared distance (scikit-learn's rule), or when no label changed.
+    random_state : int, optional
+        Seed; None draws one from the operating system (not reproducible).
+    init_sample_size : int, optional
+        Rows k-means++ looks at; default: about two Lloyd iterations' worth, at least 4 per cluster.
+    verbose : bool
+        Print the inertia after every Lloyd iteration.
+
+    Attributes after `fit`: `cluster_centers_` (K, d) in the input's float dtype, `labels_`,
+    `inertia_` (sum of squared distances to the nearest center), `n_iter_`, `n_features_in_`.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Union[str, Any] = "k-means++",
+        n_init: int = 1,
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: Optional[int] = None,
+        init_sample_size: Optional[int] = None,
+        verbose: bool = False,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.init_sample_size = init_sample_size
+        self.verbose = verbose
+
+    def fit(self, X: Any, y: Any = None) -> KMeans:
+        """Cluster the rows of X (n_samples, n_features). `y` is ignored."""
+        x_arr = as_matrix("X", X)
+        dtype = working_dtype(x_arr)
+        k = check_int("n_clusters", self.n_clusters, minimum=1)
+        if k > len(x_arr):
+            raise _core.GioError(f"n_clusters: {k} clusters need at least {k} rows, X has {len(x_arr)}")
+        n_init = check_int("n_init", self.n_init, minimum=1)
+        max_iter = check_int("max_iter", self.max_iter, minimum=1)
+        tol = check_float("tol", self.tol, minimum=0.0)
+        sample = (
+            0
+            if self.init_sample_size is None
+            else check_int("init_sample_size", self.init_sample_size, minimum=1)
+        )
+        if self.random_state is None:
+            seed = _random.SystemRandom().getrandbits(63)
+        else:
+            seed = check_int("random_state", self.random_state, minimum=0)
+        centers = None
+        if isinstance(self.init, str):
+            if self.init not in ("k-means++", "random"):
+                raise _core.GioError(f"init: expected 'k-means++', 'random' or an array, got {self.init!r}")
+            init = self.init
+        else:
+            centers = as_matrix("init", self.init)
+            same_columns("init", centers, "X", x_arr.shape[1])
+            if len(centers) != k:
+                raise _core.GioError(f"init: has {len(centers)} rows but n_clusters is {k}")
+            centers = cast(centers, np.dtype(np.float64))
+            init = "centers"
+        callback = None
+        if check_bool("verbose", self.verbose):
+
+            def callback(iteration: int, inertia: float) -> None:
+                print(f"KMeans iteration {iteration}: inertia {inertia:.6g}")
+
+        out = _core.kmeans(
+            cast(x_arr, dtype),
+            n_clusters=k,
+            max_iter=max_iter,
+            tol=tol,
+            n_init=n_init,
+            seed=seed,
+            init=init,
+            centers=centers,
+            init_sample_size=sample,
+            callback=callback,
+        )
+        self.cluster_centers_ = out["centers"].astype(dtype, copy=False)
+        self.labels_ = out["labels"]
+        self.inertia_ = float(out["inertia"])
+        self.n_iter_ = int(out["n_iter"])
+        self.n_features_in_ = x_arr.shape[1]
+        return self
+
+    def _fitted_centers(self) -> np.ndarray:
+        if not hasattr(self, "cluster_centers_"):
+            raise _core.GioError("KMeans: call fit before predict/transform")
+        return np.asarray(self.cluster_centers_, dtype=np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the nearest center for every row of X (ties to the lowest index)."""
+        centers = self._fitted_centers()
+        x_arr = as_matrix("X", X)
+        same_columns("X", x_arr, "the fitted centers", centers.shape[1])
+        labels, _ = _core.kmeans_assign(cast(x_arr, working_dtype(x_arr)), centers)
+        return labels
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """`fit(X)` then the labels of X."""
+        return self.fit(X).labels_
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Euclidean distances from every row of X to every center, (n_samples, K): this one
+        materialises the N×K matrix, use `predict` for labels only."""
+        centers = self._fitted_centers()
+        x_arr = as_matrix("X", X)
+        same_columns("X", x_arr, "the fitted centers", centers.shape[1])
+        x64 = np.asarray(x_arr, dtype=np.float64)
+        sq = (x64**2).sum(axis=1)[:, None] - 2.0 * x64 @ centers.T + (centers**2).sum(axis=1)[None, :]
+        return np.sqrt(np.maximum(sq, 0.0))
+
+    def score(self, X: Any) -> float:
+        """Minus the inertia of X under the fitted centers (higher is better, as in scikit-learn)."""
+        centers = self._fitted_centers()
+        x_arr = as_matrix("X", X)
+        same_columns("X", x_arr, "the fitted centers", centers.shape[1])
+        _, dists = _core.kmeans_assign(cast(x_arr, working_dtype(x_arr)), centers)
+        return -float(dists.sum())

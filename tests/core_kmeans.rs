@@ -1,0 +1,161 @@
+//! K-Means: recovers separated blobs, assignment equals brute force, same result for any
+//! thread count, empty clusters re-seeded, bad parameters are errors.
+
+use gio_rs::kmeans::{assign, kmeans, KMeansInit, KMeansParams};
+use gio_rs::rng::SplitMix64;
+use gio_rs::Rows;
+
+fn blobs(per: usize, centers: &[[f64; 3]], seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    let mut out = Vec::new();
+    for i in 0..per * centers.len() {
+        let c = centers[i % centers.len()];
+        for v in c {
+            out.push((v + (rng.next_f64() - 0.5) * 0.2) as f32);
+        }
+    }
+    out
+}
+
+fn params(k: usize) -> KMeansParams {
+    KMeansParams {
+        n_clusters: k,
+        max_iter: 100,
+        tol: 1e-4,
+        n_init: 1,
+        seed: 3,
+        init: KMeansInit::KMeansPlusPlus,
+        init_sample_size: 0,
+    }
+}
+
+const CENTERS: [[f64; 3]; 4] = [
+    [0.0, 0.0, 0.0],
+    [5.0, 0.0, 0.0],
+    [0.0, 5.0, 0.0],
+    [0.0, 0.0, 5.0],
+];
+
+#[test]
+fn recovers_separated_blobs() {
+    let data = blobs(200, &CENTERS, 1);
+    let x = Rows::new("x", &data, 3).unwrap();
+    let fit = kmeans(x, &params(4), &mut |_, _| Ok(())).unwrap();
+    // Every blob maps to one cluster and the inertia is the within-blob scatter (≈ 800·3·0.2²/12).
+    for blob in 0..4 {
+        let label = fit.labels[blob];
+        assert!((0..800)
+            .filter(|i| i % 4 == blob)
+            .all(|i| fit.labels[i] == label));
+    }
+    assert!(
+        fit.inertia < 800.0 * 3.0 * 0.04 / 12.0 * 1.2,
+        "{}",
+        fit.inertia
+    );
+}
+
+#[test]
+fn assignment_equals_brute_force() {
+    let data = blobs(150, &CENTERS, 2);
+    let x = Rows::new("x", &data, 3).unwrap();
+    let centers: Vec<f64> = (0..7 * 3)
+        .map(|i| ((i as f64) * 0.77).sin() * 4.0)
+        .collect();
+    let norms: Vec<f64> = (0..x.len())
+        .map(|i| x.row(i).iter().map(|v| (*v as f64).powi(2)).sum())
+        .collect();
+    let mut labels = vec![0u32; x.len()];
+    let mut dists = vec![0.0; x.len()];
+    assign(
+        x,
+        &norms,
+        Rows::new("c", &centers, 3).unwrap(),
+        &mut labels,
+        &mut dists,
+    );
+    for i in 0..x.len() {
+        let d: Vec<f64> = (0..7)
+            .map(|c| {
+                (0..3)
+                    .map(|j| (x.row(i)[j] as f64 - centers[c * 3 + j]).powi(2))
+                    .sum()
+            })
+            .collect();
+        let best = (0..7).min_by(|&a, &b| d[a].total_cmp(&d[b])).unwrap();
+        assert_eq!(labels[i] as usize, best, "row {i}");
+        assert!((dists[i] - d[best]).abs() <= 1e-12 * d[best].max(1.0));
+    }
+}
+
+#[test]
+fn same_result_for_any_thread_count() {
+    let data = blobs(3000, &CENTERS, 4);
+    let x = Rows::new("x", &data, 3).unwrap();
+    let p = KMeansParams {
+        n_init: 2,
+        ..params(9)
+    };
+    let fits: Vec<_> = [1, 2, 3]
+        .iter()
+        .map(|&t| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap();
+            pool.install(|| kmeans(x, &p, &mut |_, _| Ok(())).unwrap())
+        })
+        .collect();
+    assert_eq!(fits[0], fits[1]);
+    assert_eq!(fits[0], fits[2]);
+}
+
+#[test]
+fn empty_clusters_are_reseeded() {
+    // Two far centers start on the same side: one gets no rows and must move.
+    let data = blobs(100, &CENTERS[..2], 5);
+    let x = Rows::new("x", &data, 3).unwrap();
+    let start = vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 100.0, 100.0, 100.0];
+    let p = KMeansParams {
+        init: KMeansInit::Centers(start),
+        ..params(3)
+    };
+    let fit = kmeans(x, &p, &mut |_, _| Ok(())).unwrap();
+    let mut used = [false; 3];
+    fit.labels.iter().for_each(|&l| used[l as usize] = true);
+    assert!(used.iter().all(|&u| u), "every cluster ends up with rows");
+}
+
+#[test]
+fn bad_parameters_are_errors() {
+    let data = blobs(2, &CENTERS, 6);
+    let x = Rows::new("x", &data, 3).unwrap();
+    for (p, name) in [
+        (params(0), "n_clusters"),
+        (params(9), "n_clusters"),
+        (
+            KMeansParams {
+                n_init: 0,
+                ..params(2)
+            },
+            "n_init",
+        ),
+        (
+            KMeansParams {
+                tol: f64::NAN,
+                ..params(2)
+            },
+            "tol",
+        ),
+        (
+            KMeansParams {
+                init: KMeansInit::Centers(vec![0.0; 5]),
+                ..params(2)
+            },
+            "init",
+        ),
+    ] {
+        let err = kmeans(x, &p, &mut |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().starts_with(name), "{err}");
+    }
+}
