@@ -33,8 +33,8 @@ pub struct KMeansParams {
     pub n_init: usize,
     pub seed: u64,
     pub init: KMeansInit,
-    /// Rows k-means++ looks at (0: automatic, bounded so the init costs about as much as a few
-    /// Lloyd iterations).
+    /// Rows k-means++ looks at (0: automatic, bounded so the init costs about as much as one
+    /// Lloyd iteration).
     pub init_sample_size: usize,
 }
 
@@ -168,7 +168,8 @@ fn mean_variance<T: Element>(x: Rows<'_, T>) -> f64 {
     var.iter().sum::<f64>() / n / x.dim() as f64
 }
 
-/// Greedy k-means++ on the first `sample` rows of a seeded permutation.
+/// Greedy k-means++ on the first `sample` rows of a seeded permutation. The sample is gathered
+/// into one block so each step scores all its candidates with one pass of Gram tiles.
 fn kmeans_plus_plus<T: Element>(
     x: Rows<'_, T>,
     k: usize,
@@ -184,27 +185,51 @@ fn kmeans_plus_plus<T: Element>(
         let j = i + rng.below(n - i);
         order.swap(i, j);
     }
-    let sample = &order[..s];
+    let mut block: Vec<T> = Vec::with_capacity(s * dim);
+    for &i in &order[..s] {
+        block.extend_from_slice(x.row(i));
+    }
+    let sample = Rows::new("sample", &block, dim).expect("whole rows");
+    let norms = row_norms(sample);
     let trials = 2 + (k as f64).ln().floor() as usize;
-    let dists_to = |c: usize| -> Vec<f64> {
-        map_row_chunks(s, dim, |a, b| {
-            (a..b)
-                .map(|i| sq_dist(x.row(sample[i]), x.row(c)))
-                .collect::<Vec<_>>()
-        })
-        .into_iter()
-        .flatten()
-        .collect()
+    // Squared distances (Gram form, clamped at 0) from every sample row to each candidate,
+    // column-major per candidate: out[t * s + i].
+    let distances_to = |candidates: &[usize]| -> Vec<f64> {
+        let mut cand: Vec<T> = Vec::with_capacity(candidates.len() * dim);
+        for &c in candidates {
+            cand.extend_from_slice(sample.row(c));
+        }
+        let t = candidates.len();
+        let per_chunk: Vec<Vec<f64>> = map_row_chunks(s, dim * t, |a, b| {
+            let mut gram = vec![0.0f64; (b - a) * t];
+            dot_block(sample.slice(a, b).data(), &cand, dim, &mut gram);
+            for (r, row) in gram.chunks_exact_mut(t).enumerate() {
+                for (value, &c) in row.iter_mut().zip(candidates) {
+                    *value = (norms[a + r] + norms[c] - 2.0 * *value).max(0.0);
+                }
+            }
+            gram
+        });
+        let mut out = vec![0.0f64; t * s];
+        let mut row = 0;
+        for chunk in per_chunk {
+            for values in chunk.chunks_exact(t) {
+                for (c, &v) in values.iter().enumerate() {
+                    out[c * s + row] = v;
+                }
+                row += 1;
+            }
+        }
+        out
     };
-    let mut centers = Vec::with_capacity(k * dim);
-    let first = sample[rng.below(s)];
-    centers.extend(x.row(first).iter().map(|v| v.to_f64()));
-    let mut closest = dists_to(first);
+    let first = rng.below(s);
+    let mut chosen = vec![first];
+    let mut closest = distances_to(&[first]);
     for _ in 1..k {
+        // Candidates with probability proportional to their distance to the centers so far.
         let potential: f64 = closest.iter().sum();
-        let mut best: Option<(f64, usize, Vec<f64>)> = None;
+        let mut candidates = Vec::with_capacity(trials);
         for _ in 0..trials {
-            // A row with probability proportional to its distance to the centers so far.
             let target = rng.next_f64() * potential;
             let mut acc = 0.0;
             let mut pick = s - 1;
@@ -215,21 +240,27 @@ fn kmeans_plus_plus<T: Element>(
                     break;
                 }
             }
-            let candidate = sample[pick];
-            let mut new_closest = dists_to(candidate);
-            for (nc, &c) in new_closest.iter_mut().zip(&closest) {
-                *nc = nc.min(c);
-            }
-            let pot: f64 = new_closest.iter().sum();
-            if best.as_ref().is_none_or(|(b, _, _)| pot < *b) {
-                best = Some((pot, candidate, new_closest));
+            candidates.push(pick);
+        }
+        let dists = distances_to(&candidates);
+        // The candidate that lowers the potential most (ties: the first drawn).
+        let mut best: Option<(f64, usize)> = None;
+        for (t, column) in dists.chunks_exact(s).enumerate() {
+            let pot: f64 = column.iter().zip(&closest).map(|(&a, &b)| a.min(b)).sum();
+            if best.is_none_or(|(b, _)| pot < b) {
+                best = Some((pot, t));
             }
         }
-        let (_, chosen, new_closest) = best.expect("at least one trial");
-        centers.extend(x.row(chosen).iter().map(|v| v.to_f64()));
-        closest = new_closest;
+        let (_, t) = best.expect("at least one trial");
+        for (c, &d) in closest.iter_mut().zip(&dists[t * s..(t + 1) * s]) {
+            *c = c.min(d);
+        }
+        chosen.push(candidates[t]);
     }
-    centers
+    chosen
+        .iter()
+        .flat_map(|&c| sample.row(c).iter().map(|v| v.to_f64()))
+        .collect()
 }
 
 fn random_rows<T: Element>(x: Rows<'_, T>, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
@@ -371,9 +402,9 @@ pub fn kmeans<T: Element>(
     let sample = if params.init_sample_size > 0 {
         params.init_sample_size
     } else {
-        // About the cost of two Lloyd iterations on all rows, but at least 4 rows per cluster.
+        // About the cost of one Lloyd iteration on all rows, but at least 4 rows per cluster.
         let trials = 2 + (k as f64).ln().floor() as usize;
-        (2 * x.len() / trials).max(4 * k).max(1024)
+        (x.len() / trials).max(4 * k).max(1024)
     };
     let mut best: Option<KMeansFit> = None;
     let runs = if matches!(params.init, KMeansInit::Centers(_)) {

@@ -34,7 +34,7 @@ class KMeans:
     random_state : int, optional
         Seed; None draws one from the operating system (not reproducible).
     init_sample_size : int, optional
-        Rows k-means++ looks at; default: about two Lloyd iterations' worth, at least 4 per cluster.
+        Rows k-means++ looks at; default: about one Lloyd iteration's worth, at least 4 per cluster.
     verbose : bool
         Print the inertia after every Lloyd iteration.
 
