@@ -59,34 +59,24 @@ DETERMINISM_RUN = textwrap.dedent(
 )
 
 
-def test_results_identical_for_any_thread_count():
-    outputs = []
-    for threads in ("1", "2", "5"):
-        env = dict(os.environ, RAYON_NUM_THREADS=threads)
-        done = subprocess.run(
-            [sys.executable, "-c", DETERMINISM_RUN],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        outputs.append(json.loads(done.stdout))
-    assert outputs[0] == outputs[1] == outputs[2]
-    assert len(outputs[0]["mean"][0]) == 13
-
-
-def test_results_identical_without_simd():
-    env = dict(os.environ, GIO_RS_NO_SIMD="1")
-    scalar = subprocess.run(
+def run_determinism(**env: str) -> dict:
+    """DETERMINISM_RUN's output in a subprocess with `env` added to the environment."""
+    done = subprocess.run(
         [sys.executable, "-c", DETERMINISM_RUN],
-        env=env,
+        env=dict(os.environ, **env),
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
-    simd = subprocess.run(
-        [sys.executable, "-c", DETERMINISM_RUN], capture_output=True, text=True, timeout=300, check=True
-    )
-    assert json.loads(scalar.stdout) == json.loads(simd.stdout)
+    return json.loads(done.stdout)
+
+
+def test_results_identical_for_any_thread_count():
+    outputs = [run_determinism(RAYON_NUM_THREADS=threads) for threads in ("1", "2", "5")]
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert len(outputs[0]["mean"][0]) == 13
+
+
+def test_results_identical_without_simd():
+    assert run_determinism(GIO_RS_NO_SIMD="1") == run_determinism()
