@@ -404,7 +404,9 @@ impl<'a, T: Element> KlState<'a, T> {
             },
         );
         // Combine the chunks in order, then (Σ c)·v − Σ c x + Σ_near c (v − x) per point.
-        let mut totals = vec![0.0f64; per_chunk];
+        let totals = &mut work.totals;
+        totals.clear();
+        totals.resize(per_chunk, 0.0);
         for partial in work.partials[..n_chunks * per_chunk].chunks_exact(per_chunk) {
             let (far, rest) = partial.split_at(points * dim + points);
             let (near_used, near) = rest.split_at(points);
@@ -443,6 +445,7 @@ impl<'a, T: Element> KlState<'a, T> {
 #[derive(Debug, Default)]
 pub struct GradientWork {
     partials: Vec<f64>,
+    totals: Vec<f64>,
 }
 
 /// KL(X ‖ Y) in one call (the reference's `calculate_statistical_distance`).

@@ -212,10 +212,10 @@ class GIOKL:
         reporter = Reporter(
             print_reference=bool(self.verbose), progress=bool(self.progress), total=opts.max_iter + 1
         )
-        out = run_loop(train_arr, x_arr, init_arr, opts, fixed=False, rng=rng, reporter=reporter)
-
+        # Cast once here; run_loop then receives arrays already in the working dtype.
         dtype = working_dtype(train_arr, x_arr)
         train_c = cast(train_arr, dtype)
+        out = run_loop(train_c, cast(x_arr, dtype), init_arr, opts, fixed=False, rng=rng, reporter=reporter)
         indices = out["indices"]
         W = np.concatenate([cast(init_arr, dtype), train_c[indices]], axis=0)
         kl_divs = [float(v) for v in out["kl_trace"]]
