@@ -11,6 +11,8 @@ Public API:
 - `kl_divergence(x, y, k)` and `kl_gradient(x, w, v)`: the estimator and its gradient.
 - `GIOKL`: drop-in for `grad-info-opt`'s class, reference behaviour kept.
 - `KMeans`: K-Means in scikit-learn's style (fit/predict/transform), deterministic for a seed.
+- `quantize(train, target, n_clusters)` and `explode(chosen_clusters, labels)`: GIO at scale;
+  `select(..., n_clusters=K)` runs quantise → select among centroids → explode.
 - `reference`: a plain NumPy implementation of the same math, slow and readable.
 - `GioError`: raised for invalid input (a ValueError).
 """
@@ -22,16 +24,21 @@ from ._progress import CandidateEvent
 from .compat import GIOKL
 from .estimator import kl_divergence, kl_gradient
 from .kmeans import KMeans
+from .quantize import Explosion, Quantization, explode, quantize
 from .selection import Selection, select
 
 __all__ = [
     "GIOKL",
     "CandidateEvent",
+    "Explosion",
     "GioError",
     "KMeans",
+    "Quantization",
     "Selection",
+    "explode",
     "kl_divergence",
     "kl_gradient",
+    "quantize",
     "reference",
     "select",
     "simd_level",

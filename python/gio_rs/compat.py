@@ -7,6 +7,7 @@ Change ``from GIO import GIOKL`` to ``from gio_rs import GIOKL`` and the subset 
 from __future__ import annotations
 
 import random as _random
+import warnings
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -24,6 +25,8 @@ from ._arrays import (
 )
 from ._progress import Reporter
 from .estimator import kl_divergence
+from .kmeans import KMeans
+from .quantize import explode
 from .selection import initial_selection, loop_options, run_loop, uniform_start
 
 
@@ -230,3 +233,62 @@ class GIOKL:
             kl_divs,
         )
         return W, kl_divs, state
+
+    def quantize(
+        self,
+        df_train: Any,
+        df_x: Any,
+        k: int = 1500,
+        rseed: str = "auto",
+        rseed1: int = 234,
+        rseed2: int = 456,
+    ) -> tuple:
+        """K-Means on the pool and on the target, as the reference's `quantize`, on NumPy arrays
+        instead of Spark frames. Returns ``(model_train, model_X, train_labels, X_labels)``: the
+        models are `gio_rs.KMeans` (with a Spark-style `clusterCenters()`), the labels take the
+        place of the reference's `prediction` column. ``rseed="auto"`` draws both seeds from
+        Python's `random` as the reference does (`random.randint(-1000, 1000)`, shifted to be
+        non-negative); otherwise `rseed1` and `rseed2` are used."""
+        train_arr = as_matrix("df_train", df_train)
+        x_arr = as_matrix("df_x", df_x)
+        same_columns("df_x", x_arr, "df_train", train_arr.shape[1])
+        if rseed == "auto":
+            rng: Any = _random if self.seed is None else _random.Random(self.seed)
+            rseed1, rseed2 = rng.randint(-1000, 1000), rng.randint(-1000, 1000)
+        seeds = [
+            check_int(name, value, minimum=-(2**62)) + 1000
+            for name, value in (("rseed1", rseed1), ("rseed2", rseed2))
+        ]
+        k = check_int("k", k, minimum=1)
+        model_train = KMeans(k, random_state=seeds[0]).fit(train_arr)
+        model_x = KMeans(k, random_state=seeds[1]).fit(x_arr)
+        return model_train, model_x, model_train.labels_, model_x.labels_
+
+    def explode(
+        self, chosen_centroids: Any, kmeans_transformed_df: Any, kmeans_centroids_df: Any
+    ) -> np.ndarray:
+        """The train rows of the chosen centroids, as the reference's `explode`, on arrays:
+        `chosen_centroids` are rows (e.g. the selected part of W), `kmeans_transformed_df` the
+        train labels from `quantize`, `kmeans_centroids_df` the centers (array or fitted
+        `KMeans`). Each chosen row is matched to a center by exact equality, like the reference;
+        rows that match no center are dropped, as there, and a warning says how many. Returns the
+        member row indices (see `gio_rs.quantize.explode` for the order)."""
+        centers = (
+            kmeans_centroids_df.cluster_centers_
+            if isinstance(kmeans_centroids_df, KMeans)
+            else kmeans_centroids_df
+        )
+        centers = as_matrix("kmeans_centroids_df", centers)
+        chosen = as_matrix("chosen_centroids", chosen_centroids)
+        same_columns("chosen_centroids", chosen, "kmeans_centroids_df", centers.shape[1])
+        lookup = {
+            row.tobytes(): i for i, row in reversed(list(enumerate(np.asarray(centers, dtype=np.float64))))
+        }
+        ids = [lookup.get(row.tobytes()) for row in np.asarray(chosen, dtype=np.float64)]
+        matched = [i for i in ids if i is not None]
+        if len(matched) < len(ids):
+            warnings.warn(
+                f"explode: {len(ids) - len(matched)} of {len(ids)} chosen rows match no centroid, dropped",
+                stacklevel=2,
+            )
+        return explode(np.asarray(matched, dtype=np.int64), kmeans_transformed_df).indices

@@ -146,6 +146,11 @@ class KMeans:
         sq = (x64**2).sum(axis=1)[:, None] - 2.0 * x64 @ centers.T + (centers**2).sum(axis=1)[None, :]
         return np.sqrt(np.maximum(sq, 0.0))
 
+    def clusterCenters(self) -> list:  # noqa: N802 - pyspark.ml's KMeansModel spelling
+        """The centers as a list of arrays, like pyspark.ml's `KMeansModel.clusterCenters()`, so
+        code written for the reference's Spark models runs unchanged."""
+        return list(self._fitted_centers())
+
     def score(self, X: Any) -> float:
         """Minus the inertia of X under the fitted centers (higher is better, as in scikit-learn)."""
         centers = self._fitted_centers()

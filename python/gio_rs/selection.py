@@ -16,6 +16,7 @@ import numpy as np
 from . import _core
 from ._arrays import as_matrix, cast, check_bool, check_float, check_int, same_columns, working_dtype
 from ._progress import CandidateEvent, Reporter
+from .quantize import quantize
 
 STOP_CRITERIA = (
     "increase",
@@ -54,6 +55,9 @@ class Selection:
         Pool resets performed.
     v_opts : array or None
         v after every descent (rows), when `record_v_opts=True`.
+    clusters, cluster_of_row, repeated_clusters, quantization : with `n_clusters` only
+        The chosen pool clusters in selection order, the cluster of each row of `indices`, the
+        clusters chosen more than once, and the K-Means models (`gio_rs.quantize.Quantization`).
     """
 
     indices: np.ndarray
@@ -66,6 +70,10 @@ class Selection:
     scale_factor: float
     n_resets: int
     v_opts: Optional[np.ndarray] = None
+    clusters: Optional[np.ndarray] = None
+    cluster_of_row: Optional[np.ndarray] = None
+    repeated_clusters: Optional[np.ndarray] = None
+    quantization: Any = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -276,6 +284,8 @@ def select(
     callback: Optional[Callable[[CandidateEvent], Any]] = None,
     progress: bool = False,
     record_v_opts: bool = False,
+    n_clusters: Optional[int] = None,
+    n_clusters_target: Optional[int] = None,
 ) -> Selection:
     """Select rows of `train` that make `init ∪ selection` most informative about `target`:
     greedily minimise the k-NN estimate of KL(target ‖ init ∪ selection) (GIO).
@@ -336,6 +346,15 @@ def select(
         Show a progress bar (tqdm when installed, else a line on stderr).
     record_v_opts : bool
         Keep v after every descent in `Selection.v_opts`.
+    n_clusters, n_clusters_target : int, optional
+        Quantise first (GIO at scale): K-Means on the pool (`n_clusters`) and on the target
+        (`n_clusters_target`, default the same; a target with at most that many rows is used as
+        it is), select among the pool's centroids for the target's centroids, then explode the
+        chosen clusters to all their rows. `indices` are then rows of `train` (each chosen
+        cluster's members, clusters in first-chosen order, rows ascending inside a cluster);
+        `clusters` holds the chosen cluster ids in selection order (a cluster chosen twice after a
+        reset appears twice there, and in `repeated_clusters`, but its rows once in `indices`);
+        `kl_trace` is measured on centroids. `seed` also seeds the K-Means fits.
 
     Returns a `Selection`. The GIL is released while the core runs; Ctrl-C interrupts it.
     float32 input stays float32 in memory; distances and sums are computed in float64.
@@ -344,6 +363,14 @@ def select(
     target_arr = as_matrix("target", target, min_rows=2)
     dim = target_arr.shape[1]
     same_columns("train", train_arr, "target", dim)
+    quantization = None
+    if n_clusters is not None:
+        quantization = quantize(
+            train_arr, target_arr, n_clusters, n_clusters_target=n_clusters_target, seed=seed
+        )
+        train_arr, target_arr = quantization.train_centers, quantization.target_centers
+    elif n_clusters_target is not None:
+        raise _core.GioError("n_clusters_target: only used together with n_clusters")
     opts = loop_options(
         k=k,
         max_iter=max_iter,
@@ -400,8 +427,13 @@ def select(
         reporter=reporter,
         record_v_opts=record_v_opts,
     )
+    indices, clusters, cluster_of_row, repeated = out["indices"], None, None, None
+    if quantization is not None:
+        explosion = quantization.explode(indices)
+        indices, clusters = explosion.indices, out["indices"]
+        cluster_of_row, repeated = explosion.cluster_of_row, explosion.repeated
     return Selection(
-        indices=out["indices"],
+        indices=indices,
         kl_trace=out["kl_trace"],
         kl_start=float(out["kl_start"]),
         stop_reason=str(out["stop_reason"]),
@@ -411,4 +443,8 @@ def select(
         scale_factor=float(out["scale_factor"]),
         n_resets=int(out["num_resets"]),
         v_opts=out["v_opts"] if record_v_opts else None,
+        clusters=clusters,
+        cluster_of_row=cluster_of_row,
+        repeated_clusters=repeated,
+        quantization=quantization,
     )
