@@ -7,8 +7,16 @@ use crate::distance::sq_dist;
 use crate::error::GioError;
 use crate::parallel::{map_row_chunks, worth_parallel};
 use crate::rng::SplitMix64;
+use crate::rows::Precision;
 use crate::rows::{Element, Rows};
-use crate::simd::{dot, dot_block};
+use crate::simd::{avx512_active, dot, dot_block, nearest_centers_f32, PackedCenters};
+
+/// The float32 view of rows whose element type is f32 (checked by the caller via PRECISION).
+fn as_f32_rows<T: Element>(rows: &[T]) -> &[f32] {
+    assert!(T::PRECISION == Precision::F32);
+    // SAFETY: T is f32 (only f32 has Precision::F32).
+    unsafe { std::slice::from_raw_parts(rows.as_ptr() as *const f32, rows.len()) }
+}
 use rayon::prelude::*;
 
 /// How the first centers are chosen.
@@ -100,7 +108,8 @@ fn row_norms<T: Element>(x: Rows<'_, T>) -> Vec<f64> {
 }
 
 /// Nearest center of every row (ties to the lowest center index) by the Gram form, written to
-/// `labels`; `dists` gets the squared distance to it from exact differences.
+/// `labels`; `dists` gets the squared distance to it from exact differences. Identical for any
+/// thread count; across CPU types only for float64 data (see the float32 note inside).
 pub fn assign<T: Element>(
     x: Rows<'_, T>,
     x_norms: &[f64],
@@ -113,9 +122,22 @@ pub fn assign<T: Element>(
         .collect();
     let dim = x.dim();
     let k = centers.len();
+    // float32 data on AVX-512: a float32 GEMM-style kernel picks the nearest center (twice the
+    // throughput; near-ties may then resolve differently than on other CPUs, as with any
+    // float32 K-Means); the reported distance is still exact.
+    let packed = (T::PRECISION == Precision::F32 && avx512_active())
+        .then(|| PackedCenters::new(centers.data(), dim));
     let work = |(block, (labels, dists)): (usize, (&mut [u32], &mut [f64]))| {
         let start = block * ASSIGN_ROWS;
         let rows = x.slice(start, start + labels.len());
+        if let Some(packed) = &packed {
+            if nearest_centers_f32(as_f32_rows(rows.data()), packed, labels).is_some() {
+                for (r, (dist, &c)) in dists.iter_mut().zip(labels.iter()).enumerate() {
+                    *dist = sq_dist(rows.row(r), centers.row(c as usize));
+                }
+                return;
+            }
+        }
         let mut best = vec![(f64::INFINITY, 0u32); labels.len()];
         let mut gram = vec![0.0f64; ASSIGN_ROWS * ASSIGN_CENTERS];
         for c0 in (0..k).step_by(ASSIGN_CENTERS) {

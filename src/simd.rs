@@ -55,6 +55,11 @@ pub fn level_name() -> &'static str {
 }
 
 /// The fixed summation tree of the 32 lanes.
+/// Whether the AVX-512 kernels run (the float32 Gram kernel is only fast there).
+pub fn avx512_active() -> bool {
+    level() == Level::Avx512
+}
+
 #[inline(always)]
 fn sum_lanes(acc: &[f64; LANES]) -> f64 {
     let mut width = LANES;
@@ -198,6 +203,95 @@ fn dot_block_typed<A: Lane, B: Lane>(a: &[A], b: &[B], dim: usize, out: &mut [f6
         for c in 0..nb {
             out[r * nb + c] = dot_typed(&a[r * dim..(r + 1) * dim], &b[c * dim..(c + 1) * dim]);
         }
+    }
+}
+
+/// Centers packed for `nearest_centers_f32`: transposed (dim × padded), padded with +inf norms.
+pub struct PackedCenters {
+    /// `data[j * padded + c]` = center c's value j.
+    data: Vec<f32>,
+    norms: Vec<f32>,
+    padded: usize,
+    dim: usize,
+}
+
+impl PackedCenters {
+    /// Packs K × dim float64 centers (row-major) in float32.
+    pub fn new(centers: &[f64], dim: usize) -> Self {
+        let k = centers.len() / dim;
+        let padded = k.div_ceil(32) * 32;
+        let mut data = vec![0.0f32; dim * padded];
+        let mut norms = vec![f32::INFINITY; padded];
+        for c in 0..k {
+            let row = &centers[c * dim..(c + 1) * dim];
+            for (j, &v) in row.iter().enumerate() {
+                data[j * padded + c] = v as f32;
+            }
+            norms[c] = row.iter().map(|&v| (v as f32) * (v as f32)).sum();
+        }
+        PackedCenters {
+            data,
+            norms,
+            padded,
+            dim,
+        }
+    }
+}
+
+/// For every row of `rows` (float32, row-major): the index of the nearest packed center by the
+/// float32 Gram form ‖c‖² − 2x·c (‖x‖² does not change the argmin), ties to the lowest index.
+/// Returns `None` unless the AVX-512 kernel runs; a GEMM-style micro-kernel: 8 rows × 32
+/// centers per tile, broadcasts of x against center vectors, no horizontal sums.
+pub fn nearest_centers_f32(rows: &[f32], centers: &PackedCenters, out: &mut [u32]) -> Option<()> {
+    let dim = centers.dim;
+    assert!(rows.len() == out.len() * dim);
+    if level() != Level::Avx512 {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut pad = vec![0.0f32; 8 * dim];
+        for r0 in (0..out.len()).step_by(8) {
+            let r1 = (r0 + 8).min(out.len());
+            let block: &[f32] = if r1 - r0 == 8 {
+                &rows[r0 * dim..r1 * dim]
+            } else {
+                pad.fill(0.0);
+                pad[..(r1 - r0) * dim].copy_from_slice(&rows[r0 * dim..r1 * dim]);
+                &pad
+            };
+            // Per row, 16 lanes of (best score, its center): lane l sees centers ≡ l mod 16.
+            let mut best_score = [[f32::INFINITY; 16]; 8];
+            let mut best_index = [[0i32; 16]; 8];
+            for c0 in (0..centers.padded).step_by(32) {
+                // SAFETY: AVX-512F and FMA detected; block holds 8 rows, centers 32 columns from c0.
+                unsafe {
+                    x86::nearest_tile_8x32_avx512(
+                        block,
+                        centers,
+                        c0,
+                        &mut best_score,
+                        &mut best_index,
+                    )
+                };
+            }
+            for (r, o) in out[r0..r1].iter_mut().enumerate() {
+                // The lowest score, and among equal scores the lowest center index.
+                let lane = (0..16)
+                    .min_by(|&a, &b| {
+                        best_score[r][a]
+                            .total_cmp(&best_score[r][b])
+                            .then(best_index[r][a].cmp(&best_index[r][b]))
+                    })
+                    .expect("16 lanes");
+                *o = best_index[r][lane] as u32;
+            }
+        }
+        Some(())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
     }
 }
 
@@ -583,6 +677,56 @@ mod x86 {
             *o = sum8(&lanes) + dot_tail(ta, tb);
         }
         out
+    }
+
+    /// Scores ‖c‖² − 2x·c of 8 rows of `block` (row-major) against the 32 packed centers from
+    /// `c0`, folded into the rows' per-lane best (strict `<`, so a lane keeps its lowest index).
+    /// SAFETY: AVX-512F and FMA available; `block` holds 8 rows of `centers.dim` values;
+    /// `c0 + 32 <= centers.padded`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn nearest_tile_8x32_avx512(
+        block: &[f32],
+        centers: &super::PackedCenters,
+        c0: usize,
+        best_score: &mut [[f32; 16]; 8],
+        best_index: &mut [[i32; 16]; 8],
+    ) {
+        let (dim, padded) = (centers.dim, centers.padded);
+        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        let (pb, pp) = (block.as_ptr(), centers.data.as_ptr());
+        for j in 0..dim {
+            let col = pp.add(j * padded + c0);
+            let (c_lo, c_hi) = (_mm512_loadu_ps(col), _mm512_loadu_ps(col.add(16)));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*pb.add(r * dim + j));
+                acc_r[0] = _mm512_fmadd_ps(x, c_lo, acc_r[0]);
+                acc_r[1] = _mm512_fmadd_ps(x, c_hi, acc_r[1]);
+            }
+        }
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let minus_two = _mm512_set1_ps(-2.0);
+        for ((acc_r, score_r), index_r) in acc
+            .iter()
+            .zip(best_score.iter_mut())
+            .zip(best_index.iter_mut())
+        {
+            let mut score = _mm512_loadu_ps(score_r.as_ptr());
+            let mut index = _mm512_loadu_si512(index_r.as_ptr() as *const _);
+            for (h, &dotv) in acc_r.iter().enumerate() {
+                let start = c0 + 16 * h;
+                let candidate = _mm512_fmadd_ps(
+                    minus_two,
+                    dotv,
+                    _mm512_loadu_ps(centers.norms.as_ptr().add(start)),
+                );
+                let better = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(candidate, score);
+                score = _mm512_mask_blend_ps(better, score, candidate);
+                let ids = _mm512_add_epi32(lanes, _mm512_set1_epi32(start as i32));
+                index = _mm512_mask_blend_epi32(better, index, ids);
+            }
+            _mm512_storeu_ps(score_r.as_mut_ptr(), score);
+            _mm512_storeu_si512(index_r.as_mut_ptr() as *mut _, index);
+        }
     }
 
     /// `weighted_rows_avx512` for point 0 alone (coefficient `coefs[r * points]`).

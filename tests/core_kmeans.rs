@@ -159,3 +159,28 @@ fn bad_parameters_are_errors() {
         assert!(err.to_string().starts_with(name), "{err}");
     }
 }
+
+#[test]
+fn duplicate_centers_resolve_to_the_lowest_index_and_odd_sizes_work() {
+    // 13 rows (not a multiple of the 8-row tile), 37 centers (not a multiple of 32), two equal.
+    let data = blobs(13, &CENTERS[..1], 7);
+    let x = Rows::new("x", &data, 3).unwrap();
+    let mut centers: Vec<f64> = (0..37 * 3)
+        .map(|i| 10.0 + (i as f64 * 0.91).sin())
+        .collect();
+    centers[4 * 3..5 * 3].copy_from_slice(&[0.0, 0.0, 0.0]);
+    centers[30 * 3..31 * 3].copy_from_slice(&[0.0, 0.0, 0.0]);
+    let norms: Vec<f64> = (0..x.len())
+        .map(|i| x.row(i).iter().map(|v| (*v as f64).powi(2)).sum())
+        .collect();
+    let mut labels = vec![0u32; x.len()];
+    let mut dists = vec![0.0; x.len()];
+    assign(
+        x,
+        &norms,
+        Rows::new("c", &centers, 3).unwrap(),
+        &mut labels,
+        &mut dists,
+    );
+    assert!(labels.iter().all(|&l| l == 4), "{labels:?}");
+}

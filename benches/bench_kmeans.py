@@ -1,0 +1,101 @@
+"""K-Means: gio_rs vs scikit-learn vs faiss-cpu in the same run, float32.
+
+Prints, per implementation: init time, time per Lloyd iteration (from a fit started at given
+centers with a fixed number of iterations, tol=0), and total time of a default fit, with ratios.
+
+    python benches/bench_kmeans.py [--shape 100000,128,1000] [--shape 50000,768,1500]
+
+For numpy/scikit-learn's best GEMM kernel, unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in this
+command only (DESIGN.md §3); the kernel in use is printed when threadpoolctl is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import gio_rs
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def run_shape(n: int, d: int, k: int, iters: int) -> None:
+    rng = np.random.default_rng(0)
+    # Gaussian blobs around k random centers: clusters worth finding.
+    centers = rng.normal(0, 4, (k, d)).astype(np.float32)
+    X = (centers[rng.integers(0, k, n)] + rng.normal(0, 1, (n, d))).astype(np.float32)
+    start = X[rng.choice(n, k, replace=False)]
+    print(f"\nN={n}, d={d}, K={k}, float32, {iters} Lloyd iterations timed")
+    rows = []
+
+    t_iter, fit = timed(lambda: gio_rs.KMeans(k, init=start, max_iter=iters, tol=0).fit(X))
+    t_total, full = timed(lambda: gio_rs.KMeans(k, random_state=0, max_iter=iters).fit(X))
+    t_init = max(t_total - t_iter, 0.0)
+    rows.append(("gio_rs", t_init, t_iter / fit.n_iter_, t_total, full.inertia_))
+
+    try:
+        from sklearn.cluster import KMeans as SklearnKMeans
+    except ImportError:
+        print("  scikit-learn not installed")
+    else:
+        t_iter, sk = timed(lambda: SklearnKMeans(k, init=start, n_init=1, max_iter=iters, tol=0).fit(X))
+        t_total, sk_full = timed(lambda: SklearnKMeans(k, n_init=1, random_state=0, max_iter=iters).fit(X))
+        rows.append(
+            ("scikit-learn", max(t_total - t_iter, 0.0), t_iter / sk.n_iter_, t_total, sk_full.inertia_)
+        )
+
+    try:
+        import faiss
+    except ImportError:
+        print("  faiss-cpu not installed (pip install faiss-cpu)")
+    else:
+
+        def faiss_fit(init):
+            km = faiss.Kmeans(d, k, niter=iters, seed=0, max_points_per_centroid=10**9)
+            km.train(X, init_centroids=init)
+            return km
+
+        t_iter, _ = timed(lambda: faiss_fit(start))
+        t_total, fk = timed(lambda: faiss_fit(None))
+        _, labels = fk.index.search(X, 1)
+        inertia = float(((X - fk.centroids[labels[:, 0]]) ** 2).sum())
+        rows.append(("faiss-cpu", max(t_total - t_iter, 0.0), t_iter / iters, t_total, inertia))
+
+    ours = rows[0]
+    header = f"  {'':14s} {'init s':>8s} {'s/iter':>8s} {'total s':>8s} {'inertia':>14s}"
+    print(header + "  peer time / gio_rs time: per iteration, total")
+    for name, init, per_iter, total, inertia in rows:
+        print(
+            f"  {name:14s} {init:8.3f} {per_iter:8.3f} {total:8.3f} {inertia:14.6g}"
+            f"  {per_iter / ours[2]:6.2f}x / {total / ours[3]:6.2f}x"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--shape", action="append", help="N,d,K (repeatable)")
+    parser.add_argument("--iters", type=int, default=10)
+    args = parser.parse_args()
+    try:
+        from threadpoolctl import threadpool_info
+
+        kernels = {info.get("internal_api"): info.get("architecture") for info in threadpool_info()}
+        print("BLAS:", kernels)
+    except ImportError:
+        pass
+    print("gio_rs SIMD:", gio_rs.simd_level())
+    for shape in args.shape or ["100000,128,1000", "50000,768,1500"]:
+        n, d, k = (int(v) for v in shape.split(","))
+        run_shape(n, d, k, args.iters)
+
+
+if __name__ == "__main__":
+    main()
