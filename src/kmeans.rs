@@ -57,9 +57,9 @@ pub struct KMeansFit {
     pub n_iter: usize,
 }
 
-/// Target rows per assignment tile and centers per tile: a tile's Gram block (64 × 256 f64)
-/// stays in L2.
-const ASSIGN_ROWS: usize = 64;
+/// Target rows per assignment task (their float32 rows stay in L2 while every center panel
+/// passes) and centers per float64 tile: a tile's Gram block (256 × 256 f64) stays in L2.
+const ASSIGN_ROWS: usize = 256;
 const ASSIGN_CENTERS: usize = 256;
 /// Memory for the per-chunk centroid sums of one update step.
 const UPDATE_PARTIALS_BYTES: usize = 64 << 20;

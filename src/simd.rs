@@ -206,9 +206,10 @@ fn dot_block_typed<A: Lane, B: Lane>(a: &[A], b: &[B], dim: usize, out: &mut [f6
     }
 }
 
-/// Centers packed for `nearest_centers_f32`: transposed (dim × padded), padded with +inf norms.
+/// Centers packed for `nearest_centers_f32`: in panels of 32 centers, each panel transposed
+/// (dim × 32) and contiguous, so a tile streams one panel; padded with +inf norms.
 pub struct PackedCenters {
-    /// `data[j * padded + c]` = center c's value j.
+    /// `data[(c / 32) * dim * 32 + j * 32 + c % 32]` = center c's value j.
     data: Vec<f32>,
     norms: Vec<f32>,
     padded: usize,
@@ -225,7 +226,7 @@ impl PackedCenters {
         for c in 0..k {
             let row = &centers[c * dim..(c + 1) * dim];
             for (j, &v) in row.iter().enumerate() {
-                data[j * padded + c] = v as f32;
+                data[(c / 32) * dim * 32 + j * 32 + c % 32] = v as f32;
             }
             norms[c] = row.iter().map(|&v| (v as f32) * (v as f32)).sum();
         }
@@ -250,42 +251,35 @@ pub fn nearest_centers_f32(rows: &[f32], centers: &PackedCenters, out: &mut [u32
     }
     #[cfg(target_arch = "x86_64")]
     {
-        let mut pad = vec![0.0f32; 8 * dim];
-        for r0 in (0..out.len()).step_by(8) {
-            let r1 = (r0 + 8).min(out.len());
-            let block: &[f32] = if r1 - r0 == 8 {
-                &rows[r0 * dim..r1 * dim]
-            } else {
-                pad.fill(0.0);
-                pad[..(r1 - r0) * dim].copy_from_slice(&rows[r0 * dim..r1 * dim]);
-                &pad
-            };
-            // Per row, 16 lanes of (best score, its center): lane l sees centers ≡ l mod 16.
-            let mut best_score = [[f32::INFINITY; 16]; 8];
-            let mut best_index = [[0i32; 16]; 8];
-            for c0 in (0..centers.padded).step_by(32) {
-                // SAFETY: AVX-512F and FMA detected; block holds 8 rows, centers 32 columns from c0.
+        // Rows in blocks of 8 (the last one zero-padded); panels of 32 centers outer, so each
+        // panel is read from memory once per call and reused by every row block from cache.
+        let n_blocks = out.len().div_ceil(8);
+        let mut blocks = vec![0.0f32; n_blocks * 8 * dim];
+        blocks[..rows.len()].copy_from_slice(rows);
+        // Per row, 16 lanes of (best score, its center): lane l sees centers ≡ l mod 16.
+        let mut best_score = vec![[[f32::INFINITY; 16]; 8]; n_blocks];
+        let mut best_index = vec![[[0i32; 16]; 8]; n_blocks];
+        for c0 in (0..centers.padded).step_by(32) {
+            for (b, block) in blocks.chunks_exact(8 * dim).enumerate() {
+                // SAFETY: AVX-512F and FMA detected; block holds 8 rows, the panel 32 centers.
                 unsafe {
                     x86::nearest_tile_8x32_avx512(
                         block,
                         centers,
                         c0,
-                        &mut best_score,
-                        &mut best_index,
+                        &mut best_score[b],
+                        &mut best_index[b],
                     )
                 };
             }
-            for (r, o) in out[r0..r1].iter_mut().enumerate() {
-                // The lowest score, and among equal scores the lowest center index.
-                let lane = (0..16)
-                    .min_by(|&a, &b| {
-                        best_score[r][a]
-                            .total_cmp(&best_score[r][b])
-                            .then(best_index[r][a].cmp(&best_index[r][b]))
-                    })
-                    .expect("16 lanes");
-                *o = best_index[r][lane] as u32;
-            }
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            let (score, index) = (&best_score[i / 8][i % 8], &best_index[i / 8][i % 8]);
+            // The lowest score, and among equal scores the lowest center index.
+            let lane = (0..16)
+                .min_by(|&a, &b| score[a].total_cmp(&score[b]).then(index[a].cmp(&index[b])))
+                .expect("16 lanes");
+            *o = index[lane] as u32;
         }
         Some(())
     }
@@ -691,11 +685,11 @@ mod x86 {
         best_score: &mut [[f32; 16]; 8],
         best_index: &mut [[i32; 16]; 8],
     ) {
-        let (dim, padded) = (centers.dim, centers.padded);
+        let dim = centers.dim;
         let mut acc = [[_mm512_setzero_ps(); 2]; 8];
-        let (pb, pp) = (block.as_ptr(), centers.data.as_ptr());
+        let (pb, panel) = (block.as_ptr(), centers.data.as_ptr().add(c0 * dim));
         for j in 0..dim {
-            let col = pp.add(j * padded + c0);
+            let col = panel.add(j * 32);
             let (c_lo, c_hi) = (_mm512_loadu_ps(col), _mm512_loadu_ps(col.add(16)));
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let x = _mm512_set1_ps(*pb.add(r * dim + j));
