@@ -286,6 +286,7 @@ def select(
     record_v_opts: bool = False,
     n_clusters: Optional[int] = None,
     n_clusters_target: Optional[int] = None,
+    kmeans_max_iter: int = 300,
 ) -> Selection:
     """Select rows of `train` that make `init ∪ selection` most informative about `target`:
     greedily minimise the k-NN estimate of KL(target ‖ init ∪ selection) (GIO).
@@ -354,7 +355,8 @@ def select(
         cluster's members, clusters in first-chosen order, rows ascending inside a cluster);
         `clusters` holds the chosen cluster ids in selection order (a cluster chosen twice after a
         reset appears twice there, and in `repeated_clusters`, but its rows once in `indices`);
-        `kl_trace` is measured on centroids. `seed` also seeds the K-Means fits.
+        `kl_trace` is measured on centroids. `seed` also seeds the K-Means fits, which run at
+        most `kmeans_max_iter` Lloyd iterations each.
 
     Returns a `Selection`. The GIL is released while the core runs; Ctrl-C interrupts it.
     float32 input stays float32 in memory; distances and sums are computed in float64.
