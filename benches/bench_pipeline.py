@@ -33,12 +33,18 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     centers = rng.normal(0, 3, (200, args.dim)).astype(np.float32)
-    pool = centers[rng.integers(0, 200, args.rows)]
-    pool += rng.normal(0, 1, pool.shape).astype(np.float32)
-    target = centers[rng.integers(0, 20, args.target)] + rng.normal(0, 1, (args.target, args.dim)).astype(
-        np.float32
-    )
-    target = target.astype(np.float32)
+
+    def blobs(n: int, n_centers: int) -> np.ndarray:
+        # Filled in slices so that generating the data does not inflate the peak memory.
+        out = np.empty((n, args.dim), dtype=np.float32)
+        for start in range(0, n, 65536):
+            stop = min(n, start + 65536)
+            out[start:stop] = centers[rng.integers(0, n_centers, stop - start)]
+            out[start:stop] += rng.standard_normal((stop - start, args.dim), dtype=np.float32)
+        return out
+
+    pool = blobs(args.rows, 200)
+    target = blobs(args.target, 20)
     input_bytes = pool.nbytes + target.nbytes
     base = peak_rss_bytes()
     print(
@@ -53,7 +59,8 @@ def main() -> None:
         n_clusters=args.clusters,
         seed=0,
         v_init="jump",
-        max_iter=200,
+        stop_criterion="data_size",
+        max_data_size=0.1,
         kmeans_max_iter=args.kmeans_max_iter,
     )
     seconds = time.perf_counter() - start

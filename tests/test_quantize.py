@@ -48,6 +48,8 @@ def test_select_with_clusters_returns_rows_of_the_original_pool():
     np.testing.assert_array_equal(q.train_model.predict(X[sel.indices]), sel.cluster_of_row)
     again = gio_rs.select(X, target, **kwargs)
     np.testing.assert_array_equal(again.indices, sel.indices)
+    capped = gio_rs.select(X, target, kmeans_max_iter=2, **kwargs)
+    assert capped.quantization.train_model.n_iter_ <= 2 and capped.quantization.target_model.n_iter_ <= 2
     # A target no larger than n_clusters_target is used as it is.
     small = gio_rs.select(X, target[:30], n_clusters=60, seed=1, max_iter=3, stop_criterion="data_size")
     np.testing.assert_array_equal(small.quantization.target_centers, target[:30])

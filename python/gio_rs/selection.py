@@ -368,7 +368,12 @@ def select(
     quantization = None
     if n_clusters is not None:
         quantization = quantize(
-            train_arr, target_arr, n_clusters, n_clusters_target=n_clusters_target, seed=seed
+            train_arr,
+            target_arr,
+            n_clusters,
+            n_clusters_target=n_clusters_target,
+            seed=seed,
+            max_iter=check_int("kmeans_max_iter", kmeans_max_iter, minimum=1),
         )
         train_arr, target_arr = quantization.train_centers, quantization.target_centers
     elif n_clusters_target is not None:
