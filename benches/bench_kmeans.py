@@ -5,18 +5,31 @@ centers with a fixed number of iterations, tol=0), and total time of a default f
 
     python benches/bench_kmeans.py [--shape 100000,128,1000] [--shape 50000,768,1500]
 
-For numpy/scikit-learn's best GEMM kernel, unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in this
-command only (DESIGN.md §3); the kernel in use is printed when threadpoolctl is installed.
+Each peer should run at its best BLAS kernel (DESIGN.md §3): `--openblas-coretype SkylakeX`
+(or Haswell) sets OPENBLAS_CORETYPE before numpy, scikit-learn and faiss load (OPENBLAS_L2_SIZE
+is dropped); without it the environment decides. The kernels in use are printed when
+threadpoolctl is installed. gio_rs does not use BLAS.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
-import numpy as np
 
-import gio_rs
+def _set_blas_kernel_before_imports() -> None:
+    if "--openblas-coretype" in sys.argv:
+        os.environ["OPENBLAS_CORETYPE"] = sys.argv[sys.argv.index("--openblas-coretype") + 1]
+        os.environ.pop("OPENBLAS_L2_SIZE", None)
+
+
+_set_blas_kernel_before_imports()
+
+import numpy as np  # noqa: E402
+
+import gio_rs  # noqa: E402
 
 
 def timed(fn):
@@ -83,6 +96,7 @@ def main() -> None:
     )
     parser.add_argument("--shape", action="append", help="N,d,K (repeatable)")
     parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--openblas-coretype", help="OPENBLAS_CORETYPE for the peers (set before imports)")
     args = parser.parse_args()
     try:
         from threadpoolctl import threadpool_info
@@ -91,7 +105,12 @@ def main() -> None:
         print("BLAS:", kernels)
     except ImportError:
         pass
-    print("gio_rs SIMD:", gio_rs.simd_level())
+    print(
+        "OPENBLAS_CORETYPE:",
+        os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+        "| gio_rs SIMD:",
+        gio_rs.simd_level(),
+    )
     for shape in args.shape or ["100000,128,1000", "50000,768,1500"]:
         n, d, k = (int(v) for v in shape.split(","))
         run_shape(n, d, k, args.iters)
