@@ -29,6 +29,23 @@ fn params(k: usize) -> KMeansParams {
     }
 }
 
+/// `assign` on every row of `x` against row-major `centers`: (labels, squared distances).
+fn assign_all(x: Rows<'_, f32>, centers: &[f64]) -> (Vec<u32>, Vec<f64>) {
+    let norms: Vec<f64> = (0..x.len())
+        .map(|i| x.row(i).iter().map(|v| (*v as f64).powi(2)).sum())
+        .collect();
+    let mut labels = vec![0u32; x.len()];
+    let mut dists = vec![0.0; x.len()];
+    assign(
+        x,
+        &norms,
+        Rows::new("c", centers, x.dim()).unwrap(),
+        &mut labels,
+        &mut dists,
+    );
+    (labels, dists)
+}
+
 const CENTERS: [[f64; 3]; 4] = [
     [0.0, 0.0, 0.0],
     [5.0, 0.0, 0.0],
@@ -62,18 +79,7 @@ fn assignment_equals_brute_force() {
     let centers: Vec<f64> = (0..7 * 3)
         .map(|i| ((i as f64) * 0.77).sin() * 4.0)
         .collect();
-    let norms: Vec<f64> = (0..x.len())
-        .map(|i| x.row(i).iter().map(|v| (*v as f64).powi(2)).sum())
-        .collect();
-    let mut labels = vec![0u32; x.len()];
-    let mut dists = vec![0.0; x.len()];
-    assign(
-        x,
-        &norms,
-        Rows::new("c", &centers, 3).unwrap(),
-        &mut labels,
-        &mut dists,
-    );
+    let (labels, dists) = assign_all(x, &centers);
     for i in 0..x.len() {
         let d: Vec<f64> = (0..7)
             .map(|c| {
@@ -170,17 +176,6 @@ fn duplicate_centers_resolve_to_the_lowest_index_and_odd_sizes_work() {
         .collect();
     centers[4 * 3..5 * 3].copy_from_slice(&[0.0, 0.0, 0.0]);
     centers[30 * 3..31 * 3].copy_from_slice(&[0.0, 0.0, 0.0]);
-    let norms: Vec<f64> = (0..x.len())
-        .map(|i| x.row(i).iter().map(|v| (*v as f64).powi(2)).sum())
-        .collect();
-    let mut labels = vec![0u32; x.len()];
-    let mut dists = vec![0.0; x.len()];
-    assign(
-        x,
-        &norms,
-        Rows::new("c", &centers, 3).unwrap(),
-        &mut labels,
-        &mut dists,
-    );
+    let (labels, dists) = assign_all(x, &centers);
     assert!(labels.iter().all(|&l| l == 4), "{labels:?}");
 }
