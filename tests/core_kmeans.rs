@@ -176,6 +176,6 @@ fn duplicate_centers_resolve_to_the_lowest_index_and_odd_sizes_work() {
         .collect();
     centers[4 * 3..5 * 3].copy_from_slice(&[0.0, 0.0, 0.0]);
     centers[30 * 3..31 * 3].copy_from_slice(&[0.0, 0.0, 0.0]);
-    let (labels, dists) = assign_all(x, &centers);
+    let (labels, _) = assign_all(x, &centers);
     assert!(labels.iter().all(|&l| l == 4), "{labels:?}");
 }
