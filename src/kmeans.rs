@@ -3,7 +3,7 @@
 //! empty clusters re-seeded deterministically. Deterministic for a seed, whatever the number of
 //! threads: chunk sizes depend only on the data's shape and partial sums combine in order.
 
-use crate::distance::sq_dist;
+use crate::distance::{expansion_error_factor, sq_dist};
 use crate::error::GioError;
 use crate::parallel::{map_row_chunks, worth_parallel};
 use crate::rng::SplitMix64;
@@ -117,9 +117,27 @@ pub fn assign<T: Element>(
     labels: &mut [u32],
     dists: &mut [f64],
 ) {
+    let mut lower = vec![0.0f64; labels.len()];
+    assign_with_bounds(x, x_norms, centers, labels, dists, &mut lower);
+}
+
+/// One task of an assignment: its index and its rows' labels, distances and lower bounds.
+type AssignChunk<'a> = (usize, ((&'a mut [u32], &'a mut [f64]), &'a mut [f64]));
+
+/// `assign`, plus in `lower` a lower bound on each row's distance (not squared) to every center
+/// other than its own: the second-best Gram-form value less a rigorous roundoff margin.
+fn assign_with_bounds<T: Element>(
+    x: Rows<'_, T>,
+    x_norms: &[f64],
+    centers: Rows<'_, f64>,
+    labels: &mut [u32],
+    dists: &mut [f64],
+    lower: &mut [f64],
+) {
     let c_norms: Vec<f64> = (0..centers.len())
         .map(|c| dot(centers.row(c), centers.row(c)))
         .collect();
+    let c_norm_max = c_norms.iter().copied().fold(0.0f64, f64::max);
     let dim = x.dim();
     let k = centers.len();
     // float32 data on AVX-512: a float32 GEMM-style kernel picks the nearest center (twice the
@@ -127,18 +145,33 @@ pub fn assign<T: Element>(
     // float32 K-Means); the reported distance is still exact.
     let packed = (T::PRECISION == Precision::F32 && avx512_active())
         .then(|| PackedCenters::new(centers.data(), dim));
-    let work = |(block, (labels, dists)): (usize, (&mut [u32], &mut [f64]))| {
+    // Roundoff of a Gram-form squared distance per unit of ‖x‖² + max‖c‖², doubled for safety.
+    let margin_f32 = 2.0 * (dim as f64 + 8.0) * f32::EPSILON as f64;
+    let margin_f64 = 2.0 * expansion_error_factor(dim);
+    let bound = |second_sq: f64, xn: f64, margin: f64| {
+        (second_sq - margin * (xn + c_norm_max)).max(0.0).sqrt()
+    };
+    let work = |(block, ((labels, dists), lower)): AssignChunk<'_>| {
         let start = block * ASSIGN_ROWS;
         let rows = x.slice(start, start + labels.len());
         if let Some(packed) = &packed {
-            if nearest_centers_f32(as_f32_rows(rows.data()), packed, labels).is_some() {
-                for (r, (dist, &c)) in dists.iter_mut().zip(labels.iter()).enumerate() {
+            let mut second = vec![0.0f32; labels.len()];
+            if nearest_centers_f32(as_f32_rows(rows.data()), packed, labels, &mut second).is_some()
+            {
+                for (r, ((dist, &c), low)) in dists
+                    .iter_mut()
+                    .zip(labels.iter())
+                    .zip(lower.iter_mut())
+                    .enumerate()
+                {
                     *dist = sq_dist(rows.row(r), centers.row(c as usize));
+                    let xn = x_norms[start + r];
+                    *low = bound(second[r] as f64 + xn, xn, margin_f32);
                 }
                 return;
             }
         }
-        let mut best = vec![(f64::INFINITY, 0u32); labels.len()];
+        let mut best = vec![(f64::INFINITY, 0u32, f64::INFINITY); labels.len()];
         let mut gram = vec![0.0f64; ASSIGN_ROWS * ASSIGN_CENTERS];
         for c0 in (0..k).step_by(ASSIGN_CENTERS) {
             let c1 = (c0 + ASSIGN_CENTERS).min(k);
@@ -147,33 +180,156 @@ pub fn assign<T: Element>(
             dot_block(rows.data(), centers.slice(c0, c1).data(), dim, gram);
             for (r, gram_row) in gram.chunks_exact(cols).enumerate() {
                 let xn = x_norms[start + r];
+                let b = &mut best[r];
                 for (c, &g) in (c0..c1).zip(gram_row) {
                     let s = xn + c_norms[c] - 2.0 * g;
-                    if s < best[r].0 {
-                        best[r] = (s, c as u32);
+                    if s < b.0 {
+                        *b = (s, c as u32, b.0);
+                    } else if s < b.2 {
+                        b.2 = s;
                     }
                 }
             }
         }
-        for (r, ((label, dist), &(_, c))) in labels
+        for (r, (((label, dist), low), &(_, c, second))) in labels
             .iter_mut()
             .zip(dists.iter_mut())
+            .zip(lower.iter_mut())
             .zip(&best)
             .enumerate()
         {
             *label = c;
             *dist = sq_dist(rows.row(r), centers.row(c as usize));
+            *low = bound(second, x_norms[start + r], margin_f64);
         }
     };
     let chunks = labels
         .chunks_mut(ASSIGN_ROWS)
         .zip(dists.chunks_mut(ASSIGN_ROWS))
+        .zip(lower.chunks_mut(ASSIGN_ROWS))
         .enumerate();
     if worth_parallel(x.len() * dim * k.min(64)) {
         chunks.collect::<Vec<_>>().into_par_iter().for_each(work);
     } else {
         chunks.for_each(work);
     }
+}
+
+/// How far the centers moved in the last update: the largest shift, its center, and the
+/// largest shift of any other center (each rounded up), so a row's bound to "every other
+/// center" drops by the largest shift among the centers that are not its own.
+#[derive(Clone, Copy)]
+struct Moved {
+    largest: f64,
+    largest_center: u32,
+    second: f64,
+}
+
+impl Moved {
+    fn new(shifts_sq: &[f64]) -> Self {
+        let up = |sq: f64| sq.sqrt() * (1.0 + 1e-9) + 1e-300;
+        let mut m = Moved {
+            largest: 0.0,
+            largest_center: u32::MAX,
+            second: 0.0,
+        };
+        for (c, &sq) in shifts_sq.iter().enumerate() {
+            let d = up(sq);
+            if d > m.largest {
+                m = Moved {
+                    largest: d,
+                    largest_center: c as u32,
+                    second: m.largest,
+                };
+            } else if d > m.second {
+                m.second = d;
+            }
+        }
+        m
+    }
+
+    /// The most any center other than `own` moved.
+    fn except(&self, own: u32) -> f64 {
+        if own == self.largest_center {
+            self.second
+        } else {
+            self.largest
+        }
+    }
+}
+
+/// Hamerly's step, for centers that moved as `moved` says since `labels` and `lower` were
+/// computed: a row whose exact distance to its center is below its (moved-down) lower bound to
+/// every other center keeps its label without looking at the others; only the other rows are
+/// assigned again in full. The same labels as a full assignment, at a fraction of its cost once
+/// the centers settle.
+fn reassign<T: Element>(
+    x: Rows<'_, T>,
+    x_norms: &[f64],
+    centers: Rows<'_, f64>,
+    moved: Moved,
+    labels: &mut [u32],
+    dists: &mut [f64],
+    lower: &mut [f64],
+) -> Result<(), GioError> {
+    let dim = x.dim();
+    let current: &[u32] = labels;
+    // Exact distance to the current center for every row; collect the rows that must look again.
+    let run = |(b, (dists, lower)): (usize, (&mut [f64], &mut [f64]))| -> Vec<usize> {
+        let start = b * ASSIGN_ROWS;
+        let mut redo = Vec::new();
+        for (r, (dist, low)) in dists.iter_mut().zip(lower.iter_mut()).enumerate() {
+            let i = start + r;
+            *dist = sq_dist(x.row(i), centers.row(current[i] as usize));
+            *low = (*low - moved.except(current[i])).max(0.0);
+            // Keep the label only when provably nearest (NaN or a tie: look again).
+            let keep = dist.sqrt() < *low;
+            if !keep {
+                redo.push(i);
+            }
+        }
+        redo
+    };
+    let chunks = dists
+        .chunks_mut(ASSIGN_ROWS)
+        .zip(lower.chunks_mut(ASSIGN_ROWS))
+        .enumerate();
+    let per_chunk: Vec<Vec<usize>> = if worth_parallel(x.len() * dim) {
+        chunks
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(run)
+            .collect()
+    } else {
+        chunks.map(run).collect()
+    };
+    let redo: Vec<usize> = per_chunk.into_iter().flatten().collect();
+    if redo.is_empty() {
+        return Ok(());
+    }
+    let mut gathered: Vec<T> = Vec::with_capacity(redo.len() * dim);
+    for &i in &redo {
+        gathered.extend_from_slice(x.row(i));
+    }
+    let sub = Rows::new("X", &gathered, dim)?;
+    let sub_norms: Vec<f64> = redo.iter().map(|&i| x_norms[i]).collect();
+    let mut sub_labels = vec![0u32; redo.len()];
+    let mut sub_dists = vec![0.0f64; redo.len()];
+    let mut sub_lower = vec![0.0f64; redo.len()];
+    assign_with_bounds(
+        sub,
+        &sub_norms,
+        centers,
+        &mut sub_labels,
+        &mut sub_dists,
+        &mut sub_lower,
+    );
+    for (j, &i) in redo.iter().enumerate() {
+        labels[i] = sub_labels[j];
+        dists[i] = sub_dists[j];
+        lower[i] = sub_lower[j];
+    }
+    Ok(())
 }
 
 /// Per-feature variance mean, for the tolerance (scikit-learn's `_tolerance`).
@@ -346,16 +502,27 @@ fn lloyd<T: Element>(
     let mut labels = vec![0u32; n];
     let mut previous = vec![u32::MAX; n];
     let mut dists = vec![0.0f64; n];
+    let mut lower = vec![0.0f64; n];
+    // None before the first assignment: every row looks at every center.
+    let mut moved: Option<Moved> = None;
     let mut n_iter = 0;
     for iteration in 1..=params.max_iter.max(1) {
         n_iter = iteration;
-        assign(
-            x,
-            x_norms,
-            Rows::new("centers", &centers, dim)?,
-            &mut labels,
-            &mut dists,
-        );
+        let center_rows = Rows::new("centers", &centers, dim)?;
+        match moved {
+            Some(moved) => reassign(
+                x,
+                x_norms,
+                center_rows,
+                moved,
+                &mut labels,
+                &mut dists,
+                &mut lower,
+            )?,
+            None => {
+                assign_with_bounds(x, x_norms, center_rows, &mut labels, &mut dists, &mut lower)
+            }
+        }
         poll(iteration, dists.iter().sum())?;
         if labels == previous {
             break; // strict convergence: the last update changed nothing
@@ -383,25 +550,32 @@ fn lloyd<T: Element>(
                     .for_each(|(o, v)| *o = v.to_f64());
             }
         }
-        let shift: f64 = updated
-            .iter()
-            .zip(&centers)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum();
+        let shifts: Vec<f64> = updated
+            .chunks_exact(dim)
+            .zip(centers.chunks_exact(dim))
+            .map(|(a, b)| a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>())
+            .collect();
+        let shift: f64 = shifts.iter().sum();
+        moved = Some(Moved::new(&shifts));
         centers = updated;
-        std::mem::swap(&mut previous, &mut labels);
+        previous.copy_from_slice(&labels);
         if shift <= tol {
             break;
         }
     }
     // Labels and inertia for the final centers.
-    assign(
-        x,
-        x_norms,
-        Rows::new("centers", &centers, dim)?,
-        &mut labels,
-        &mut dists,
-    );
+    if let Some(moved) = moved {
+        let center_rows = Rows::new("centers", &centers, dim)?;
+        reassign(
+            x,
+            x_norms,
+            center_rows,
+            moved,
+            &mut labels,
+            &mut dists,
+            &mut lower,
+        )?;
+    }
     Ok(KMeansFit {
         centers,
         labels,

@@ -240,12 +240,18 @@ impl PackedCenters {
 }
 
 /// For every row of `rows` (float32, row-major): the index of the nearest packed center by the
-/// float32 Gram form ‖c‖² − 2x·c (‖x‖² does not change the argmin), ties to the lowest index.
+/// float32 Gram form ‖c‖² − 2x·c (‖x‖² does not change the argmin), ties to the lowest index, and
+/// in `second` the second-lowest score (over all other centers).
 /// Returns `None` unless the AVX-512 kernel runs; a GEMM-style micro-kernel: 8 rows × 32
 /// centers per tile, broadcasts of x against center vectors, no horizontal sums.
-pub fn nearest_centers_f32(rows: &[f32], centers: &PackedCenters, out: &mut [u32]) -> Option<()> {
+pub fn nearest_centers_f32(
+    rows: &[f32],
+    centers: &PackedCenters,
+    out: &mut [u32],
+    second: &mut [f32],
+) -> Option<()> {
     let dim = centers.dim;
-    assert!(rows.len() == out.len() * dim);
+    assert!(rows.len() == out.len() * dim && second.len() == out.len());
     if level() != Level::Avx512 {
         return None;
     }
@@ -259,6 +265,7 @@ pub fn nearest_centers_f32(rows: &[f32], centers: &PackedCenters, out: &mut [u32
         // Per row, 16 lanes of (best score, its center): lane l sees centers ≡ l mod 16.
         let mut best_score = vec![[[f32::INFINITY; 16]; 8]; n_blocks];
         let mut best_index = vec![[[0i32; 16]; 8]; n_blocks];
+        let mut second_score = vec![[[f32::INFINITY; 16]; 8]; n_blocks];
         for c0 in (0..centers.padded).step_by(32) {
             for (b, block) in blocks.chunks_exact(8 * dim).enumerate() {
                 // SAFETY: AVX-512F and FMA detected; block holds 8 rows, the panel 32 centers.
@@ -269,17 +276,25 @@ pub fn nearest_centers_f32(rows: &[f32], centers: &PackedCenters, out: &mut [u32
                         c0,
                         &mut best_score[b],
                         &mut best_index[b],
+                        &mut second_score[b],
                     )
                 };
             }
         }
-        for (i, o) in out.iter_mut().enumerate() {
+        for (i, (o, sec)) in out.iter_mut().zip(second.iter_mut()).enumerate() {
             let (score, index) = (&best_score[i / 8][i % 8], &best_index[i / 8][i % 8]);
             // The lowest score, and among equal scores the lowest center index.
             let lane = (0..16)
                 .min_by(|&a, &b| score[a].total_cmp(&score[b]).then(index[a].cmp(&index[b])))
                 .expect("16 lanes");
             *o = index[lane] as u32;
+            // Second: every lane's runner-up and every other lane's best.
+            let others = (0..16).filter(|&l| l != lane).map(|l| score[l]);
+            *sec = second_score[i / 8][i % 8]
+                .iter()
+                .copied()
+                .chain(others)
+                .fold(f32::INFINITY, f32::min);
         }
         Some(())
     }
@@ -684,6 +699,7 @@ mod x86 {
         c0: usize,
         best_score: &mut [[f32; 16]; 8],
         best_index: &mut [[i32; 16]; 8],
+        second_score: &mut [[f32; 16]; 8],
     ) {
         let dim = centers.dim;
         let mut acc = [[_mm512_setzero_ps(); 2]; 8];
@@ -699,13 +715,15 @@ mod x86 {
         }
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         let minus_two = _mm512_set1_ps(-2.0);
-        for ((acc_r, score_r), index_r) in acc
+        for (((acc_r, score_r), index_r), second_r) in acc
             .iter()
             .zip(best_score.iter_mut())
             .zip(best_index.iter_mut())
+            .zip(second_score.iter_mut())
         {
             let mut score = _mm512_loadu_ps(score_r.as_ptr());
             let mut index = _mm512_loadu_si512(index_r.as_ptr() as *const _);
+            let mut second = _mm512_loadu_ps(second_r.as_ptr());
             for (h, &dotv) in acc_r.iter().enumerate() {
                 let start = c0 + 16 * h;
                 let candidate = _mm512_fmadd_ps(
@@ -714,12 +732,20 @@ mod x86 {
                     _mm512_loadu_ps(centers.norms.as_ptr().add(start)),
                 );
                 let better = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(candidate, score);
+                let runner_up = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(candidate, second);
+                // A new best pushes the old best to second place; else it may be a new second.
+                second = _mm512_mask_blend_ps(
+                    better,
+                    _mm512_mask_blend_ps(runner_up, second, candidate),
+                    score,
+                );
                 score = _mm512_mask_blend_ps(better, score, candidate);
                 let ids = _mm512_add_epi32(lanes, _mm512_set1_epi32(start as i32));
                 index = _mm512_mask_blend_epi32(better, index, ids);
             }
             _mm512_storeu_ps(score_r.as_mut_ptr(), score);
             _mm512_storeu_si512(index_r.as_mut_ptr() as *mut _, index);
+            _mm512_storeu_ps(second_r.as_mut_ptr(), second);
         }
     }
 

@@ -179,3 +179,44 @@ fn duplicate_centers_resolve_to_the_lowest_index_and_odd_sizes_work() {
     let (labels, _) = assign_all(x, &centers);
     assert!(labels.iter().all(|&l| l == 4), "{labels:?}");
 }
+
+#[test]
+fn bounded_reassignment_gives_the_labels_of_a_full_assignment() {
+    // Hamerly's bounds skip most rows after the first iterations: the final labels must still
+    // be every row's nearest center. Overlapping blobs so that many rows sit near boundaries.
+    let mut rng = SplitMix64::new(11);
+    let data: Vec<f32> = (0..4000 * 5)
+        .map(|_| (rng.next_f64() * 10.0) as f32)
+        .collect();
+    let x = Rows::new("x", &data, 5).unwrap();
+    for max_iter in [2, 5, 50] {
+        let fit = kmeans(
+            x,
+            &KMeansParams {
+                max_iter,
+                ..params(25)
+            },
+            &mut |_, _| Ok(()),
+        )
+        .unwrap();
+        let (labels, dists) = assign_all(x, &fit.centers);
+        assert_eq!(labels, fit.labels, "max_iter={max_iter}");
+        assert!((dists.iter().sum::<f64>() - fit.inertia).abs() <= 1e-9 * fit.inertia);
+    }
+    let wide: Vec<f64> = data.iter().map(|&v| v as f64).collect();
+    let x64 = Rows::new("x", &wide, 5).unwrap();
+    let fit = kmeans(x64, &params(25), &mut |_, _| Ok(())).unwrap();
+    let norms: Vec<f64> = (0..x64.len())
+        .map(|i| x64.row(i).iter().map(|v| v * v).sum())
+        .collect();
+    let mut labels = vec![0u32; x64.len()];
+    let mut dists = vec![0.0; x64.len()];
+    assign(
+        x64,
+        &norms,
+        Rows::new("c", &fit.centers, 5).unwrap(),
+        &mut labels,
+        &mut dists,
+    );
+    assert_eq!(labels, fit.labels);
+}
