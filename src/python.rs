@@ -164,7 +164,8 @@ fn rows_of<'a, T: Element + numpy::Element>(
     let slice = a
         .as_slice()
         .map_err(|e| GioError::new_err(format!("{name}: {e}")))?;
-    Rows::new(name, slice, a.shape()[1]).map_err(gio_error)
+    // The public wrappers check finiteness too; this keeps direct `_core` calls safe.
+    Rows::new_finite(name, slice, a.shape()[1]).map_err(gio_error)
 }
 
 fn extract2<'py, T: Element + numpy::Element>(
