@@ -1,6 +1,8 @@
-//! Squared Euclidean distances by exact differences (never ‖a‖²+‖b‖²−2a·b, which cancels
-//! badly for near points in float32), nearest-row scans and per-row k-th neighbour distances.
-//! Everything is computed in f64 whatever the stored type.
+//! Squared Euclidean distances: by exact differences where one pair at a time is needed, and
+//! from Gram tiles (‖a‖²+‖b‖²−2a·b, which cancels for near points) only with a rigorous error
+//! bound and exact recomputation of every pair the bound cannot settle.
+//! Also nearest-row scans and per-row k-th neighbour distances. Everything is computed in f64
+//! whatever the stored type.
 
 use crate::parallel::map_row_chunks;
 use crate::rows::{Element, Rows};
@@ -51,6 +53,19 @@ pub fn nearest_unused<T: Element>(
 /// Target rows handled together: their Gram rows (BLOCK × n values) are formed by 4×4 tiles.
 const BLOCK: usize = 16;
 
+/// ‖x_i‖² of every row, in f64, in parallel chunks (each value from `dot`, so identical for any
+/// thread count): the norms every Gram-form distance needs.
+pub fn row_norms<T: Element>(x: Rows<'_, T>) -> Vec<f64> {
+    map_row_chunks(x.len(), x.dim(), |start, end| {
+        (start..end)
+            .map(|i| dot(x.row(i), x.row(i)))
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Upper bound on |s̃ − s| / (‖a‖² + ‖b‖²) for a squared distance formed as ‖a‖² + ‖b‖² − 2a·b in
 /// f64 from `dim`-long rows: (2·dim + 8) units of roundoff (dot products and norms err by at most
 /// dim·u relative to the norms, the final additions by 4u).
@@ -68,14 +83,7 @@ pub fn kth_neighbour_sq<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f64> {
     let n = x.len();
     let dim = x.dim();
     assert!(k < n, "kth_neighbour_sq needs k < n");
-    let norms: Vec<f64> = map_row_chunks(n, dim, |start, end| {
-        (start..end)
-            .map(|i| dot(x.row(i), x.row(i)))
-            .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect();
+    let norms = row_norms(x);
     let max_norm = norms.iter().cloned().fold(0.0f64, f64::max);
     let gamma = expansion_error_factor(dim);
     let blocks = n.div_ceil(BLOCK);

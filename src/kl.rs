@@ -6,7 +6,7 @@
 //! where m' = m, or m − 1 with `discard_nearest_for_xy` (each target row then drops its nearest w).
 
 use crate::distance::{
-    clip_sq, expansion_error_factor, kth_neighbour_sq, sq_dist, CLIP_HIGH, CLIP_LOW,
+    clip_sq, expansion_error_factor, kth_neighbour_sq, row_norms, sq_dist, CLIP_HIGH, CLIP_LOW,
 };
 use crate::error::GioError;
 use crate::parallel::{
@@ -142,7 +142,7 @@ impl<'a, T: Element> KlState<'a, T> {
             } else {
                 Vec::new()
             },
-            x_norms: (0..x.len()).map(|i| dot(x.row(i), x.row(i))).collect(),
+            x_norms: row_norms(x),
         };
         state.add_rows(w);
         Ok(state)

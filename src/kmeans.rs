@@ -3,7 +3,7 @@
 //! empty clusters re-seeded deterministically. Deterministic for a seed, whatever the number of
 //! threads: chunk sizes depend only on the data's shape and partial sums combine in order.
 
-use crate::distance::{expansion_error_factor, sq_dist};
+use crate::distance::{expansion_error_factor, row_norms, sq_dist};
 use crate::error::GioError;
 use crate::parallel::{map_row_chunks, worth_parallel};
 use crate::rng::SplitMix64;
@@ -96,15 +96,6 @@ fn check(x: &Rows<'_, impl Element>, params: &KMeansParams) -> Result<(), GioErr
         }
     }
     Ok(())
-}
-
-fn row_norms<T: Element>(x: Rows<'_, T>) -> Vec<f64> {
-    map_row_chunks(x.len(), x.dim(), |s, e| {
-        (s..e).map(|i| dot(x.row(i), x.row(i))).collect::<Vec<_>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect()
 }
 
 /// Nearest center of every row (ties to the lowest center index) by the Gram form, written to

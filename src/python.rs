@@ -585,9 +585,7 @@ fn assign_impl<'py, T: Element + numpy::Element>(
         )));
     }
     let (labels, dists) = py.detach(|| {
-        let norms: Vec<f64> = (0..xr.len())
-            .map(|i| crate::simd::dot(xr.row(i), xr.row(i)))
-            .collect();
+        let norms = crate::distance::row_norms(xr);
         let mut labels = vec![0u32; xr.len()];
         let mut dists = vec![0.0f64; xr.len()];
         core_kmeans::assign(xr, &norms, cr, &mut labels, &mut dists);

@@ -5,6 +5,8 @@
 //! multiple of 32 elements (element j to lane j mod 32), then lanes 0..8 over the next
 //! multiples of 8, then one scalar tail, summed in one fixed tree; every multiply-add is fused
 //! (`mul_add` in the scalar code). So results do not depend on the CPU or the thread count.
+//! The one exception is `nearest_centers_f32` (float32 K-Means assignment), which exists for
+//! AVX-512 only; callers fall back to the float64 kernels elsewhere.
 
 use std::sync::OnceLock;
 
