@@ -92,3 +92,15 @@ def test_bad_input_and_unfitted_use():
     model = gio_rs.KMeans(3, random_state=0).fit(X)
     with pytest.raises(GioError, match="^X: has 5 columns"):
         model.predict(np.zeros((2, 5)))
+
+
+def test_progress_bar_reports_iterations_without_changing_the_fit(capsys):
+    x = np.random.default_rng(5).normal(size=(400, 3))
+    quiet = gio_rs.KMeans(6, n_init=2, max_iter=15, random_state=1).fit(x)
+    shown = gio_rs.KMeans(6, n_init=2, max_iter=15, random_state=1, progress=True).fit(x)
+    err = capsys.readouterr().err
+    assert "KMeans K=6" in err and "inertia=" in err
+    np.testing.assert_array_equal(quiet.labels_, shown.labels_)
+    np.testing.assert_array_equal(quiet.cluster_centers_, shown.cluster_centers_)
+    with pytest.raises(TypeError, match="^progress:"):
+        gio_rs.KMeans(2, progress="yes").fit(x)

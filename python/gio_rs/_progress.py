@@ -73,8 +73,12 @@ class Reporter:
 class _StderrBar:
     """A minimal stand-in for tqdm when it is not installed."""
 
-    def __init__(self, total: Optional[int]) -> None:
+    def __init__(self, total: Optional[int], unit: str = "row", desc: str = "gio_rs select") -> None:
         self.n, self.total, self._postfix = 0, total, ""
+        self._label = f"{desc}: {{n}}{{total}} {unit}s"
+
+    def reset(self, total: Optional[int] = None) -> None:
+        self.n, self.total = 0, total
 
     def update(self, n: int) -> None:
         self.n += n
@@ -86,7 +90,7 @@ class _StderrBar:
 
     def _draw(self) -> None:
         total = f"/{self.total}" if self.total else ""
-        sys.stderr.write(f"\rgio_rs: {self.n}{total} rows selected  {self._postfix}   ")
+        sys.stderr.write("\r" + self._label.format(n=self.n, total=total) + f"  {self._postfix}   ")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -94,11 +98,28 @@ class _StderrBar:
         sys.stderr.flush()
 
 
-def _make_bar(total: Optional[int]) -> Any:
+def _make_bar(total: Optional[int], unit: str = "row", desc: str = "gio_rs select") -> Any:
     try:
         with warnings.catch_warnings():  # tqdm.auto may warn about notebook widgets
             warnings.simplefilter("ignore")
             from tqdm.auto import tqdm
     except ImportError:
-        return _StderrBar(total)
-    return tqdm(total=total, unit="row", desc="gio_rs select")
+        return _StderrBar(total, unit=unit, desc=desc)
+    return tqdm(total=total, unit=unit, desc=desc)
+
+
+class IterationBar:
+    """A K-Means progress bar: one tick per Lloyd iteration, the inertia as postfix. A new run
+    (n_init > 1) starts again from zero on the same bar."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self._bar = _make_bar(total, unit="iter", desc=desc)
+
+    def __call__(self, iteration: int, inertia: float) -> None:
+        if iteration <= self._bar.n:
+            self._bar.reset(total=self._bar.total)
+        self._bar.update(iteration - self._bar.n)
+        self._bar.set_postfix(inertia=f"{inertia:.6g}", refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _core
 from ._arrays import as_matrix, cast, check_bool, check_float, check_int, same_columns, working_dtype
+from ._progress import IterationBar
 
 
 class KMeans:
@@ -37,6 +38,8 @@ class KMeans:
         Rows k-means++ looks at; default: about one Lloyd iteration's worth, at least 4 per cluster.
     verbose : bool
         Print the inertia after every Lloyd iteration.
+    progress : bool
+        Show a progress bar of the Lloyd iterations on stderr (tqdm when installed).
 
     Attributes after `fit`: `cluster_centers_` (K, d) in the input's float dtype, `labels_`,
     `inertia_` (sum of squared distances to the nearest center), `n_iter_`, `n_features_in_`.
@@ -53,6 +56,7 @@ class KMeans:
         random_state: Optional[int] = None,
         init_sample_size: Optional[int] = None,
         verbose: bool = False,
+        progress: bool = False,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -62,6 +66,7 @@ class KMeans:
         self.random_state = random_state
         self.init_sample_size = init_sample_size
         self.verbose = verbose
+        self.progress = progress
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster the rows of X (n_samples, n_features). `y` is ignored."""
@@ -94,24 +99,33 @@ class KMeans:
                 raise _core.GioError(f"init: has {len(centers)} rows but n_clusters is {k}")
             centers = cast(centers, np.dtype(np.float64))
             init = "centers"
+        verbose = check_bool("verbose", self.verbose)
+        bar = IterationBar(max_iter, f"KMeans K={k}") if check_bool("progress", self.progress) else None
         callback = None
-        if check_bool("verbose", self.verbose):
+        if verbose or bar is not None:
 
             def callback(iteration: int, inertia: float) -> None:
-                print(f"KMeans iteration {iteration}: inertia {inertia:.6g}")
+                if verbose:
+                    print(f"KMeans iteration {iteration}: inertia {inertia:.6g}")
+                if bar is not None:
+                    bar(iteration, inertia)
 
-        out = _core.kmeans(
-            cast(x_arr, dtype),
-            n_clusters=k,
-            max_iter=max_iter,
-            tol=tol,
-            n_init=n_init,
-            seed=seed,
-            init=init,
-            centers=centers,
-            init_sample_size=sample,
-            callback=callback,
-        )
+        try:
+            out = _core.kmeans(
+                cast(x_arr, dtype),
+                n_clusters=k,
+                max_iter=max_iter,
+                tol=tol,
+                n_init=n_init,
+                seed=seed,
+                init=init,
+                centers=centers,
+                init_sample_size=sample,
+                callback=callback,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
         self.cluster_centers_ = out["centers"].astype(dtype, copy=False)
         self.labels_ = out["labels"]
         self.inertia_ = float(out["inertia"])

@@ -89,10 +89,12 @@ def quantize(
     seed: Optional[int] = None,
     n_init: int = 1,
     max_iter: int = 300,
+    progress: bool = False,
 ) -> Quantization:
     """K-Means on the pool (`n_clusters` clusters) and on the target (`n_clusters_target`,
     default the same, at most the number of target rows; a target no larger than that is used
-    as it is, each row its own cluster). `seed` seeds both fits (the target's with seed + 1)."""
+    as it is, each row its own cluster). `seed` seeds both fits (the target's with seed + 1).
+    `progress` shows a bar of each fit's Lloyd iterations on stderr."""
     train_arr = as_matrix("train", train)
     target_arr = as_matrix("target", target)
     same_columns("train", train_arr, "target", target_arr.shape[1])
@@ -102,16 +104,18 @@ def quantize(
     )
     if seed is not None:
         seed = check_int("seed", seed, minimum=0)
-    train_model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=seed).fit(train_arr)
+    train_model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=seed, progress=progress).fit(
+        train_arr
+    )
     if k_target >= len(target_arr):
         target_model = None
         target_centers = np.asarray(target_arr)
         target_labels = np.arange(len(target_arr), dtype=np.int64)
     else:
         target_seed = None if seed is None else seed + 1
-        target_model = KMeans(k_target, n_init=n_init, max_iter=max_iter, random_state=target_seed).fit(
-            target_arr
-        )
+        target_model = KMeans(
+            k_target, n_init=n_init, max_iter=max_iter, random_state=target_seed, progress=progress
+        ).fit(target_arr)
         target_centers = target_model.cluster_centers_
         target_labels = target_model.labels_
     return Quantization(

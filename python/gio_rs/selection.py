@@ -374,6 +374,7 @@ def select(
             n_clusters_target=n_clusters_target,
             seed=seed,
             max_iter=check_int("kmeans_max_iter", kmeans_max_iter, minimum=1),
+            progress=check_bool("progress", progress),
         )
         train_arr, target_arr = quantization.train_centers, quantization.target_centers
     elif n_clusters_target is not None:
