@@ -1,0 +1,421 @@
+"""Embeddings in files: read a matrix of vectors (plus the file's other columns) from `.npy`,
+parquet, the reference's headerless TSV (`_c2` = JSON vector) or CSV/TSV with a header, and write
+selected rows back out atomically. Used by the `gio-rs` command; usable on its own.
+
+Formats (by extension unless given): ``npy``; ``parquet`` (a file or a directory of parquet
+files; an array column, default ``features``); ``reference-tsv`` (headerless, tab-separated, the
+third column ``_c2`` a JSON list, as `grad-info-opt` reads it; a ``.tsv`` whose first line looks
+like that is read this way); ``csv`` / ``tsv`` with a header, the vector either a column of JSON
+lists (default ``features``, else ``_c2``) or numeric columns (``feature_columns``, default every
+numeric column). Parquet and CSV/TSV need pyarrow (``pip install gio_rs[io]``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ._core import GioError
+
+FORMATS = ("npy", "parquet", "reference-tsv", "csv", "tsv")
+ROW_INDEX_COLUMN = "row_index"
+CLUSTER_COLUMN = "cluster"
+_BAD_ROWS_SHOWN = 10
+
+
+@dataclass
+class Table:
+    """Vectors read from a file, with the file's other columns.
+
+    features : (rows, d) float32 or float64 array (float32 when the file stores float32).
+    columns : pyarrow.Table or None; every column of the file, the vector column included
+        (None for `.npy`).
+    features_col : the column the vectors came from, or None (`.npy`, numeric columns).
+    path, fmt : where and how it was read.
+    """
+
+    features: np.ndarray
+    columns: Any
+    features_col: Optional[str]
+    path: str
+    fmt: str
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.csv  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "reading or writing parquet/CSV/TSV needs pyarrow: pip install 'gio_rs[io]'"
+        ) from exc
+    return pyarrow
+
+
+def detect_format(path: str) -> str:
+    """The format of `path` from its extension (and, for `.tsv`, its first line)."""
+    p = Path(path)
+    if p.is_dir():
+        return "parquet"
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        return "npy"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".tsv", ".tab"):
+        return "reference-tsv" if _looks_like_reference_tsv(p) else "tsv"
+    raise GioError(
+        f"{path}: cannot tell the format from the extension {suffix!r}; "
+        f"use .npy, .parquet, .csv or .tsv, or give the format ({', '.join(FORMATS)})"
+    )
+
+
+def _looks_like_reference_tsv(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            first = fh.readline()
+    except OSError:
+        return False
+    fields = first.rstrip("\r\n").split("\t")
+    return len(fields) >= 3 and fields[2].strip().startswith("[")
+
+
+def read_table(
+    path: Any,
+    *,
+    fmt: Optional[str] = None,
+    features_col: Optional[str] = None,
+    feature_columns: Optional[Sequence[str]] = None,
+) -> Table:
+    """Read vectors and columns from `path` (see the module docstring for formats).
+
+    Raises GioError naming the file for a missing file, an unknown format, a missing or
+    unreadable vector column, rows of different lengths, null or non-finite vectors (with the
+    rows).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise GioError(f"{path}: no such file or directory")
+    fmt = detect_format(path) if fmt is None else fmt
+    if fmt not in FORMATS:
+        raise GioError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "npy":
+        if features_col is not None or feature_columns:
+            raise GioError(f"{path}: a .npy file has no columns to choose (features_col/feature_columns)")
+        table = Table(_read_npy(path), None, None, path, fmt)
+    else:
+        pa = _pyarrow()
+        try:
+            if fmt == "parquet":
+                columns = pa.parquet.read_table(path)
+            elif fmt == "reference-tsv":
+                columns = _read_reference_tsv(pa, path)
+            else:
+                columns = _read_delimited(pa, path, "," if fmt == "csv" else "\t")
+        except (OSError, pa.ArrowException) as exc:
+            raise GioError(f"{path}: could not be read as {fmt} ({exc})") from exc
+        features, used = _vectors_from_columns(pa, columns, path, fmt, features_col, feature_columns)
+        table = Table(features, columns, used, path, fmt)
+    _check_rows(table)
+    return table
+
+
+def _read_npy(path: str) -> np.ndarray:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:  # object arrays (would need pickle) and malformed headers
+        raise GioError(f"{path}: not a numeric .npy array ({exc})") from exc
+    except OSError as exc:
+        raise GioError(f"{path}: could not be read ({exc})") from exc
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2:
+        shape = getattr(arr, "shape", None)
+        raise GioError(f"{path}: expected a 2-D array (rows, features), got shape {shape}")
+    if arr.dtype.kind not in "iuf":
+        raise GioError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _read_reference_tsv(pa: Any, path: str) -> Any:
+    # Every field as text: the reference's Spark reader infers nothing either.
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = fh.readline().rstrip("\r\n")
+    n_fields = len(first.split("\t")) if first else 3
+    names = [f"_c{i}" for i in range(n_fields)]
+    return pa.csv.read_csv(
+        path,
+        read_options=pa.csv.ReadOptions(column_names=names),
+        parse_options=pa.csv.ParseOptions(delimiter="\t"),
+        convert_options=pa.csv.ConvertOptions(column_types={n: pa.string() for n in names}),
+    )
+
+
+def _read_delimited(pa: Any, path: str, delimiter: str) -> Any:
+    return pa.csv.read_csv(path, parse_options=pa.csv.ParseOptions(delimiter=delimiter))
+
+
+def _vectors_from_columns(
+    pa: Any,
+    columns: Any,
+    path: str,
+    fmt: str,
+    features_col: Optional[str],
+    feature_columns: Optional[Sequence[str]],
+) -> tuple[np.ndarray, Optional[str]]:
+    names = columns.column_names
+    if feature_columns:
+        if features_col is not None:
+            raise GioError(f"{path}: give either features_col or feature_columns, not both")
+        return _numeric_columns(pa, columns, path, list(feature_columns)), None
+    if features_col is None:
+        if fmt == "reference-tsv":
+            features_col = "_c2"
+        elif "features" in names:
+            features_col = "features"
+        elif "_c2" in names:
+            features_col = "_c2"
+        elif fmt in ("csv", "tsv"):
+            numeric = [n for n in names if _is_numeric(pa, columns.schema.field(n).type)]
+            if not numeric:
+                raise GioError(
+                    f"{path}: no 'features' column and no numeric columns; name the vector column "
+                    f"(features_col) or the numeric ones (feature_columns). Columns: {names}"
+                )
+            return _numeric_columns(pa, columns, path, numeric), None
+        else:
+            raise GioError(f"{path}: no 'features' column; name the vector column. Columns: {names}")
+    if features_col not in names:
+        raise GioError(f"{path}: no column {features_col!r}; columns: {names}")
+    column = columns.column(features_col).combine_chunks()
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _vectors_from_json(column.to_pylist(), path, features_col), features_col
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _vectors_from_lists(pa, column, path, features_col), features_col
+    raise GioError(
+        f"{path}: column {features_col!r} has type {kind}; expected an array of numbers or JSON list text"
+    )
+
+
+def _is_numeric(pa: Any, kind: Any) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+
+
+def _numeric_columns(pa: Any, columns: Any, path: str, wanted: list[str]) -> np.ndarray:
+    missing = [n for n in wanted if n not in columns.column_names]
+    if missing:
+        raise GioError(f"{path}: no column(s) {missing}; columns: {columns.column_names}")
+    parts = []
+    for name in wanted:
+        column = columns.column(name)
+        if not _is_numeric(pa, column.type):
+            raise GioError(f"{path}: column {name!r} has type {column.type}, not a number")
+        if column.null_count:
+            rows = np.flatnonzero(np.asarray(column.is_null()))
+            raise GioError(f"{path}: column {name!r} has empty values (rows {_rows_text(rows)})")
+        parts.append(column.to_numpy())
+    all_float32 = all(p.dtype == np.float32 for p in parts)
+    return np.column_stack(parts).astype(np.float32 if all_float32 else np.float64, copy=False)
+
+
+def _vectors_from_lists(pa: Any, column: Any, path: str, name: str) -> np.ndarray:
+    if column.null_count:
+        rows = np.flatnonzero(np.asarray(column.is_null()))
+        raise GioError(f"{path}: column {name!r} has null vectors (rows {_rows_text(rows)})")
+    lengths = np.asarray(pa.compute.list_value_length(column))
+    if len(lengths) and (lengths != lengths[0]).any():
+        bad = np.flatnonzero(lengths != lengths[0])
+        raise GioError(
+            f"{path}: column {name!r} mixes vector lengths: row 0 has {lengths[0]}, "
+            f"rows {_rows_text(bad)} differ"
+        )
+    values = pa.compute.list_flatten(column)
+    if values.null_count:
+        owner = np.repeat(np.arange(len(lengths)), lengths)[np.asarray(values.is_null())]
+        raise GioError(f"{path}: column {name!r} has null elements (rows {_rows_text(np.unique(owner))})")
+    if not _is_numeric(pa, values.type):
+        raise GioError(f"{path}: column {name!r} holds {values.type}, not numbers")
+    flat = values.to_numpy(zero_copy_only=False)
+    dtype = np.float32 if flat.dtype == np.float32 else np.float64
+    dim = int(lengths[0]) if len(lengths) else 0
+    return flat.astype(dtype, copy=False).reshape(len(lengths), dim)
+
+
+def _vectors_from_json(texts: list, path: str, name: str) -> np.ndarray:
+    rows = []
+    for row, text in enumerate(texts):
+        if text is None:
+            raise GioError(f"{path}: column {name!r} is empty at row {row}")
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise GioError(f"{path}: column {name!r} at row {row} is not a JSON list ({exc})") from exc
+        if not isinstance(value, list):
+            raise GioError(f"{path}: column {name!r} at row {row} is not a JSON list of numbers")
+        rows.append(value)
+    if not rows:
+        return np.zeros((0, 0))
+    lengths = np.array([len(r) for r in rows])
+    if (lengths != lengths[0]).any():
+        bad = np.flatnonzero(lengths != lengths[0])
+        raise GioError(
+            f"{path}: column {name!r} mixes vector lengths: row 0 has {lengths[0]}, "
+            f"rows {_rows_text(bad)} differ"
+        )
+    try:
+        return np.array(rows, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise GioError(f"{path}: column {name!r} holds values that are not numbers ({exc})") from exc
+
+
+def _rows_text(rows: np.ndarray) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:_BAD_ROWS_SHOWN])
+    return shown + (", ..." if len(rows) > _BAD_ROWS_SHOWN else "")
+
+
+def _check_rows(table: Table) -> None:
+    features = table.features
+    if features.shape[0] == 0:
+        raise GioError(f"{table.path}: has no rows")
+    if features.shape[1] == 0:
+        raise GioError(f"{table.path}: the vectors have no components")
+    if features.dtype.kind == "f":
+        finite = np.isfinite(features).all(axis=1)
+        if not finite.all():
+            raise GioError(
+                f"{table.path}: rows with NaN or infinite values: {_rows_text(np.flatnonzero(~finite))}"
+            )
+
+
+def output_format(path: Any, fmt: Optional[str] = None) -> str:
+    """The format to write `path` in: npy, parquet, csv or tsv (by extension unless given)."""
+    if fmt is not None:
+        if fmt not in ("npy", "parquet", "csv", "tsv"):
+            raise GioError(f"out_format: expected npy, parquet, csv or tsv, got {fmt!r}")
+        return fmt
+    suffix = Path(os.fspath(path)).suffix.lower()
+    by_suffix = {".npy": "npy", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv"}
+    if suffix not in by_suffix:
+        raise GioError(
+            f"{os.fspath(path)}: cannot tell the output format from {suffix!r}; "
+            "use .npy, .parquet, .csv or .tsv"
+        )
+    return by_suffix[suffix]
+
+
+def selected_rows(table: Table, indices: np.ndarray, cluster_of_row: Optional[np.ndarray] = None) -> Any:
+    """A pyarrow table of the selected rows, in selection order: the file's columns (for `.npy`
+    input, the vector as a `features` column), then `row_index` (the row in the input file) and,
+    when quantised, `cluster`."""
+    pa = _pyarrow()
+    indices = np.asarray(indices, dtype=np.int64)
+    if table.columns is None:
+        rows = table.features[indices]
+        dim = table.features.shape[1]
+        values = pa.array(np.ascontiguousarray(rows).reshape(-1))
+        out = pa.table({"features": pa.FixedSizeListArray.from_arrays(values, dim)})
+    else:
+        out = table.columns.take(pa.array(indices))
+    taken = set(out.column_names)
+    for name in (ROW_INDEX_COLUMN, CLUSTER_COLUMN):
+        if name in taken:
+            raise GioError(f"{table.path}: already has a column {name!r}, which the output adds")
+    out = out.append_column(ROW_INDEX_COLUMN, pa.array(indices))
+    if cluster_of_row is not None:
+        out = out.append_column(CLUSTER_COLUMN, pa.array(np.asarray(cluster_of_row, dtype=np.int64)))
+    return out
+
+
+def write_selection(
+    path: Any,
+    table: Table,
+    indices: np.ndarray,
+    cluster_of_row: Optional[np.ndarray] = None,
+    *,
+    fmt: Optional[str] = None,
+    overwrite: bool = False,
+) -> str:
+    """Write the selected rows of `table` to `path` (parquet, CSV/TSV: see `selected_rows`;
+    `.npy`: the selected vectors only). Written to a temporary file, then renamed: a failure or
+    an interrupt never leaves a half-written output. Returns the format written."""
+    fmt = output_format(path, fmt)
+    indices = np.asarray(indices, dtype=np.int64)
+    if fmt == "npy":
+        rows = np.ascontiguousarray(table.features[indices])
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.save would append ".npy" to a name
+                np.save(fh, rows, allow_pickle=False)
+
+        atomic_write(path, save, overwrite=overwrite)
+        return fmt
+    pa = _pyarrow()
+    out = selected_rows(table, indices, cluster_of_row)
+    if fmt == "parquet":
+        atomic_write(path, lambda tmp: pa.parquet.write_table(out, tmp), overwrite=overwrite)
+    else:
+        text = _lists_as_json(pa, out)
+        options = pa.csv.WriteOptions(delimiter="," if fmt == "csv" else "\t")
+        atomic_write(
+            path, lambda tmp: pa.csv.write_csv(text, tmp, write_options=options), overwrite=overwrite
+        )
+    return fmt
+
+
+def _lists_as_json(pa: Any, table: Any) -> Any:
+    """CSV cannot hold arrays: write vector columns as JSON lists, as the reference's TSV does."""
+    for i, field in enumerate(table.schema):
+        kind = field.type
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            texts = [None if v is None else json.dumps(v) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, field.name, pa.array(texts, pa.string()))
+    return table
+
+
+def check_writable(path: Any, *, overwrite: bool) -> None:
+    """Refuse an existing output unless `overwrite`, and a missing parent directory: checked
+    before any long work starts."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise GioError(f"{path}: already exists (pass --overwrite / overwrite=True to replace it)")
+    if os.path.isdir(path):
+        raise GioError(f"{path}: is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise GioError(f"{path}: the directory {parent} does not exist")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Any, write: Callable[[str], Any], *, overwrite: bool) -> None:
+    """Run `write(tmp)` on a temporary file beside `path`, then rename it to `path`."""
+    path = os.fspath(path)
+    check_writable(path, overwrite=overwrite)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the output should not be
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
