@@ -125,6 +125,13 @@ impl<'a, T: Element> KlState<'a, T> {
         if x.is_empty() {
             return Err(GioError::invalid("X", "the target needs at least one row"));
         }
+        // A negative or non-finite ε makes every log NaN or infinite: refuse it.
+        if !(params.eps >= 0.0 && params.eps.is_finite()) {
+            return Err(GioError::invalid(
+                "eps",
+                format!("must be finite and >= 0, got {}", params.eps),
+            ));
+        }
         if w.dim() != x.dim() {
             return Err(GioError::invalid(
                 "W",
@@ -456,6 +463,12 @@ pub fn kl_divergence<T: Element>(
 ) -> Result<f64, GioError> {
     if y.is_empty() {
         return Err(GioError::invalid("y", "needs at least one row"));
+    }
+    if y.dim() != x.dim() {
+        return Err(GioError::invalid(
+            "y",
+            format!("has {} columns but X has {}", y.dim(), x.dim()),
+        ));
     }
     if params.discard_nearest_for_xy && y.len() < 2 {
         return Err(GioError::invalid(

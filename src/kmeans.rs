@@ -61,6 +61,11 @@ pub struct KMeansFit {
 /// passes) and centers per float64 tile: a tile's Gram block (256 × 256 f64) stays in L2.
 const ASSIGN_ROWS: usize = 256;
 const ASSIGN_CENTERS: usize = 256;
+/// Squared norms within which the float32 nearest-center kernel stays within its roundoff
+/// margin: above the max its products overflow float32; when every center's squared norm is
+/// below the min, underflow in its products exceeds the margin (labels would be arbitrary).
+const F32_KERNEL_MAX_SQ_NORM: f64 = 1e36;
+const F32_KERNEL_MIN_CENTER_SQ_NORM: f64 = 1e-30;
 /// Memory for the per-chunk centroid sums of one update step.
 const UPDATE_PARTIALS_BYTES: usize = 64 << 20;
 
@@ -134,7 +139,11 @@ fn assign_with_bounds<T: Element>(
     // float32 data on AVX-512: a float32 GEMM-style kernel picks the nearest center (twice the
     // throughput; near-ties may then resolve differently than on other CPUs, as with any
     // float32 K-Means); the reported distance is still exact.
-    let packed = (T::PRECISION == Precision::F32 && avx512_active())
+    let x_norm_max = x_norms.iter().copied().fold(0.0f64, f64::max);
+    let f32_in_range = (F32_KERNEL_MIN_CENTER_SQ_NORM..=F32_KERNEL_MAX_SQ_NORM)
+        .contains(&c_norm_max)
+        && x_norm_max <= F32_KERNEL_MAX_SQ_NORM;
+    let packed = (T::PRECISION == Precision::F32 && avx512_active() && f32_in_range)
         .then(|| PackedCenters::new(centers.data(), dim));
     // Roundoff of a Gram-form squared distance per unit of ‖x‖² + max‖c‖², doubled for safety.
     let margin_f32 = 2.0 * (dim as f64 + 8.0) * f32::EPSILON as f64;

@@ -349,7 +349,7 @@ pub fn greedy_select<T: Element>(
             || ((!fixed || opts.random_restart_prob > 0.0)
                 && host.random()? < opts.random_restart_prob);
         let steps = if long {
-            opts.grad_desc_iter * 3
+            opts.grad_desc_iter.saturating_mul(3)
         } else {
             opts.grad_desc_iter
         };
@@ -358,7 +358,7 @@ pub fn greedy_select<T: Element>(
             if !ahead.has(m) {
                 // No more descents than candidates the run can still make.
                 let unused = out.used.iter().filter(|&&u| !u).count();
-                let left = (opts.max_iter + 2).saturating_sub(total_iter);
+                let left = opts.max_iter.saturating_add(2).saturating_sub(total_iter);
                 let count = LOOKAHEAD.min(left).min(unused).max(1);
                 ahead.fill(
                     &state,
