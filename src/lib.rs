@@ -7,6 +7,7 @@
 pub mod descent;
 pub mod distance;
 pub mod error;
+pub mod greedy;
 pub mod kl;
 pub mod kmeans;
 pub mod parallel;

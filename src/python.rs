@@ -13,6 +13,7 @@ use pyo3::types::PyDict;
 
 use crate::descent::{auto_scale_factor, descend, DescentWork};
 use crate::error::GioError as CoreError;
+use crate::greedy::{self, GreedyOptions};
 use crate::kl::{self, KlParams, KlState};
 use crate::kmeans::{self as core_kmeans, KMeansInit, KMeansParams};
 use crate::rows::{Element, Rows};
@@ -351,7 +352,15 @@ fn select_impl<'py, T: Element + numpy::Element>(
     let out = run_detached(py, &mut host, |host| {
         select::greedy_select(tr, xr, wr, &opts, host)
     })?;
-    let dim = xr.dim();
+    selection_dict(py, out, xr.dim())
+}
+
+/// A core `Selection` as the dict the Python layer reads.
+fn selection_dict(
+    py: Python<'_>,
+    out: select::Selection,
+    dim: usize,
+) -> PyResult<Bound<'_, PyDict>> {
     let dict = PyDict::new(py);
     let indices: Vec<i64> = out.indices.iter().map(|&i| i as i64).collect();
     dict.set_item("indices", PyArray1::from_vec(py, indices))?;
@@ -453,6 +462,96 @@ fn greedy_select<'py>(
         x,
         select_impl(py, train, x, w0, opts, random, pick, callback)
     )
+}
+
+fn knn_kl_impl<T: Element + numpy::Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    k: usize,
+) -> PyResult<f64> {
+    let (xa, ya) = (extract2::<T>("x", x)?, extract2::<T>("y", y)?);
+    let (xr, yr) = (rows_of("x", &xa)?, rows_of("y", &ya)?);
+    let mut host = PyHost::new(None, None, None);
+    run_detached(py, &mut host, |_| greedy::knn_kl_divergence(xr, yr, k))
+}
+
+/// KL(x ‖ y) by the unaveraged (Wang–Kulkarni–Verdú) k-NN estimator; NaN when y has < k rows.
+#[pyfunction]
+#[pyo3(signature = (x, y, k))]
+fn knn_kl_divergence(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    k: usize,
+) -> PyResult<f64> {
+    by_dtype!(x, knn_kl_impl(py, x, y, k))
+}
+
+fn exact_greedy_impl<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    train: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    w0: &Bound<'py, PyAny>,
+    opts: GreedyOptions,
+    callback: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (ta, xa, wa) = (
+        extract2::<T>("train", train)?,
+        extract2::<T>("X", x)?,
+        extract2::<T>("D", w0)?,
+    );
+    let (tr, xr, wr) = (
+        rows_of("train", &ta)?,
+        rows_of("X", &xa)?,
+        rows_of("D", &wa)?,
+    );
+    let mut host = PyHost::new(None, None, callback);
+    let out = run_detached(py, &mut host, |host| {
+        greedy::exact_greedy_select(tr, xr, wr, &opts, host)
+    })?;
+    selection_dict(py, out, xr.dim())
+}
+
+/// Exact greedy selection on the unaveraged k-NN estimator (`w0` may have zero rows).
+#[pyfunction]
+#[pyo3(signature = (
+    train, x, w0, *, k, max_iter, stop_criterion, min_difference, max_data_size, min_kl,
+    max_sequential_increases, max_table_bytes, callback
+))]
+#[allow(clippy::too_many_arguments)]
+fn exact_greedy_select<'py>(
+    py: Python<'py>,
+    train: &Bound<'py, PyAny>,
+    x: &Bound<'py, PyAny>,
+    w0: &Bound<'py, PyAny>,
+    k: usize,
+    max_iter: usize,
+    stop_criterion: &str,
+    min_difference: f64,
+    max_data_size: f64,
+    min_kl: f64,
+    max_sequential_increases: usize,
+    max_table_bytes: usize,
+    callback: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let stop_criterion = StopCriterion::parse(stop_criterion).ok_or_else(|| {
+        GioError::new_err(format!(
+            "stop_criterion: unknown criterion {stop_criterion:?}; expected one of {:?}",
+            StopCriterion::NAMES
+        ))
+    })?;
+    let opts = GreedyOptions {
+        k,
+        max_iter,
+        stop_criterion,
+        min_difference,
+        max_data_size,
+        min_kl,
+        max_sequential_increases,
+        max_table_bytes,
+    };
+    by_dtype!(x, exact_greedy_impl(py, train, x, w0, opts, callback))
 }
 
 /// Ctrl-C and an optional per-iteration callback `callback(iteration, inertia)` for K-Means.
@@ -621,6 +720,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kl_gradient, m)?)?;
     m.add_function(wrap_pyfunction!(gradient_descend, m)?)?;
     m.add_function(wrap_pyfunction!(greedy_select, m)?)?;
+    m.add_function(wrap_pyfunction!(exact_greedy_select, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_kl_divergence, m)?)?;
     m.add_function(wrap_pyfunction!(kmeans, m)?)?;
     m.add_function(wrap_pyfunction!(kmeans_assign, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;

@@ -8,7 +8,8 @@ k-nearest-neighbour estimate of KL(target ‖ selection). The heavy lifting runs
 Public API:
 
 - `select(train, target, ...) -> Selection`: the selection loop, reference bugs fixed.
-- `kl_divergence(x, y, k)` and `kl_gradient(x, w, v)`: the estimator and its gradient.
+- `kl_divergence(x, y, k)` and `kl_gradient(x, w, v)`: the estimator and its gradient;
+  `knn_kl_divergence(x, y, k)`: the unaveraged estimator `select(method="greedy")` minimises.
 - `GIOKL`: drop-in for `grad-info-opt`'s class, reference behaviour kept.
 - `KMeans`: K-Means in scikit-learn's style (fit/predict/transform), deterministic for a seed.
 - `quantize(train, target, n_clusters)` and `explode(chosen_clusters, labels)`: GIO at scale;
@@ -22,7 +23,7 @@ from ._core import GioError, simd_level
 from ._core import __version__ as __version__
 from ._progress import CandidateEvent
 from .compat import GIOKL
-from .estimator import kl_divergence, kl_gradient
+from .estimator import kl_divergence, kl_gradient, knn_kl_divergence
 from .kmeans import KMeans
 from .quantize import Explosion, Quantization, explode, quantize
 from .selection import Selection, select
@@ -38,6 +39,7 @@ __all__ = [
     "explode",
     "kl_divergence",
     "kl_gradient",
+    "knn_kl_divergence",
     "quantize",
     "reference",
     "select",

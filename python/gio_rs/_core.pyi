@@ -55,6 +55,22 @@ def greedy_select(
     pick: Optional[Callable[[int], int]],
     callback: Any,
 ) -> dict[str, Any]: ...
+def exact_greedy_select(
+    train: npt.NDArray[np.floating],
+    x: npt.NDArray[np.floating],
+    w0: npt.NDArray[np.floating],
+    *,
+    k: int,
+    max_iter: int,
+    stop_criterion: str,
+    min_difference: float,
+    max_data_size: float,
+    min_kl: float,
+    max_sequential_increases: int,
+    max_table_bytes: int,
+    callback: Any,
+) -> dict[str, Any]: ...
+def knn_kl_divergence(x: npt.NDArray[np.floating], y: npt.NDArray[np.floating], k: int) -> float: ...
 def kmeans(
     x: npt.NDArray[np.floating],
     *,

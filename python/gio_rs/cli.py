@@ -61,6 +61,8 @@ def _select_parameters() -> list[inspect.Parameter]:
 
 
 _HELP = {
+    "method": "gradient (GIO as published) or greedy (exact greedy on the unaveraged k-NN estimator)",
+    "greedy_max_bytes": "--method greedy: refuse a pool x target distance table larger than this",
     "k": "neighbour rank of the k-NN estimator",
     "max_iter": "stop after this many iterations (N+1 rows accepted, as the reference)",
     "stop_criterion": (

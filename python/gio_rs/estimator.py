@@ -8,6 +8,8 @@ distance from x_i to its k-th nearest other target row. This is what `grad-info-
 `calculate_statistical_distance` computes (it averages the Wang–Kulkarni–Verdú estimator over
 every neighbour rank of W). Distances are formed from exact differences and accumulated in
 float64, also for float32 input.
+
+`knn_kl_divergence` is the unaveraged estimator itself, the one `select(method="greedy")` minimises.
 """
 
 from __future__ import annotations
@@ -81,3 +83,27 @@ def kl_gradient(x: Any, w: Any, v: Any, *, discard_nearest_for_xy: bool = False)
     discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)
     dtype = working_dtype(x_arr, w_arr)
     return _core.kl_gradient(cast(x_arr, dtype), cast(w_arr, dtype), v_arr, discard)
+
+
+def knn_kl_divergence(x: Any, y: Any, k: int = 5) -> float:
+    """Estimate KL(x ‖ y) with the unaveraged k-NN estimator (Wang, Kulkarni & Verdú, 2009):
+
+        KL_k(x ‖ y) = d/n Σ_i log(ν_k(i) / ρ_k(i)) + log(m / (n − 1))
+
+    ν_k(i) is the distance from x_i to its k-th nearest row of y (m rows), ρ_k(i) to its k-th
+    nearest other row of x; squared distances are clipped to [1e-10, 1e20] (no ε). Unlike
+    `kl_divergence` it depends on where y's rows are relative to each target row, not on all pairs.
+
+    Returns NaN when y has fewer than k rows (the estimate is undefined). Needs n >= 2 and
+    1 <= k <= n - 1. float32 input is not upcast in memory.
+    """
+    x_arr = as_matrix("x", x, min_rows=2)
+    y_arr = as_matrix("y", y, min_rows=1)
+    same_columns("y", y_arr, "x", x_arr.shape[1])
+    k = check_int("k", k, minimum=1)
+    if k > x_arr.shape[0] - 1:
+        raise _core.GioError(
+            f"k: must be <= n - 1 = {x_arr.shape[0] - 1} for a target of {x_arr.shape[0]} rows, got {k}"
+        )
+    dtype = working_dtype(x_arr, y_arr)
+    return _core.knn_kl_divergence(cast(x_arr, dtype), cast(y_arr, dtype), k)

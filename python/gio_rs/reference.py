@@ -26,6 +26,9 @@ neighbour in X, itself not counted.
 `greedy_select` is the reference's `GIOKL.fit` loop (its lines 157-239), quirks included, or with
 ``fixed=True`` the same loop with seven documented bug fixes. `fit` wraps it with the reference's
 start (D, `random_init_pct` or a uniform start) and return value.
+
+`exact_greedy_select` is the exact greedy method on the unaveraged estimator
+(`knn_kl_divergence`), by brute force: every candidate's estimate recomputed from scratch.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ __all__ = [
     "nearest_unused",
     "greedy_select",
     "fit",
+    "knn_kl_divergence",
+    "GreedyTrace",
+    "exact_greedy_select",
 ]
 
 EPS = 1e-8
@@ -662,3 +668,129 @@ def fit(
         kl_divs,
     )
     return W, kl_divs, state
+
+
+# --------------------------------------------------------------------------- exact greedy
+
+
+def _kth_smallest_sq(x: np.ndarray, w: np.ndarray, r: int) -> np.ndarray:
+    """For each row of x, the r-th smallest clipped squared distance to the rows of w."""
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for start, stop in _row_chunks(x.shape[0], w.shape[0], x.shape[1]):
+        block = _clip(squared_distances(x[start:stop], w))
+        out[start:stop] = np.partition(block, r - 1, axis=1)[:, r - 1]
+    return out
+
+
+def knn_kl_divergence(x: Any, y: Any, k: int = 5) -> float:
+    """The unaveraged Wang-Kulkarni-Verdu k-NN estimator of KL(x || y)::
+
+        KL_k(x || y) = d/n * sum_i log(nu_k(i) / rho_k(i)) + log(m / (n - 1))
+
+    nu_k(i) is the distance from x_i to its k-th nearest row of y (m rows), rho_k(i) the distance
+    to its k-th nearest other row of x; squared distances are clipped to [1e-10, 1e20] (no eps).
+    NaN when y has fewer than k rows. Requires 1 <= k <= n - 1."""
+    x = _matrix("x", x)
+    y = _matrix("y", y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"y: has {y.shape[1]} columns but x has {x.shape[1]}")
+    rho = _kth_neighbour_distances(x, k)
+    n, d = x.shape
+    m = y.shape[0]
+    if m < k:
+        return float("nan")
+    nu = np.sqrt(_kth_smallest_sq(x, y, k))
+    return d * float(np.mean(np.log(nu) - np.log(rho))) + float(np.log(m / (n - 1)))
+
+
+@dataclass
+class GreedyTrace:
+    """Everything `exact_greedy_select` did: `indices` (rows of train, in order), `kl_trace` (the
+    estimate after each accepted row), `kl_start`, `candidate_kl` (each step's best candidate, the
+    rejected last one included) and `stop_reason`."""
+
+    indices: list[int] = field(default_factory=list)
+    kl_trace: list[float] = field(default_factory=list)
+    kl_start: float = float("nan")
+    candidate_kl: list[float] = field(default_factory=list)
+    stop_reason: str = ""
+
+
+def _greedy_score(X: np.ndarray, W: np.ndarray, r: int) -> float:
+    """sum_i log of the r-th smallest clipped squared distance from x_i to W: the part of the
+    rank-r estimate KL_r(X || W) that depends on which rows W holds (2/d times it, plus terms
+    fixed by X and |W|). Smaller is better."""
+    return float(np.sum(np.log(_kth_smallest_sq(X, W, r))))
+
+
+def exact_greedy_select(
+    train: Any,
+    X: Any,
+    D: Any = None,
+    k: int = 5,
+    max_iter: int = 100,
+    stop_criterion: str = "increase",
+    min_difference: float = 0.0,
+    max_data_size: float = 1.0,
+    min_kl: float = 0.0,
+    max_sequential_increases: int = 3,
+) -> GreedyTrace:
+    """Exact greedy selection on the unaveraged estimator, by brute force: at each step, for every
+    unused train row c, recompute the estimate on D + selection + [c] from scratch and add the row
+    with the lowest one (ties: the lowest index).
+
+    While D + selection + [c] has fewer than k rows the estimate is undefined (NaN); the choice
+    then uses rank r = len(D + selection + [c]) instead of k (the distance to the farthest
+    selected row). Stop rules, in this order each step: more than `max_iter` rows accepted ->
+    "max_iter"; "data_size" and more than int(max_data_size * len(train)) accepted -> stop; no
+    unused row -> "pool_exhausted"; then on the best candidate's KL against the previous one
+    (the starting KL first; comparisons with NaN are false): "increase" (kl > prev),
+    "min_difference" (prev - kl < min_difference) and "sequential_increase_tolerance" (more than
+    `max_sequential_increases` consecutive increases) reject the candidate and stop; "min_kl"
+    (kl < min_kl) keeps it, then stops."""
+    train = _matrix("train", train)
+    X = _matrix("X", X)
+    dim = X.shape[1]
+    W = np.empty((0, dim)) if D is None else _matrix("D", D)
+    if stop_criterion not in STOP_CRITERIA or stop_criterion == "max_resets":
+        raise ValueError(f"stop_criterion: not usable with exact greedy: {stop_criterion!r}")
+    out = GreedyTrace(kl_start=knn_kl_divergence(X, W, k))
+    used = np.zeros(train.shape[0], dtype=bool)
+    prev = out.kl_start
+    increases = 0
+    while True:
+        if len(out.indices) > max_iter:
+            out.stop_reason = "max_iter"
+            break
+        if stop_criterion == "data_size" and len(out.indices) > int(max_data_size * train.shape[0]):
+            out.stop_reason = "data_size"
+            break
+        unused = np.flatnonzero(~used)
+        if unused.size == 0:
+            out.stop_reason = "pool_exhausted"
+            break
+        rank = min(k, W.shape[0] + 1)
+        scores = [_greedy_score(X, np.vstack([W, train[c : c + 1]]), rank) for c in unused]
+        best = int(unused[int(np.argmin(scores))])  # argmin: the first of equal minima
+        used[best] = True
+        with_best = np.vstack([W, train[best : best + 1]])
+        kl = knn_kl_divergence(X, with_best, k)
+        out.candidate_kl.append(kl)
+        increased = kl > prev
+        increases = increases + 1 if increased else 0
+        stop = {
+            "increase": increased,
+            "min_difference": prev - kl < min_difference,
+            "sequential_increase_tolerance": increased and increases > max_sequential_increases,
+            "min_kl": kl < min_kl,
+            "data_size": False,
+        }[stop_criterion]
+        if not stop or stop_criterion == "min_kl":
+            W = with_best
+            out.indices.append(best)
+            out.kl_trace.append(kl)
+            prev = kl
+        if stop:
+            out.stop_reason = stop_criterion
+            break
+    return out

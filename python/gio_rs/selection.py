@@ -1,8 +1,10 @@
 """Greedy GIO selection on NumPy arrays: `select` (fixed semantics, the modern API) and the
 shared plumbing that `GIOKL.fit` (reference semantics) uses too.
 
-Each step runs gradient descent on a relaxed candidate v, snaps v to the nearest unused pool row,
-evaluates KL(target ‖ selection ∪ {row}) and applies the stop criterion (see `select`).
+With the default method="gradient" each step runs gradient descent on a relaxed candidate v, snaps
+v to the nearest unused pool row, evaluates KL(target ‖ selection ∪ {row}) and applies the stop
+criterion; method="greedy" adds the pool row that lowers the unaveraged k-NN estimate most,
+exactly (see `select`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,26 @@ STOP_CRITERIA = (
     "data_size",
 )
 V_INITS = ("mean", "prev_opt", "jump")
+METHODS = ("gradient", "greedy")
+# The default cap on method="greedy"'s distance table (pool rows × target rows × 8 bytes).
+GREEDY_MAX_BYTES = 1 << 32
+# Options only the gradient method uses, with their defaults: method="greedy" refuses any other
+# value rather than ignore it silently.
+_GRADIENT_ONLY = {
+    "resets_allowed": False,
+    "max_resets": 2,
+    "random_restart_prob": 0.0,
+    "scale_factor": "auto",
+    "v_init": "mean",
+    "grad_desc_iter": 50,
+    "discard_nearest_for_xy": False,
+    "lr": 0.01,
+    "uniform_low": -1.0,
+    "uniform_high": 1.0,
+    "uniform_start_size": 20,
+    "normalize": True,
+    "record_v_opts": False,
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +72,7 @@ class Selection:
     init_indices : int64 array or None
         Rows of `train` used as the initial selection with `random_init_pct`, else None.
     scale_factor : float
-        The gradient scale used by the descent.
+        The gradient scale used by the descent (NaN with method="greedy").
     n_resets : int
         Pool resets performed.
     v_opts : array or None
@@ -255,11 +277,59 @@ def run_loop(
         reporter.close()
 
 
+def run_exact_greedy(
+    train: np.ndarray,
+    target: np.ndarray,
+    init: np.ndarray,
+    opts: LoopOptions,
+    *,
+    max_table_bytes: int,
+    reporter: Reporter,
+) -> dict:
+    """Casts to one working dtype and runs the core's exact greedy loop (arrays validated)."""
+    dtype = working_dtype(train, target)
+    try:
+        return _core.exact_greedy_select(
+            cast(train, dtype),
+            cast(target, dtype),
+            cast(init, dtype),
+            k=opts.k,
+            max_iter=opts.max_iter,
+            stop_criterion=opts.stop_criterion,
+            min_difference=opts.min_difference,
+            max_data_size=opts.max_data_size,
+            min_kl=opts.min_kl,
+            max_sequential_increases=opts.max_sequential_increases,
+            max_table_bytes=max_table_bytes,
+            callback=reporter,
+        )
+    finally:
+        reporter.close()
+
+
+def _check_greedy_options(stop_criterion: Any, given: dict[str, Any]) -> None:
+    """method="greedy": refuses the gradient method's options when set to anything but their
+    defaults, and the criterion that needs pool resets."""
+    for name, default in _GRADIENT_ONLY.items():
+        value = given[name]
+        if isinstance(value, bool) != isinstance(default, bool) or value != default:
+            raise _core.GioError(
+                f"{name}: only used by method='gradient'; leave it at its default ({default!r}) "
+                "with method='greedy'"
+            )
+    if stop_criterion == "max_resets":
+        raise _core.GioError(
+            "stop_criterion: 'max_resets' resets the pool, which method='greedy' never does; "
+            "use 'increase', 'min_difference', 'sequential_increase_tolerance', 'min_kl' or 'data_size'"
+        )
+
+
 def select(
     train: Any,
     target: Any,
     *,
     init: Any = None,
+    method: str = "gradient",
     k: int = 5,
     max_iter: int = 100,
     stop_criterion: str = "increase",
@@ -287,9 +357,33 @@ def select(
     n_clusters: Optional[int] = None,
     n_clusters_target: Optional[int] = None,
     kmeans_max_iter: int = 300,
+    greedy_max_bytes: int = GREEDY_MAX_BYTES,
 ) -> Selection:
     """Select rows of `train` that make `init ∪ selection` most informative about `target`:
     greedily minimise the k-NN estimate of KL(target ‖ init ∪ selection) (GIO).
+
+    Two methods:
+
+    - ``method="gradient"`` (default): GIO as published and as `grad-info-opt` runs it, on the
+      averaged k-NN estimator (`kl_divergence`): each step descends on a relaxed point v and snaps
+      it to the nearest unused pool row.
+    - ``method="greedy"``: exact greedy on the unaveraged Wang–Kulkarni–Verdú estimator
+      (`knn_kl_divergence`): each step adds the unused pool row that lowers the estimate most
+      (ties: the lowest index). The averaged estimator's gradient ignores which rows are
+      selected; this one rewards covering target regions still far from the selection. The
+      pool-to-target distances are computed once (a float64 table of len(train) × len(target)
+      values, O(M·n·d)); each step costs O(M·n) (in parallel) plus O(n·k). Without `init` or
+      `random_init_pct` it starts from an empty selection. While the selection holds fewer than k
+      rows the estimate is undefined: `kl_trace`/`candidate_kl` hold NaN there (no criterion stops
+      on NaN), and the choice uses the same estimator at rank r = (rows after adding) instead of
+      k, i.e. each target row's distance to its farthest selected row. Stopping: `max_iter`,
+      ``"increase"``, ``"min_difference"``, ``"sequential_increase_tolerance"``, ``"min_kl"`` and
+      ``"data_size"`` as below (``max_iter`` and ``"data_size"`` are checked before a step, so
+      no candidate is evaluated and thrown away; a row rejected by a criterion ends the run);
+      ``"max_resets"``, `resets_allowed`, `max_resets`, `random_restart_prob`, `scale_factor`,
+      `v_init`, `grad_desc_iter`, `discard_nearest_for_xy`, `lr`, `uniform_*`, `normalize` and
+      `record_v_opts` belong to the gradient method: anything but their defaults raises GioError.
+      `n_clusters` works as with the gradient method (greedy among centroids).
 
     The options and their defaults are those of `grad-info-opt`'s `GIOKL.fit`, and the loop is
     the reference's, with its bugs fixed:
@@ -319,7 +413,10 @@ def select(
     init : array (m0, d), optional
         Rows already selected (D). Without it: `random_init_pct` > 0 draws that share of train
         rows (they stay in the pool), otherwise `uniform_start_size` uniform random rows in
-        [uniform_low, uniform_high)^d, L2-normalised when `normalize`.
+        [uniform_low, uniform_high)^d, L2-normalised when `normalize` (method="greedy": an empty
+        selection).
+    method : "gradient" or "greedy"
+        See above.
     k : int
         Neighbour rank of the estimator.
     max_iter, stop_criterion, min_difference, resets_allowed, max_resets, max_data_size, min_kl,
@@ -357,10 +454,36 @@ def select(
         reset appears twice there, and in `repeated_clusters`, but its rows once in `indices`);
         `kl_trace` is measured on centroids. `seed` also seeds the K-Means fits, which run at
         most `kmeans_max_iter` Lloyd iterations each.
+    greedy_max_bytes : int
+        method="greedy" refuses to build a distance table larger than this (default 4 GiB) and
+        raises GioError naming `train`; quantise (`n_clusters`) for larger problems.
 
     Returns a `Selection`. The GIL is released while the core runs; Ctrl-C interrupts it.
     float32 input stays float32 in memory; distances and sums are computed in float64.
     """
+    if not isinstance(method, str) or method not in METHODS:
+        raise _core.GioError(f"method: unknown value {method!r}; expected one of {METHODS}")
+    greedy = method == "greedy"
+    if greedy:
+        _check_greedy_options(
+            stop_criterion,
+            {
+                "resets_allowed": resets_allowed,
+                "max_resets": max_resets,
+                "random_restart_prob": random_restart_prob,
+                "scale_factor": scale_factor,
+                "v_init": v_init,
+                "grad_desc_iter": grad_desc_iter,
+                "discard_nearest_for_xy": discard_nearest_for_xy,
+                "lr": lr,
+                "uniform_low": uniform_low,
+                "uniform_high": uniform_high,
+                "uniform_start_size": uniform_start_size,
+                "normalize": normalize,
+                "record_v_opts": record_v_opts,
+            },
+        )
+        max_table_bytes = check_int("greedy_max_bytes", greedy_max_bytes, minimum=0)
     train_arr = as_matrix("train", train)
     target_arr = as_matrix("target", target, min_rows=2)
     dim = target_arr.shape[1]
@@ -405,6 +528,8 @@ def select(
     rng = _random.Random(seed)
 
     def uniform_rows() -> np.ndarray:
+        if greedy:
+            return np.empty((0, dim))
         size = check_int("uniform_start_size", uniform_start_size, minimum=1)
         low = check_float("uniform_low", uniform_low)
         high = check_float("uniform_high", uniform_high)
@@ -425,16 +550,21 @@ def select(
     )
 
     reporter = Reporter(callback, check_bool("progress", progress), total=opts.max_iter + 1)
-    out = run_loop(
-        train_arr,
-        target_arr,
-        init_arr,
-        opts,
-        fixed=True,
-        rng=rng,
-        reporter=reporter,
-        record_v_opts=record_v_opts,
-    )
+    if greedy:
+        out = run_exact_greedy(
+            train_arr, target_arr, init_arr, opts, max_table_bytes=max_table_bytes, reporter=reporter
+        )
+    else:
+        out = run_loop(
+            train_arr,
+            target_arr,
+            init_arr,
+            opts,
+            fixed=True,
+            rng=rng,
+            reporter=reporter,
+            record_v_opts=record_v_opts,
+        )
     indices, clusters, cluster_of_row, repeated = out["indices"], None, None, None
     if quantization is not None:
         explosion = quantization.explode(indices)
