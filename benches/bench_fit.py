@@ -113,8 +113,10 @@ def measure(
 
 
 def measure_large_pool(n: int = 2000, M: int = 1_000_000, d: int = 64, rows: int = 21) -> dict:
-    """One fit against a large pool (few rows selected: the snap scans over the pool dominate),
-    best of 3; for thread scaling. The pool is generated in slices to keep the peak memory low."""
+    """`gio_rs.select` against a large pool (few rows selected: the snap scans over the pool
+    dominate), best of 3; for thread scaling. `select` rather than `GIOKL.fit`, which returns the
+    unused pool as the reference does (a copy of it that would dominate here). The pool is
+    generated in slices to keep the peak memory low."""
     rng = np.random.default_rng(1)
     train = np.empty((M, d), dtype=np.float32)
     for start in range(0, M, 65536):
@@ -122,8 +124,13 @@ def measure_large_pool(n: int = 2000, M: int = 1_000_000, d: int = 64, rows: int
         train[start:stop] = rng.standard_normal((stop - start, d), dtype=np.float32)
     X = (rng.standard_normal((n, d), dtype=np.float32) + np.float32(0.3)).astype(np.float32)
     D = (rng.standard_normal((20, d), dtype=np.float32) - np.float32(0.2)).astype(np.float32)
-    seconds, n_rows, _ = time_gio_rs(train, X, D, rows, repeats=3)
-    return {"n": n, "M": M, "d": d, "gio_rs_s": seconds, "gio_rs_rows": n_rows}
+    best, selected = float("inf"), 0
+    for _ in range(3):
+        start = time.perf_counter()
+        sel = gio_rs.select(train, X, init=D, **fit_kwargs(rows))
+        best = min(best, time.perf_counter() - start)
+        selected = len(sel.indices)
+    return {"n": n, "M": M, "d": d, "gio_rs_s": best, "gio_rs_rows": selected}
 
 
 def main() -> None:
