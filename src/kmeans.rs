@@ -7,16 +7,8 @@ use crate::distance::{expansion_error_factor, row_norms, sq_dist};
 use crate::error::GioError;
 use crate::parallel::{map_row_chunks, worth_parallel};
 use crate::rng::SplitMix64;
-use crate::rows::Precision;
 use crate::rows::{Element, Rows};
-use crate::simd::{avx512_active, dot, dot_block, nearest_centers_f32, PackedCenters};
-
-/// The float32 view of rows whose element type is f32 (checked by the caller via PRECISION).
-fn as_f32_rows<T: Element>(rows: &[T]) -> &[f32] {
-    assert!(T::PRECISION == Precision::F32);
-    // SAFETY: T is f32 (only f32 has Precision::F32).
-    unsafe { std::slice::from_raw_parts(rows.as_ptr() as *const f32, rows.len()) }
-}
+use crate::simd::{dot, dot_block, nearest_centers_f32, PackedCenters};
 use rayon::prelude::*;
 
 /// How the first centers are chosen.
@@ -98,9 +90,12 @@ fn check(x: &Rows<'_, impl Element>, params: &KMeansParams) -> Result<(), GioErr
     Ok(())
 }
 
-/// Nearest center of every row (ties to the lowest center index) by the Gram form, written to
-/// `labels`; `dists` gets the squared distance to it from exact differences. Identical for any
-/// thread count; across CPU types only for float64 data (see the float32 note inside).
+/// The nearest center of every row: the smallest squared distance from exact differences
+/// (`sq_dist`), ties to the lowest center index, written to `labels`, that distance to `dists`.
+/// Found by Gram-form kernels (float32 where a float32 kernel runs, else float64) with a rigorous
+/// roundoff bound; a row whose two best candidates are too close for that bound to call is
+/// re-checked against every center from exact differences. So the labels are exact and identical
+/// for any thread count and any CPU.
 pub fn assign<T: Element>(
     x: Rows<'_, T>,
     x_norms: &[f64],
@@ -115,8 +110,27 @@ pub fn assign<T: Element>(
 /// One task of an assignment: its index and its rows' labels, distances and lower bounds.
 type AssignChunk<'a> = (usize, ((&'a mut [u32], &'a mut [f64]), &'a mut [f64]));
 
+/// Squared norms up to which the float32 kernel is used: its scores (at most about 4× this) stay
+/// far from float32's overflow.
+const F32_SAFE_NORM: f64 = 1e30;
+
+/// The nearest center of `row` from exact differences to every center (ties to the lowest
+/// index): (index, its squared distance, the second-smallest squared distance).
+fn exact_nearest<T: Element>(row: &[T], centers: Rows<'_, f64>) -> (u32, f64, f64) {
+    let (mut index, mut best, mut second) = (0u32, f64::INFINITY, f64::INFINITY);
+    for c in 0..centers.len() {
+        let d = sq_dist(row, centers.row(c));
+        if d < best {
+            (index, best, second) = (c as u32, d, best);
+        } else if d < second {
+            second = d;
+        }
+    }
+    (index, best, second)
+}
+
 /// `assign`, plus in `lower` a lower bound on each row's distance (not squared) to every center
-/// other than its own: the second-best Gram-form value less a rigorous roundoff margin.
+/// other than its own: the second-best candidate's squared distance less its roundoff bound.
 fn assign_with_bounds<T: Element>(
     x: Rows<'_, T>,
     x_norms: &[f64],
@@ -129,69 +143,83 @@ fn assign_with_bounds<T: Element>(
         .map(|c| dot(centers.row(c), centers.row(c)))
         .collect();
     let c_norm_max = c_norms.iter().copied().fold(0.0f64, f64::max);
+    let x_norm_max = x_norms.iter().copied().fold(0.0f64, f64::max);
     let dim = x.dim();
     let k = centers.len();
-    // float32 data on AVX-512: a float32 GEMM-style kernel picks the nearest center (twice the
-    // throughput; near-ties may then resolve differently than on other CPUs, as with any
-    // float32 K-Means); the reported distance is still exact.
-    let packed = (T::PRECISION == Precision::F32 && avx512_active())
-        .then(|| PackedCenters::new(centers.data(), dim));
-    // Roundoff of a Gram-form squared distance per unit of ‖x‖² + max‖c‖², doubled for safety.
-    let margin_f32 = 2.0 * (dim as f64 + 8.0) * f32::EPSILON as f64;
-    let margin_f64 = 2.0 * expansion_error_factor(dim);
-    let bound = |second_sq: f64, xn: f64, margin: f64| {
-        (second_sq - margin * (xn + c_norm_max)).max(0.0).sqrt()
+    // The float32 micro-kernel (2× float64's throughput, float64 data rounded to float32 on the
+    // fly) wherever it runs and the values fit in float32 with room to spare.
+    let packed = if c_norm_max <= F32_SAFE_NORM && x_norm_max <= F32_SAFE_NORM {
+        PackedCenters::new(centers.data(), dim)
+    } else {
+        None
+    };
+    // |approximate − exact| squared distance for a row with ‖x‖² = xn, against any center: the
+    // Gram form's roundoff per unit of ‖x‖² + max‖c‖² (float32 or float64, doubled for safety),
+    // plus that of the exact differences themselves, plus an absolute term for values that
+    // underflow (far below anything but all-tiny data).
+    let exact_relative = 2.0 * expansion_error_factor(dim);
+    let (relative, absolute) = if packed.is_some() {
+        let gram = 2.0 * (dim as f64 + 8.0) * f32::EPSILON as f64;
+        (gram + exact_relative, dim as f64 * 2f64.powi(-120))
+    } else {
+        (2.0 * exact_relative, dim as f64 * 2f64.powi(-1000))
+    };
+    let error = |xn: f64| relative * (xn + c_norm_max) + absolute;
+    let exact_error = |xn: f64| exact_relative * (xn + c_norm_max) + dim as f64 * 2f64.powi(-1000);
+    // Row r of a task, given its best candidate c and the approximate squared distances of the
+    // best and second-best candidates: the label, its exact distance, the lower bound.
+    let settle = |row: &[T], xn: f64, c: u32, best: f64, second: f64| -> (u32, f64, f64) {
+        let e = error(xn);
+        // NaN or inf (overflowing values) fail this test too.
+        if second - best > 2.0 * e {
+            let dist = sq_dist(row, centers.row(c as usize));
+            (c, dist, (second - e).max(0.0).sqrt())
+        } else {
+            let (c, dist, second) = exact_nearest(row, centers);
+            (c, dist, (second - exact_error(xn)).max(0.0).sqrt())
+        }
     };
     let work = |(block, ((labels, dists), lower)): AssignChunk<'_>| {
         let start = block * ASSIGN_ROWS;
         let rows = x.slice(start, start + labels.len());
+        let n = labels.len();
+        let mut candidates = vec![(0u32, f64::INFINITY, f64::INFINITY); n];
         if let Some(packed) = &packed {
-            let mut second = vec![0.0f32; labels.len()];
-            if nearest_centers_f32(as_f32_rows(rows.data()), packed, labels, &mut second).is_some()
-            {
-                for (r, ((dist, &c), low)) in dists
-                    .iter_mut()
-                    .zip(labels.iter())
-                    .zip(lower.iter_mut())
-                    .enumerate()
-                {
-                    *dist = sq_dist(rows.row(r), centers.row(c as usize));
-                    let xn = x_norms[start + r];
-                    *low = bound(second[r] as f64 + xn, xn, margin_f32);
-                }
-                return;
-            }
-        }
-        let mut best = vec![(f64::INFINITY, 0u32, f64::INFINITY); labels.len()];
-        let mut gram = vec![0.0f64; ASSIGN_ROWS * ASSIGN_CENTERS];
-        for c0 in (0..k).step_by(ASSIGN_CENTERS) {
-            let c1 = (c0 + ASSIGN_CENTERS).min(k);
-            let cols = c1 - c0;
-            let gram = &mut gram[..rows.len() * cols];
-            dot_block(rows.data(), centers.slice(c0, c1).data(), dim, gram);
-            for (r, gram_row) in gram.chunks_exact(cols).enumerate() {
+            let (mut best, mut second) = (vec![0.0f32; n], vec![0.0f32; n]);
+            nearest_centers_f32(rows.data(), packed, labels, &mut best, &mut second);
+            for (r, cand) in candidates.iter_mut().enumerate() {
                 let xn = x_norms[start + r];
-                let b = &mut best[r];
-                for (c, &g) in (c0..c1).zip(gram_row) {
-                    let s = xn + c_norms[c] - 2.0 * g;
-                    if s < b.0 {
-                        *b = (s, c as u32, b.0);
-                    } else if s < b.2 {
-                        b.2 = s;
+                *cand = (labels[r], best[r] as f64 + xn, second[r] as f64 + xn);
+            }
+        } else {
+            let mut gram = vec![0.0f64; ASSIGN_ROWS * ASSIGN_CENTERS];
+            for c0 in (0..k).step_by(ASSIGN_CENTERS) {
+                let c1 = (c0 + ASSIGN_CENTERS).min(k);
+                let cols = c1 - c0;
+                let gram = &mut gram[..n * cols];
+                dot_block(rows.data(), centers.slice(c0, c1).data(), dim, gram);
+                for (r, gram_row) in gram.chunks_exact(cols).enumerate() {
+                    let xn = x_norms[start + r];
+                    let b = &mut candidates[r];
+                    for (c, &g) in (c0..c1).zip(gram_row) {
+                        let s = xn + c_norms[c] - 2.0 * g;
+                        if s < b.1 {
+                            *b = (c as u32, s, b.1);
+                        } else if s < b.2 {
+                            b.2 = s;
+                        }
                     }
                 }
             }
         }
-        for (r, (((label, dist), low), &(_, c, second))) in labels
+        for (r, (((label, dist), low), &(c, best, second))) in labels
             .iter_mut()
             .zip(dists.iter_mut())
             .zip(lower.iter_mut())
-            .zip(&best)
+            .zip(&candidates)
             .enumerate()
         {
-            *label = c;
-            *dist = sq_dist(rows.row(r), centers.row(c as usize));
-            *low = bound(second, x_norms[start + r], margin_f64);
+            (*label, *dist, *low) = settle(rows.row(r), x_norms[start + r], c, best, second);
         }
     };
     let chunks = labels
