@@ -5,7 +5,7 @@
 
 use crate::distance::{expansion_error_factor, row_norms, sq_dist};
 use crate::error::GioError;
-use crate::parallel::{map_row_chunks, worth_parallel};
+use crate::parallel::{rows_per_chunk, worth_parallel};
 use crate::rng::SplitMix64;
 use crate::rows::{Element, Rows};
 use crate::simd::{dot, dot_block, nearest_centers_f32, PackedCenters};
@@ -366,7 +366,10 @@ fn mean_variance<T: Element>(x: Rows<'_, T>) -> f64 {
 }
 
 /// Greedy k-means++ on the first `sample` rows of a seeded permutation. The sample is gathered
-/// into one block so each step scores all its candidates with one pass of Gram tiles.
+/// into one block (in the data's type: each step streams it from memory, so narrower is faster)
+/// so each step scores all its candidates with one parallel pass of Gram tiles, which also sums
+/// each candidate's potential per chunk; what remains serial per step is O(chunks × candidates +
+/// one chunk).
 fn kmeans_plus_plus<T: Element>(
     x: Rows<'_, T>,
     k: usize,
@@ -389,48 +392,76 @@ fn kmeans_plus_plus<T: Element>(
     let sample = Rows::new("sample", &block, dim).expect("whole rows");
     let norms = row_norms(sample);
     let trials = 2 + (k as f64).ln().floor() as usize;
-    // Squared distances (Gram form, clamped at 0) from every sample row to each candidate,
-    // column-major per candidate: out[t * s + i].
-    let distances_to = |candidates: &[usize]| -> Vec<f64> {
-        let mut cand: Vec<T> = Vec::with_capacity(candidates.len() * dim);
+    // Fixed chunks (by shape only), so results do not depend on the thread count.
+    let per = rows_per_chunk(dim * trials);
+    let n_chunks = s.div_ceil(per);
+    let chunk_of = |c: usize| (c * per, ((c + 1) * per).min(s));
+    // Per chunk: squared distances (Gram form, clamped at 0) of its rows to each candidate,
+    // row-major (rows × candidates), and per candidate Σ min(distance, closest) over its rows.
+    let score = |candidates: &[usize], closest: &[f64]| -> Vec<(Vec<f64>, Vec<f64>)> {
+        let t = candidates.len();
+        let mut cand: Vec<T> = Vec::with_capacity(t * dim);
         for &c in candidates {
             cand.extend_from_slice(sample.row(c));
         }
-        let t = candidates.len();
-        let per_chunk: Vec<Vec<f64>> = map_row_chunks(s, dim * t, |a, b| {
+        let run = |chunk: usize| {
+            let (a, b) = chunk_of(chunk);
             let mut gram = vec![0.0f64; (b - a) * t];
             dot_block(sample.slice(a, b).data(), &cand, dim, &mut gram);
+            let mut potential = vec![0.0f64; t];
             for (r, row) in gram.chunks_exact_mut(t).enumerate() {
-                for (value, &c) in row.iter_mut().zip(candidates) {
+                for ((value, &c), pot) in row.iter_mut().zip(candidates).zip(&mut potential) {
                     *value = (norms[a + r] + norms[c] - 2.0 * *value).max(0.0);
+                    *pot += value.min(closest[a + r]);
                 }
             }
-            gram
-        });
-        let mut out = vec![0.0f64; t * s];
-        let mut row = 0;
-        for chunk in per_chunk {
-            for values in chunk.chunks_exact(t) {
-                for (c, &v) in values.iter().enumerate() {
-                    out[c * s + row] = v;
-                }
-                row += 1;
-            }
+            (gram, potential)
+        };
+        if worth_parallel(s * dim * t) {
+            (0..n_chunks).into_par_iter().map(run).collect()
+        } else {
+            (0..n_chunks).map(run).collect()
         }
-        out
+    };
+    // closest[i] = min(closest[i], distance to candidate `t` of `scored`), chunk by chunk;
+    // returns each chunk's new Σ closest.
+    let update = |closest: &mut [f64], scored: &[(Vec<f64>, Vec<f64>)], t: usize| -> Vec<f64> {
+        let width = scored.first().map_or(1, |(_, p)| p.len());
+        let run = |(closest, (dists, _)): (&mut [f64], &(Vec<f64>, Vec<f64>))| {
+            let mut sum = 0.0f64;
+            for (c, row) in closest.iter_mut().zip(dists.chunks_exact(width)) {
+                *c = c.min(row[t]);
+                sum += *c;
+            }
+            sum
+        };
+        let pairs = closest.chunks_mut(per).zip(scored);
+        if worth_parallel(s * dim) {
+            pairs.collect::<Vec<_>>().into_par_iter().map(run).collect()
+        } else {
+            pairs.map(run).collect()
+        }
     };
     let first = rng.below(s);
     let mut chosen = vec![first];
-    let mut closest = distances_to(&[first]);
+    let mut closest = vec![f64::INFINITY; s];
+    let scored = score(&[first], &closest);
+    let mut chunk_sums = update(&mut closest, &scored, 0);
     for _ in 1..k {
-        // Candidates with probability proportional to their distance to the centers so far.
-        let potential: f64 = closest.iter().sum();
+        // Candidates with probability proportional to their distance to the centers so far:
+        // the chunk whose running total passes the target, then the row within it.
+        let potential: f64 = chunk_sums.iter().sum();
         let mut candidates = Vec::with_capacity(trials);
         for _ in 0..trials {
             let target = rng.next_f64() * potential;
             let mut acc = 0.0;
+            let mut chunk = 0;
+            while chunk + 1 < n_chunks && acc + chunk_sums[chunk] <= target {
+                acc += chunk_sums[chunk];
+                chunk += 1;
+            }
             let mut pick = s - 1;
-            for (i, &d) in closest.iter().enumerate() {
+            for (i, &d) in closest.iter().enumerate().skip(chunk_of(chunk).0) {
                 acc += d;
                 if acc > target {
                     pick = i;
@@ -439,19 +470,17 @@ fn kmeans_plus_plus<T: Element>(
             }
             candidates.push(pick);
         }
-        let dists = distances_to(&candidates);
+        let scored = score(&candidates, &closest);
         // The candidate that lowers the potential most (ties: the first drawn).
         let mut best: Option<(f64, usize)> = None;
-        for (t, column) in dists.chunks_exact(s).enumerate() {
-            let pot: f64 = column.iter().zip(&closest).map(|(&a, &b)| a.min(b)).sum();
+        for t in 0..candidates.len() {
+            let pot: f64 = scored.iter().map(|(_, p)| p[t]).sum();
             if best.is_none_or(|(b, _)| pot < b) {
                 best = Some((pot, t));
             }
         }
         let (_, t) = best.expect("at least one trial");
-        for (c, &d) in closest.iter_mut().zip(&dists[t * s..(t + 1) * s]) {
-            *c = c.min(d);
-        }
+        chunk_sums = update(&mut closest, &scored, t);
         chosen.push(candidates[t]);
     }
     chosen
