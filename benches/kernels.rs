@@ -194,8 +194,36 @@ fn selection_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// The machine's streaming-read ceiling for the memory-bound scans: a parallel sum over 128 MiB
+/// of float32 (far beyond the caches), in the same fixed chunks the core uses. Compare with
+/// `snap` and run both with RAYON_NUM_THREADS=1 and 2.
+fn memory_read(c: &mut Criterion) {
+    use rayon::prelude::*;
+    let values: Vec<f32> = data(1 << 25, 1, 0.0, 17);
+    let mut g = c.benchmark_group("memory");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes((values.len() * 4) as u64));
+    g.bench_function("parallel read 128 MiB f32", |b| {
+        b.iter(|| {
+            values
+                .par_chunks(1 << 16)
+                .map(|chunk| {
+                    // 16 independent sums, so the adds keep up with memory.
+                    let mut acc = [0.0f32; 16];
+                    for part in chunk.chunks_exact(16) {
+                        acc.iter_mut().zip(part).for_each(|(a, &v)| *a += v);
+                    }
+                    acc.iter().sum::<f32>()
+                })
+                .sum::<f32>()
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    memory_read,
     vector_kernels,
     gram_tiles,
     kth_neighbour,
