@@ -3,7 +3,10 @@
 //! empty clusters re-seeded deterministically. Deterministic for a seed, whatever the number of
 //! threads: chunk sizes depend only on the data's shape and partial sums combine in order.
 
-use crate::distance::{expansion_error_factor, row_norms, sq_dist};
+use crate::distance::{
+    expansion_error_factor, f32_expansion_error_factor, row_norms, sq_dist, F32_SAFE_NORM,
+    F32_UNDERFLOW_PER_DIM,
+};
 use crate::error::GioError;
 use crate::parallel::{rows_per_chunk, worth_parallel};
 use crate::rng::SplitMix64;
@@ -110,10 +113,6 @@ pub fn assign<T: Element>(
 /// One task of an assignment: its index and its rows' labels, distances and lower bounds.
 type AssignChunk<'a> = (usize, ((&'a mut [u32], &'a mut [f64]), &'a mut [f64]));
 
-/// Squared norms up to which the float32 kernel is used: its scores (at most about 4× this) stay
-/// far from float32's overflow.
-const F32_SAFE_NORM: f64 = 1e30;
-
 /// The nearest center of `row` from exact differences to every center (ties to the lowest
 /// index): (index, its squared distance, the second-smallest squared distance).
 fn exact_nearest<T: Element>(row: &[T], centers: Rows<'_, f64>) -> (u32, f64, f64) {
@@ -159,8 +158,8 @@ fn assign_with_bounds<T: Element>(
     // underflow (far below anything but all-tiny data).
     let exact_relative = 2.0 * expansion_error_factor(dim);
     let (relative, absolute) = if packed.is_some() {
-        let gram = 2.0 * (dim as f64 + 8.0) * f32::EPSILON as f64;
-        (gram + exact_relative, dim as f64 * 2f64.powi(-120))
+        let gram = f32_expansion_error_factor(dim);
+        (gram + exact_relative, dim as f64 * F32_UNDERFLOW_PER_DIM)
     } else {
         (2.0 * exact_relative, dim as f64 * 2f64.powi(-1000))
     };

@@ -222,9 +222,9 @@ pub struct PackedCenters {
 }
 
 impl PackedCenters {
-    /// Packs K × dim float64 centers (row-major) in float32; `None` when no float32 kernel runs
-    /// on this CPU (neither AVX-512 nor AVX2 with FMA).
-    pub fn new(centers: &[f64], dim: usize) -> Option<Self> {
+    /// Packs K × dim centers (row-major, float32 or float64) in float32; `None` when no float32
+    /// kernel runs on this CPU (neither AVX-512 nor AVX2 with FMA).
+    pub fn new<T: Element>(centers: &[T], dim: usize) -> Option<Self> {
         let width = match level() {
             Level::Avx512 => 32,
             Level::Avx2 => 16,
@@ -233,7 +233,7 @@ impl PackedCenters {
         Some(Self::with_width(centers, dim, width))
     }
 
-    fn with_width(centers: &[f64], dim: usize, width: usize) -> Self {
+    fn with_width<T: Element>(centers: &[T], dim: usize, width: usize) -> Self {
         let k = centers.len() / dim;
         let padded = k.div_ceil(width) * width;
         let mut data = vec![0.0f32; dim * padded];
@@ -241,9 +241,12 @@ impl PackedCenters {
         for c in 0..k {
             let row = &centers[c * dim..(c + 1) * dim];
             for (j, &v) in row.iter().enumerate() {
-                data[(c / width) * dim * width + j * width + c % width] = v as f32;
+                data[(c / width) * dim * width + j * width + c % width] = v.to_f64() as f32;
             }
-            norms[c] = row.iter().map(|&v| (v as f32) * (v as f32)).sum();
+            norms[c] = row
+                .iter()
+                .map(|&v| (v.to_f64() as f32) * (v.to_f64() as f32))
+                .sum();
         }
         PackedCenters {
             data,
@@ -252,6 +255,11 @@ impl PackedCenters {
             dim,
             width,
         }
+    }
+
+    /// Centers including the padding (a multiple of the panel width).
+    pub fn padded_len(&self) -> usize {
+        self.padded
     }
 }
 
@@ -290,6 +298,67 @@ pub fn nearest_centers_f32<T: Element>(
     unreachable!("PackedCenters::new returns None off x86-64");
 }
 
+/// The float32 scores ‖c‖² − 2x·c of every row of `rows` (float32 or float64, rounded to
+/// float32) against every packed center, row-major in `out` (rows × `padded_len()`; padding
+/// columns get +inf). The same micro-kernels as `nearest_centers_f32`, storing every score.
+pub fn center_scores_f32<T: Element>(rows: &[T], centers: &PackedCenters, out: &mut [f32]) {
+    let dim = centers.dim;
+    let n = rows.len() / dim;
+    assert!(rows.len() == n * dim && out.len() == n * centers.padded);
+    #[cfg(target_arch = "x86_64")]
+    match centers.width {
+        32 => score_tiles::<T, 8, 32>(rows, centers, out, |b, p, o| {
+            // SAFETY: width 32 is packed only when AVX-512F and FMA were detected.
+            unsafe { x86::scores_tile_8x32_avx512(b, centers, p, o) }
+        }),
+        16 => score_tiles::<T, 6, 16>(rows, centers, out, |b, p, o| {
+            // SAFETY: width 16 is packed only when AVX2 and FMA were detected.
+            unsafe { x86::scores_tile_6x16_avx2(b, centers, p, o) }
+        }),
+        _ => unreachable!("PackedCenters are packed for a detected kernel"),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("PackedCenters::new returns None off x86-64");
+}
+
+/// Rows of `rows` in blocks of R (the last one zero-padded), rounded to float32.
+fn row_blocks<T: Element, const R: usize>(rows: &[T], dim: usize) -> Vec<f32> {
+    let n_blocks = (rows.len() / dim).div_ceil(R);
+    let mut blocks = vec![0.0f32; n_blocks * R * dim];
+    match T::PRECISION {
+        Precision::F32 => blocks[..rows.len()].copy_from_slice(as_f32(rows)),
+        Precision::F64 => blocks
+            .iter_mut()
+            .zip(as_f64(rows))
+            .for_each(|(b, &v)| *b = v as f32),
+    }
+    blocks
+}
+
+/// Runs `tile` (R rows × W centers) over every row block and center panel, copying the scores
+/// of the real rows into `out`.
+#[allow(dead_code)] // unused off x86-64
+fn score_tiles<T: Element, const R: usize, const W: usize>(
+    rows: &[T],
+    centers: &PackedCenters,
+    out: &mut [f32],
+    tile: impl Fn(&[f32], usize, &mut [[f32; W]; R]),
+) {
+    let (dim, padded) = (centers.dim, centers.padded);
+    let n = rows.len() / dim;
+    let blocks = row_blocks::<T, R>(rows, dim);
+    let mut scores = [[0.0f32; W]; R];
+    for c0 in (0..padded).step_by(W) {
+        for (b, block) in blocks.chunks_exact(R * dim).enumerate() {
+            tile(block, c0, &mut scores);
+            for (r, tile_row) in scores.iter().enumerate().take(n - (b * R).min(n)) {
+                let at = (b * R + r) * padded + c0;
+                out[at..at + W].copy_from_slice(tile_row);
+            }
+        }
+    }
+}
+
 /// Per row of a tile, per lane: the best score, its center, and the lane's runner-up score.
 type TileState<const R: usize, const L: usize> = ([[f32; L]; R], [[i32; L]; R], [[f32; L]; R]);
 
@@ -306,14 +375,7 @@ fn nearest_tiles<T: Element, const R: usize, const L: usize>(
 ) {
     let dim = centers.dim;
     let n_blocks = best.len().div_ceil(R);
-    let mut blocks = vec![0.0f32; n_blocks * R * dim];
-    match T::PRECISION {
-        Precision::F32 => blocks[..rows.len()].copy_from_slice(as_f32(rows)),
-        Precision::F64 => blocks
-            .iter_mut()
-            .zip(as_f64(rows))
-            .for_each(|(b, &v)| *b = v as f32),
-    }
+    let blocks = row_blocks::<T, R>(rows, dim);
     let mut state: Vec<TileState<R, L>> = vec![
         (
             [[f32::INFINITY; L]; R],
@@ -797,6 +859,70 @@ mod x86 {
         }
     }
 
+    /// The scores ‖c‖² − 2x·c of 8 rows of `block` against the 32 packed centers from `c0`.
+    /// SAFETY: AVX-512F and FMA available; `block` holds 8 rows of `centers.dim` values;
+    /// `c0 + 32 <= centers.padded`, centers packed with width 32.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn scores_tile_8x32_avx512(
+        block: &[f32],
+        centers: &super::PackedCenters,
+        c0: usize,
+        out: &mut [[f32; 32]; 8],
+    ) {
+        let dim = centers.dim;
+        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        let (pb, panel) = (block.as_ptr(), centers.data.as_ptr().add(c0 * dim));
+        for j in 0..dim {
+            let col = panel.add(j * 32);
+            let (c_lo, c_hi) = (_mm512_loadu_ps(col), _mm512_loadu_ps(col.add(16)));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*pb.add(r * dim + j));
+                acc_r[0] = _mm512_fmadd_ps(x, c_lo, acc_r[0]);
+                acc_r[1] = _mm512_fmadd_ps(x, c_hi, acc_r[1]);
+            }
+        }
+        let minus_two = _mm512_set1_ps(-2.0);
+        let norms = centers.norms.as_ptr().add(c0);
+        for (acc_r, out_r) in acc.iter().zip(out.iter_mut()) {
+            for (h, &dotv) in acc_r.iter().enumerate() {
+                let score = _mm512_fmadd_ps(minus_two, dotv, _mm512_loadu_ps(norms.add(16 * h)));
+                _mm512_storeu_ps(out_r.as_mut_ptr().add(16 * h), score);
+            }
+        }
+    }
+
+    /// The AVX2 version of `scores_tile_8x32_avx512`: 6 rows × 16 centers.
+    /// SAFETY: AVX2 and FMA available; `block` holds 6 rows of `centers.dim` values;
+    /// `c0 + 16 <= centers.padded`, centers packed with width 16.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn scores_tile_6x16_avx2(
+        block: &[f32],
+        centers: &super::PackedCenters,
+        c0: usize,
+        out: &mut [[f32; 16]; 6],
+    ) {
+        let dim = centers.dim;
+        let mut acc = [[_mm256_setzero_ps(); 2]; 6];
+        let (pb, panel) = (block.as_ptr(), centers.data.as_ptr().add(c0 * dim));
+        for j in 0..dim {
+            let col = panel.add(j * 16);
+            let (c_lo, c_hi) = (_mm256_loadu_ps(col), _mm256_loadu_ps(col.add(8)));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*pb.add(r * dim + j));
+                acc_r[0] = _mm256_fmadd_ps(x, c_lo, acc_r[0]);
+                acc_r[1] = _mm256_fmadd_ps(x, c_hi, acc_r[1]);
+            }
+        }
+        let minus_two = _mm256_set1_ps(-2.0);
+        let norms = centers.norms.as_ptr().add(c0);
+        for (acc_r, out_r) in acc.iter().zip(out.iter_mut()) {
+            for (h, &dotv) in acc_r.iter().enumerate() {
+                let score = _mm256_fmadd_ps(minus_two, dotv, _mm256_loadu_ps(norms.add(8 * h)));
+                _mm256_storeu_ps(out_r.as_mut_ptr().add(8 * h), score);
+            }
+        }
+    }
+
     /// The AVX2 version of `nearest_tile_8x32_avx512`: 6 rows × 16 centers (12 accumulators),
     /// lane l of a row's state sees the centers ≡ l mod 8.
     /// SAFETY: AVX2 and FMA available; `block` holds 6 rows of `centers.dim` values;
@@ -1052,7 +1178,7 @@ mod tests {
     }
 
     #[test]
-    fn nearest_center_kernels_find_the_float32_argmin() {
+    fn nearest_center_and_score_kernels_agree_with_float64() {
         // Every float32 kernel this CPU runs, on shapes off every tile size, for f32 and f64
         // rows: the chosen center's score is the smallest (within float32 roundoff of the f64
         // scores), `second` is the next one, ties go to the lowest index.
@@ -1096,6 +1222,8 @@ mod tests {
                 };
                 let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
                 let (best, score, second) = run(&x);
+                let mut all = vec![0.0f32; n * packed.padded];
+                center_scores_f32(&x, &packed, &mut all);
                 for r in 0..n {
                     let row = &x32[r * d..(r + 1) * d];
                     let exact: Vec<f64> = (0..k)
@@ -1113,6 +1241,14 @@ mod tests {
                     let tol = 1e-4 * (1.0 + exact.iter().fold(0.0f64, |m, v| m.max(v.abs())));
                     let min = exact.iter().copied().fold(f64::INFINITY, f64::min);
                     let label = best[r] as usize;
+                    let row_scores = &all[r * packed.padded..(r + 1) * packed.padded];
+                    for (c, &v) in row_scores.iter().enumerate() {
+                        if c < k {
+                            assert!((v as f64 - exact[c]).abs() <= tol, "width {width} score");
+                        } else {
+                            assert_eq!(v, f32::INFINITY, "padding");
+                        }
+                    }
                     assert!(
                         exact[label] <= min + tol,
                         "width {width} ({n},{k},{d}) row {r}"
