@@ -124,13 +124,15 @@ def measure_large_pool(n: int = 2000, M: int = 1_000_000, d: int = 64, rows: int
         train[start:stop] = rng.standard_normal((stop - start, d), dtype=np.float32)
     X = (rng.standard_normal((n, d), dtype=np.float32) + np.float32(0.3)).astype(np.float32)
     D = (rng.standard_normal((20, d), dtype=np.float32) - np.float32(0.2)).astype(np.float32)
-    best, selected = float("inf"), 0
+    best, best_cpu, selected = float("inf"), 0.0, 0
     for _ in range(3):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         sel = gio_rs.select(train, X, init=D, **fit_kwargs(rows))
-        best = min(best, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        if seconds < best:
+            best, best_cpu = seconds, time.process_time() - cpu
         selected = len(sel.indices)
-    return {"n": n, "M": M, "d": d, "gio_rs_s": best, "gio_rs_rows": selected}
+    return {"n": n, "M": M, "d": d, "gio_rs_s": best, "gio_rs_cpu_s": best_cpu, "gio_rs_rows": selected}
 
 
 def main() -> None:
