@@ -38,55 +38,91 @@ def timed(fn):
     return time.perf_counter() - start, out
 
 
-def run_shape(n: int, d: int, k: int, iters: int) -> None:
+def make_blobs(n: int, d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs around k random centers (clusters worth finding) and k distinct rows as
+    given starting centers."""
     rng = np.random.default_rng(0)
-    # Gaussian blobs around k random centers: clusters worth finding.
     centers = rng.normal(0, 4, (k, d)).astype(np.float32)
     X = (centers[rng.integers(0, k, n)] + rng.normal(0, 1, (n, d))).astype(np.float32)
-    start = X[rng.choice(n, k, replace=False)]
-    print(f"\nN={n}, d={d}, K={k}, float32, {iters} Lloyd iterations timed")
+    return X, X[rng.choice(n, k, replace=False)]
+
+
+def measure_shape(n: int, d: int, k: int, iters: int, peers: bool = True, rounds: int = 3) -> list[dict]:
+    """Per implementation: init seconds, seconds per Lloyd iteration (a fit from given centers,
+    `iters` iterations, tol=0; the implementations take turns for `rounds` rounds, best kept, so
+    load from other processes hits them alike), total seconds of a default fit capped at `iters`
+    iterations, and that fit's inertia. gio_rs first; scikit-learn and faiss-cpu when installed
+    and `peers`."""
+    X, start = make_blobs(n, d, k)
+    from_start = {"gio_rs": lambda: gio_rs.KMeans(k, init=start, max_iter=iters, tol=0).fit(X).n_iter_}
+    totals = {"gio_rs": lambda: gio_rs.KMeans(k, random_state=0, max_iter=iters).fit(X).inertia_}
+    if peers:
+        try:
+            from sklearn.cluster import KMeans as SklearnKMeans
+        except ImportError:
+            print("  scikit-learn not installed")
+        else:
+            from_start["scikit-learn"] = lambda: (
+                SklearnKMeans(k, init=start, n_init=1, max_iter=iters, tol=0).fit(X).n_iter_
+            )
+            totals["scikit-learn"] = lambda: (
+                SklearnKMeans(k, n_init=1, random_state=0, max_iter=iters).fit(X).inertia_
+            )
+        try:
+            import faiss
+        except ImportError:
+            print("  faiss-cpu not installed (pip install faiss-cpu)")
+        else:
+
+            def faiss_fit(init):
+                km = faiss.Kmeans(d, k, niter=iters, seed=0, max_points_per_centroid=10**9)
+                km.train(X, init_centroids=init)
+                return km
+
+            def faiss_total():
+                fk = faiss_fit(None)
+                _, labels = fk.index.search(X, 1)
+                return float(((X - fk.centroids[labels[:, 0]]) ** 2).sum())
+
+            from_start["faiss-cpu"] = lambda: (faiss_fit(start), iters)[1]
+            totals["faiss-cpu"] = faiss_total
+
+    per_iter = dict.fromkeys(from_start, float("inf"))
+    for _ in range(rounds):
+        for name, fn in from_start.items():
+            seconds, n_iter = timed(fn)
+            per_iter[name] = min(per_iter[name], seconds / n_iter)
     rows = []
+    for name, fn in totals.items():  # once each: scikit-learn's init takes minutes
+        cpu = time.process_time()
+        seconds, inertia = timed(fn)
+        row = _row(name, seconds - per_iter[name] * iters, per_iter[name], seconds, inertia)
+        row["total_cpu_s"] = time.process_time() - cpu
+        rows.append(row)
+    return rows
 
-    t_iter, fit = timed(lambda: gio_rs.KMeans(k, init=start, max_iter=iters, tol=0).fit(X))
-    t_total, full = timed(lambda: gio_rs.KMeans(k, random_state=0, max_iter=iters).fit(X))
-    t_init = max(t_total - t_iter, 0.0)
-    rows.append(("gio_rs", t_init, t_iter / fit.n_iter_, t_total, full.inertia_))
 
-    try:
-        from sklearn.cluster import KMeans as SklearnKMeans
-    except ImportError:
-        print("  scikit-learn not installed")
-    else:
-        t_iter, sk = timed(lambda: SklearnKMeans(k, init=start, n_init=1, max_iter=iters, tol=0).fit(X))
-        t_total, sk_full = timed(lambda: SklearnKMeans(k, n_init=1, random_state=0, max_iter=iters).fit(X))
-        rows.append(
-            ("scikit-learn", max(t_total - t_iter, 0.0), t_iter / sk.n_iter_, t_total, sk_full.inertia_)
-        )
+def _row(name: str, init: float, per_iter: float, total: float, inertia: float) -> dict:
+    return {
+        "name": name,
+        "init_s": max(init, 0.0),  # total minus iters × per-iteration time
+        "per_iter_s": per_iter,
+        "total_s": total,
+        "inertia": float(inertia),
+    }
 
-    try:
-        import faiss
-    except ImportError:
-        print("  faiss-cpu not installed (pip install faiss-cpu)")
-    else:
 
-        def faiss_fit(init):
-            km = faiss.Kmeans(d, k, niter=iters, seed=0, max_points_per_centroid=10**9)
-            km.train(X, init_centroids=init)
-            return km
-
-        t_iter, _ = timed(lambda: faiss_fit(start))
-        t_total, fk = timed(lambda: faiss_fit(None))
-        _, labels = fk.index.search(X, 1)
-        inertia = float(((X - fk.centroids[labels[:, 0]]) ** 2).sum())
-        rows.append(("faiss-cpu", max(t_total - t_iter, 0.0), t_iter / iters, t_total, inertia))
-
+def run_shape(n: int, d: int, k: int, iters: int) -> None:
+    print(f"\nN={n}, d={d}, K={k}, float32, {iters} Lloyd iterations timed")
+    rows = measure_shape(n, d, k, iters)
     ours = rows[0]
     header = f"  {'':14s} {'init s':>8s} {'s/iter':>8s} {'total s':>8s} {'inertia':>14s}"
     print(header + "  peer time / gio_rs time: per iteration, total")
-    for name, init, per_iter, total, inertia in rows:
+    for r in rows:
         print(
-            f"  {name:14s} {init:8.3f} {per_iter:8.3f} {total:8.3f} {inertia:14.6g}"
-            f"  {per_iter / ours[2]:6.2f}x / {total / ours[3]:6.2f}x"
+            f"  {r['name']:14s} {r['init_s']:8.3f} {r['per_iter_s']:8.3f} {r['total_s']:8.3f}"
+            f" {r['inertia']:14.6g}"
+            f"  {r['per_iter_s'] / ours['per_iter_s']:6.2f}x / {r['total_s'] / ours['total_s']:6.2f}x"
         )
 
 

@@ -7,7 +7,7 @@
 use crate::parallel::map_row_chunks;
 use crate::rows::{Element, Rows};
 pub use crate::simd::sq_dist;
-use crate::simd::{dot, dot_block};
+use crate::simd::{center_scores_f32, dot, dot_block, PackedCenters};
 
 /// The reference clips squared distances to this range before taking square roots.
 pub const CLIP_LOW: f64 = 1e-10;
@@ -73,6 +73,25 @@ pub fn expansion_error_factor(dim: usize) -> f64 {
     (dim as f64 + 4.0) * f64::EPSILON
 }
 
+/// Bound on |s̃ − s| / (‖a‖² + ‖b‖²) for the float32 Gram-form score of the micro-kernels
+/// (`simd::nearest_centers_f32`, `simd::center_scores_f32`), inputs rounded to float32 included:
+/// (2·dim + 16) float32 units of roundoff, doubled for safety. Add an absolute
+/// `F32_UNDERFLOW_PER_DIM · dim` for values that underflow in float32.
+pub fn f32_expansion_error_factor(dim: usize) -> f64 {
+    2.0 * (dim as f64 + 8.0) * f32::EPSILON as f64
+}
+
+/// Per dimension, an absolute bound on the float32 scores' error from values that underflow.
+pub const F32_UNDERFLOW_PER_DIM: f64 = 7.52316384526264e-37; // 2^-120
+
+/// Squared norms up to which float32 scores are used: they (at most about 4× this) then stay far
+/// from float32's overflow.
+pub const F32_SAFE_NORM: f64 = 1e30;
+
+/// Rows per task of the float32 k-th neighbour search: their scores against every row (64 × n
+/// float32) stay in L2 for n up to a few thousand.
+const F32_BLOCK: usize = 64;
+
 /// For every row i of `x`: the clipped (k+1)-th smallest squared distance to the rows of `x`,
 /// the row itself included (so the k-th neighbour not counting itself). Requires k < n.
 ///
@@ -85,6 +104,24 @@ pub fn kth_neighbour_sq<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f64> {
     assert!(k < n, "kth_neighbour_sq needs k < n");
     let norms = row_norms(x);
     let max_norm = norms.iter().cloned().fold(0.0f64, f64::max);
+    if max_norm <= F32_SAFE_NORM {
+        if let Some(packed) = PackedCenters::new(x.data(), dim) {
+            return kth_neighbour_sq_f32(x, k, &norms, max_norm, &packed);
+        }
+    }
+    kth_neighbour_sq_f64(x, k, &norms, max_norm)
+}
+
+/// `kth_neighbour_sq` with float64 Gram tiles for the candidates (where no float32 kernel runs,
+/// or the values are too large for float32).
+fn kth_neighbour_sq_f64<T: Element>(
+    x: Rows<'_, T>,
+    k: usize,
+    norms: &[f64],
+    max_norm: f64,
+) -> Vec<f64> {
+    let n = x.len();
+    let dim = x.dim();
     let gamma = expansion_error_factor(dim);
     let blocks = n.div_ceil(BLOCK);
     let per_block: Vec<Vec<f64>> = map_row_chunks(blocks, n * dim, |b0, b1| {
@@ -112,7 +149,7 @@ pub fn kth_neighbour_sq<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f64> {
                 approx.clear();
                 approx.extend(
                     row.iter()
-                        .zip(&norms)
+                        .zip(norms)
                         .map(|(&g, &nj)| (norms[i] + nj - 2.0 * g).max(0.0)),
                 );
                 scratch.clear();
@@ -120,6 +157,57 @@ pub fn kth_neighbour_sq<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f64> {
                 let (_, kth, _) = scratch.select_nth_unstable_by(k, f64::total_cmp);
                 // Every row that may be among the k+1 nearest, recomputed exactly.
                 let threshold = *kth + bound;
+                exact.clear();
+                exact.extend(
+                    (0..n)
+                        .filter(|&j| approx[j] <= threshold)
+                        .map(|j| sq_dist(xi, x.row(j))),
+                );
+                let (_, kth, _) = exact.select_nth_unstable_by(k, f64::total_cmp);
+                out.push(clip_sq(*kth));
+            }
+        }
+        out
+    });
+    per_block.into_iter().flatten().collect()
+}
+
+/// `kth_neighbour_sq` with the float32 micro-kernel for the candidates: every row whose float32
+/// score could put it among the k+1 nearest (its rigorous error bound, plus that of the exact
+/// differences, allowed for on both sides) is recomputed from exact differences, so the result is
+/// the same as the float64 path's.
+fn kth_neighbour_sq_f32<T: Element>(
+    x: Rows<'_, T>,
+    k: usize,
+    norms: &[f64],
+    max_norm: f64,
+    packed: &PackedCenters,
+) -> Vec<f64> {
+    let n = x.len();
+    let dim = x.dim();
+    let padded = packed.padded_len();
+    let relative = f32_expansion_error_factor(dim) + 2.0 * expansion_error_factor(dim);
+    let absolute = F32_UNDERFLOW_PER_DIM * dim as f64;
+    let blocks = n.div_ceil(F32_BLOCK);
+    let per_block: Vec<Vec<f64>> = map_row_chunks(blocks, n * dim, |b0, b1| {
+        let mut out = Vec::with_capacity((b1 - b0) * F32_BLOCK);
+        let mut scores = vec![0.0f32; F32_BLOCK * padded];
+        let mut approx: Vec<f64> = Vec::with_capacity(n);
+        let mut scratch = Vec::with_capacity(n);
+        let mut exact = Vec::new();
+        for b in b0..b1 {
+            let (i0, i1) = (b * F32_BLOCK, ((b + 1) * F32_BLOCK).min(n));
+            let scores = &mut scores[..(i1 - i0) * padded];
+            center_scores_f32(x.slice(i0, i1).data(), packed, scores);
+            for (i, row) in (i0..i1).zip(scores.chunks_exact(padded)) {
+                approx.clear();
+                approx.extend(row[..n].iter().map(|&s| (s as f64 + norms[i]).max(0.0)));
+                scratch.clear();
+                scratch.extend_from_slice(&approx);
+                let (_, kth, _) = scratch.select_nth_unstable_by(k, f64::total_cmp);
+                let error = relative * (norms[i] + max_norm) + absolute;
+                let threshold = *kth + 2.0 * error;
+                let xi = x.row(i);
                 exact.clear();
                 exact.extend(
                     (0..n)
@@ -214,13 +302,36 @@ mod tests {
         let rows = Rows::new("x", &x, d).unwrap();
         for k in [1, 3, 10, 94] {
             assert_eq!(kth_neighbour_sq(rows, k), brute_kth(&x, d, k), "k={k}");
+            assert_eq!(both_paths(rows, k), brute_kth(&x, d, k), "k={k}");
         }
         // And ordinary data, where the expansion alone picks the neighbours.
         let y: Vec<f64> = (0..300 * 24).map(|i| ((i as f64) * 0.7548).sin()).collect();
         let rows = Rows::new("y", &y, 24).unwrap();
         for k in [1, 5, 299] {
             assert_eq!(kth_neighbour_sq(rows, k), brute_kth(&y, 24, k), "k={k}");
+            assert_eq!(both_paths(rows, k), brute_kth(&y, 24, k), "k={k}");
         }
+        // float32 rows: the float32 kernel's own rounding of the input changes nothing either.
+        let z: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let z64: Vec<f64> = z.iter().map(|&v| v as f64).collect();
+        let rows = Rows::new("z", &z, d).unwrap();
+        for k in [1, 3, 10, 94] {
+            assert_eq!(both_paths(rows, k), brute_kth(&z64, d, k), "k={k}");
+        }
+    }
+
+    /// The float64 path's result, checked equal to the float32 path's where that one runs.
+    fn both_paths<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f64> {
+        let norms = row_norms(x);
+        let max_norm = norms.iter().cloned().fold(0.0f64, f64::max);
+        let f64_path = kth_neighbour_sq_f64(x, k, &norms, max_norm);
+        if let Some(packed) = PackedCenters::new(x.data(), x.dim()) {
+            assert_eq!(
+                kth_neighbour_sq_f32(x, k, &norms, max_norm, &packed),
+                f64_path
+            );
+        }
+        f64_path
     }
 
     #[test]

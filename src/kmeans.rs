@@ -3,20 +3,15 @@
 //! empty clusters re-seeded deterministically. Deterministic for a seed, whatever the number of
 //! threads: chunk sizes depend only on the data's shape and partial sums combine in order.
 
-use crate::distance::{expansion_error_factor, row_norms, sq_dist};
+use crate::distance::{
+    expansion_error_factor, f32_expansion_error_factor, row_norms, sq_dist, F32_SAFE_NORM,
+    F32_UNDERFLOW_PER_DIM,
+};
 use crate::error::GioError;
-use crate::parallel::{map_row_chunks, worth_parallel};
+use crate::parallel::{rows_per_chunk, worth_parallel};
 use crate::rng::SplitMix64;
-use crate::rows::Precision;
 use crate::rows::{Element, Rows};
-use crate::simd::{avx512_active, dot, dot_block, nearest_centers_f32, PackedCenters};
-
-/// The float32 view of rows whose element type is f32 (checked by the caller via PRECISION).
-fn as_f32_rows<T: Element>(rows: &[T]) -> &[f32] {
-    assert!(T::PRECISION == Precision::F32);
-    // SAFETY: T is f32 (only f32 has Precision::F32).
-    unsafe { std::slice::from_raw_parts(rows.as_ptr() as *const f32, rows.len()) }
-}
+use crate::simd::{dot, dot_block, nearest_centers_f32, PackedCenters};
 use rayon::prelude::*;
 
 /// How the first centers are chosen.
@@ -61,11 +56,6 @@ pub struct KMeansFit {
 /// passes) and centers per float64 tile: a tile's Gram block (256 × 256 f64) stays in L2.
 const ASSIGN_ROWS: usize = 256;
 const ASSIGN_CENTERS: usize = 256;
-/// Squared norms within which the float32 nearest-center kernel stays within its roundoff
-/// margin: above the max its products overflow float32; when every center's squared norm is
-/// below the min, underflow in its products exceeds the margin (labels would be arbitrary).
-const F32_KERNEL_MAX_SQ_NORM: f64 = 1e36;
-const F32_KERNEL_MIN_CENTER_SQ_NORM: f64 = 1e-30;
 /// Memory for the per-chunk centroid sums of one update step.
 const UPDATE_PARTIALS_BYTES: usize = 64 << 20;
 
@@ -103,9 +93,12 @@ fn check(x: &Rows<'_, impl Element>, params: &KMeansParams) -> Result<(), GioErr
     Ok(())
 }
 
-/// Nearest center of every row (ties to the lowest center index) by the Gram form, written to
-/// `labels`; `dists` gets the squared distance to it from exact differences. Identical for any
-/// thread count; across CPU types only for float64 data (see the float32 note inside).
+/// The nearest center of every row: the smallest squared distance from exact differences
+/// (`sq_dist`), ties to the lowest center index, written to `labels`, that distance to `dists`.
+/// Found by Gram-form kernels (float32 where a float32 kernel runs, else float64) with a rigorous
+/// roundoff bound; a row whose two best candidates are too close for that bound to call is
+/// re-checked against every center from exact differences. So the labels are exact and identical
+/// for any thread count and any CPU.
 pub fn assign<T: Element>(
     x: Rows<'_, T>,
     x_norms: &[f64],
@@ -120,8 +113,23 @@ pub fn assign<T: Element>(
 /// One task of an assignment: its index and its rows' labels, distances and lower bounds.
 type AssignChunk<'a> = (usize, ((&'a mut [u32], &'a mut [f64]), &'a mut [f64]));
 
+/// The nearest center of `row` from exact differences to every center (ties to the lowest
+/// index): (index, its squared distance, the second-smallest squared distance).
+fn exact_nearest<T: Element>(row: &[T], centers: Rows<'_, f64>) -> (u32, f64, f64) {
+    let (mut index, mut best, mut second) = (0u32, f64::INFINITY, f64::INFINITY);
+    for c in 0..centers.len() {
+        let d = sq_dist(row, centers.row(c));
+        if d < best {
+            (index, best, second) = (c as u32, d, best);
+        } else if d < second {
+            second = d;
+        }
+    }
+    (index, best, second)
+}
+
 /// `assign`, plus in `lower` a lower bound on each row's distance (not squared) to every center
-/// other than its own: the second-best Gram-form value less a rigorous roundoff margin.
+/// other than its own: the second-best candidate's squared distance less its roundoff bound.
 fn assign_with_bounds<T: Element>(
     x: Rows<'_, T>,
     x_norms: &[f64],
@@ -134,73 +142,83 @@ fn assign_with_bounds<T: Element>(
         .map(|c| dot(centers.row(c), centers.row(c)))
         .collect();
     let c_norm_max = c_norms.iter().copied().fold(0.0f64, f64::max);
+    let x_norm_max = x_norms.iter().copied().fold(0.0f64, f64::max);
     let dim = x.dim();
     let k = centers.len();
-    // float32 data on AVX-512: a float32 GEMM-style kernel picks the nearest center (twice the
-    // throughput; near-ties may then resolve differently than on other CPUs, as with any
-    // float32 K-Means); the reported distance is still exact.
-    let x_norm_max = x_norms.iter().copied().fold(0.0f64, f64::max);
-    let f32_in_range = (F32_KERNEL_MIN_CENTER_SQ_NORM..=F32_KERNEL_MAX_SQ_NORM)
-        .contains(&c_norm_max)
-        && x_norm_max <= F32_KERNEL_MAX_SQ_NORM;
-    let packed = (T::PRECISION == Precision::F32 && avx512_active() && f32_in_range)
-        .then(|| PackedCenters::new(centers.data(), dim));
-    // Roundoff of a Gram-form squared distance per unit of ‖x‖² + max‖c‖², doubled for safety.
-    let margin_f32 = 2.0 * (dim as f64 + 8.0) * f32::EPSILON as f64;
-    let margin_f64 = 2.0 * expansion_error_factor(dim);
-    let bound = |second_sq: f64, xn: f64, margin: f64| {
-        (second_sq - margin * (xn + c_norm_max)).max(0.0).sqrt()
+    // The float32 micro-kernel (2× float64's throughput, float64 data rounded to float32 on the
+    // fly) wherever it runs and the values fit in float32 with room to spare.
+    let packed = if c_norm_max <= F32_SAFE_NORM && x_norm_max <= F32_SAFE_NORM {
+        PackedCenters::new(centers.data(), dim)
+    } else {
+        None
+    };
+    // |approximate − exact| squared distance for a row with ‖x‖² = xn, against any center: the
+    // Gram form's roundoff per unit of ‖x‖² + max‖c‖² (float32 or float64, doubled for safety),
+    // plus that of the exact differences themselves, plus an absolute term for values that
+    // underflow (far below anything but all-tiny data).
+    let exact_relative = 2.0 * expansion_error_factor(dim);
+    let (relative, absolute) = if packed.is_some() {
+        let gram = f32_expansion_error_factor(dim);
+        (gram + exact_relative, dim as f64 * F32_UNDERFLOW_PER_DIM)
+    } else {
+        (2.0 * exact_relative, dim as f64 * 2f64.powi(-1000))
+    };
+    let error = |xn: f64| relative * (xn + c_norm_max) + absolute;
+    let exact_error = |xn: f64| exact_relative * (xn + c_norm_max) + dim as f64 * 2f64.powi(-1000);
+    // Row r of a task, given its best candidate c and the approximate squared distances of the
+    // best and second-best candidates: the label, its exact distance, the lower bound.
+    let settle = |row: &[T], xn: f64, c: u32, best: f64, second: f64| -> (u32, f64, f64) {
+        let e = error(xn);
+        // NaN or inf (overflowing values) fail this test too.
+        if second - best > 2.0 * e {
+            let dist = sq_dist(row, centers.row(c as usize));
+            (c, dist, (second - e).max(0.0).sqrt())
+        } else {
+            let (c, dist, second) = exact_nearest(row, centers);
+            (c, dist, (second - exact_error(xn)).max(0.0).sqrt())
+        }
     };
     let work = |(block, ((labels, dists), lower)): AssignChunk<'_>| {
         let start = block * ASSIGN_ROWS;
         let rows = x.slice(start, start + labels.len());
+        let n = labels.len();
+        let mut candidates = vec![(0u32, f64::INFINITY, f64::INFINITY); n];
         if let Some(packed) = &packed {
-            let mut second = vec![0.0f32; labels.len()];
-            if nearest_centers_f32(as_f32_rows(rows.data()), packed, labels, &mut second).is_some()
-            {
-                for (r, ((dist, &c), low)) in dists
-                    .iter_mut()
-                    .zip(labels.iter())
-                    .zip(lower.iter_mut())
-                    .enumerate()
-                {
-                    *dist = sq_dist(rows.row(r), centers.row(c as usize));
-                    let xn = x_norms[start + r];
-                    *low = bound(second[r] as f64 + xn, xn, margin_f32);
-                }
-                return;
-            }
-        }
-        let mut best = vec![(f64::INFINITY, 0u32, f64::INFINITY); labels.len()];
-        let mut gram = vec![0.0f64; ASSIGN_ROWS * ASSIGN_CENTERS];
-        for c0 in (0..k).step_by(ASSIGN_CENTERS) {
-            let c1 = (c0 + ASSIGN_CENTERS).min(k);
-            let cols = c1 - c0;
-            let gram = &mut gram[..rows.len() * cols];
-            dot_block(rows.data(), centers.slice(c0, c1).data(), dim, gram);
-            for (r, gram_row) in gram.chunks_exact(cols).enumerate() {
+            let (mut best, mut second) = (vec![0.0f32; n], vec![0.0f32; n]);
+            nearest_centers_f32(rows.data(), packed, labels, &mut best, &mut second);
+            for (r, cand) in candidates.iter_mut().enumerate() {
                 let xn = x_norms[start + r];
-                let b = &mut best[r];
-                for (c, &g) in (c0..c1).zip(gram_row) {
-                    let s = xn + c_norms[c] - 2.0 * g;
-                    if s < b.0 {
-                        *b = (s, c as u32, b.0);
-                    } else if s < b.2 {
-                        b.2 = s;
+                *cand = (labels[r], best[r] as f64 + xn, second[r] as f64 + xn);
+            }
+        } else {
+            let mut gram = vec![0.0f64; ASSIGN_ROWS * ASSIGN_CENTERS];
+            for c0 in (0..k).step_by(ASSIGN_CENTERS) {
+                let c1 = (c0 + ASSIGN_CENTERS).min(k);
+                let cols = c1 - c0;
+                let gram = &mut gram[..n * cols];
+                dot_block(rows.data(), centers.slice(c0, c1).data(), dim, gram);
+                for (r, gram_row) in gram.chunks_exact(cols).enumerate() {
+                    let xn = x_norms[start + r];
+                    let b = &mut candidates[r];
+                    for (c, &g) in (c0..c1).zip(gram_row) {
+                        let s = xn + c_norms[c] - 2.0 * g;
+                        if s < b.1 {
+                            *b = (c as u32, s, b.1);
+                        } else if s < b.2 {
+                            b.2 = s;
+                        }
                     }
                 }
             }
         }
-        for (r, (((label, dist), low), &(_, c, second))) in labels
+        for (r, (((label, dist), low), &(c, best, second))) in labels
             .iter_mut()
             .zip(dists.iter_mut())
             .zip(lower.iter_mut())
-            .zip(&best)
+            .zip(&candidates)
             .enumerate()
         {
-            *label = c;
-            *dist = sq_dist(rows.row(r), centers.row(c as usize));
-            *low = bound(second, x_norms[start + r], margin_f64);
+            (*label, *dist, *low) = settle(rows.row(r), x_norms[start + r], c, best, second);
         }
     };
     let chunks = labels
@@ -347,7 +365,10 @@ fn mean_variance<T: Element>(x: Rows<'_, T>) -> f64 {
 }
 
 /// Greedy k-means++ on the first `sample` rows of a seeded permutation. The sample is gathered
-/// into one block so each step scores all its candidates with one pass of Gram tiles.
+/// into one block (in the data's type: each step streams it from memory, so narrower is faster)
+/// so each step scores all its candidates with one parallel pass of Gram tiles, which also sums
+/// each candidate's potential per chunk; what remains serial per step is O(chunks × candidates +
+/// one chunk).
 fn kmeans_plus_plus<T: Element>(
     x: Rows<'_, T>,
     k: usize,
@@ -370,48 +391,76 @@ fn kmeans_plus_plus<T: Element>(
     let sample = Rows::new("sample", &block, dim).expect("whole rows");
     let norms = row_norms(sample);
     let trials = 2 + (k as f64).ln().floor() as usize;
-    // Squared distances (Gram form, clamped at 0) from every sample row to each candidate,
-    // column-major per candidate: out[t * s + i].
-    let distances_to = |candidates: &[usize]| -> Vec<f64> {
-        let mut cand: Vec<T> = Vec::with_capacity(candidates.len() * dim);
+    // Fixed chunks (by shape only), so results do not depend on the thread count.
+    let per = rows_per_chunk(dim * trials);
+    let n_chunks = s.div_ceil(per);
+    let chunk_of = |c: usize| (c * per, ((c + 1) * per).min(s));
+    // Per chunk: squared distances (Gram form, clamped at 0) of its rows to each candidate,
+    // row-major (rows × candidates), and per candidate Σ min(distance, closest) over its rows.
+    let score = |candidates: &[usize], closest: &[f64]| -> Vec<(Vec<f64>, Vec<f64>)> {
+        let t = candidates.len();
+        let mut cand: Vec<T> = Vec::with_capacity(t * dim);
         for &c in candidates {
             cand.extend_from_slice(sample.row(c));
         }
-        let t = candidates.len();
-        let per_chunk: Vec<Vec<f64>> = map_row_chunks(s, dim * t, |a, b| {
+        let run = |chunk: usize| {
+            let (a, b) = chunk_of(chunk);
             let mut gram = vec![0.0f64; (b - a) * t];
             dot_block(sample.slice(a, b).data(), &cand, dim, &mut gram);
+            let mut potential = vec![0.0f64; t];
             for (r, row) in gram.chunks_exact_mut(t).enumerate() {
-                for (value, &c) in row.iter_mut().zip(candidates) {
+                for ((value, &c), pot) in row.iter_mut().zip(candidates).zip(&mut potential) {
                     *value = (norms[a + r] + norms[c] - 2.0 * *value).max(0.0);
+                    *pot += value.min(closest[a + r]);
                 }
             }
-            gram
-        });
-        let mut out = vec![0.0f64; t * s];
-        let mut row = 0;
-        for chunk in per_chunk {
-            for values in chunk.chunks_exact(t) {
-                for (c, &v) in values.iter().enumerate() {
-                    out[c * s + row] = v;
-                }
-                row += 1;
-            }
+            (gram, potential)
+        };
+        if worth_parallel(s * dim * t) {
+            (0..n_chunks).into_par_iter().map(run).collect()
+        } else {
+            (0..n_chunks).map(run).collect()
         }
-        out
+    };
+    // closest[i] = min(closest[i], distance to candidate `t` of `scored`), chunk by chunk;
+    // returns each chunk's new Σ closest.
+    let update = |closest: &mut [f64], scored: &[(Vec<f64>, Vec<f64>)], t: usize| -> Vec<f64> {
+        let width = scored.first().map_or(1, |(_, p)| p.len());
+        let run = |(closest, (dists, _)): (&mut [f64], &(Vec<f64>, Vec<f64>))| {
+            let mut sum = 0.0f64;
+            for (c, row) in closest.iter_mut().zip(dists.chunks_exact(width)) {
+                *c = c.min(row[t]);
+                sum += *c;
+            }
+            sum
+        };
+        let pairs = closest.chunks_mut(per).zip(scored);
+        if worth_parallel(s * dim) {
+            pairs.collect::<Vec<_>>().into_par_iter().map(run).collect()
+        } else {
+            pairs.map(run).collect()
+        }
     };
     let first = rng.below(s);
     let mut chosen = vec![first];
-    let mut closest = distances_to(&[first]);
+    let mut closest = vec![f64::INFINITY; s];
+    let scored = score(&[first], &closest);
+    let mut chunk_sums = update(&mut closest, &scored, 0);
     for _ in 1..k {
-        // Candidates with probability proportional to their distance to the centers so far.
-        let potential: f64 = closest.iter().sum();
+        // Candidates with probability proportional to their distance to the centers so far:
+        // the chunk whose running total passes the target, then the row within it.
+        let potential: f64 = chunk_sums.iter().sum();
         let mut candidates = Vec::with_capacity(trials);
         for _ in 0..trials {
             let target = rng.next_f64() * potential;
             let mut acc = 0.0;
+            let mut chunk = 0;
+            while chunk + 1 < n_chunks && acc + chunk_sums[chunk] <= target {
+                acc += chunk_sums[chunk];
+                chunk += 1;
+            }
             let mut pick = s - 1;
-            for (i, &d) in closest.iter().enumerate() {
+            for (i, &d) in closest.iter().enumerate().skip(chunk_of(chunk).0) {
                 acc += d;
                 if acc > target {
                     pick = i;
@@ -420,19 +469,17 @@ fn kmeans_plus_plus<T: Element>(
             }
             candidates.push(pick);
         }
-        let dists = distances_to(&candidates);
+        let scored = score(&candidates, &closest);
         // The candidate that lowers the potential most (ties: the first drawn).
         let mut best: Option<(f64, usize)> = None;
-        for (t, column) in dists.chunks_exact(s).enumerate() {
-            let pot: f64 = column.iter().zip(&closest).map(|(&a, &b)| a.min(b)).sum();
+        for t in 0..candidates.len() {
+            let pot: f64 = scored.iter().map(|(_, p)| p[t]).sum();
             if best.is_none_or(|(b, _)| pot < b) {
                 best = Some((pot, t));
             }
         }
         let (_, t) = best.expect("at least one trial");
-        for (c, &d) in closest.iter_mut().zip(&dists[t * s..(t + 1) * s]) {
-            *c = c.min(d);
-        }
+        chunk_sums = update(&mut closest, &scored, t);
         chosen.push(candidates[t]);
     }
     chosen

@@ -5,8 +5,9 @@
 //! multiple of 32 elements (element j to lane j mod 32), then lanes 0..8 over the next
 //! multiples of 8, then one scalar tail, summed in one fixed tree; every multiply-add is fused
 //! (`mul_add` in the scalar code). So results do not depend on the CPU or the thread count.
-//! The one exception is `nearest_centers_f32` (float32 K-Means assignment), which exists for
-//! AVX-512 only; callers fall back to the float64 kernels elsewhere.
+//! The one exception is `nearest_centers_f32` (the nearest-center search of K-Means and
+//! assignment), a float32 micro-kernel for AVX-512 or AVX2 whose approximate scores callers only
+//! use where a rigorous error bound settles the answer (kmeans.rs re-checks the rest exactly).
 
 use std::sync::OnceLock;
 
@@ -208,101 +209,208 @@ fn dot_block_typed<A: Lane, B: Lane>(a: &[A], b: &[B], dim: usize, out: &mut [f6
     }
 }
 
-/// Centers packed for `nearest_centers_f32`: in panels of 32 centers, each panel transposed
-/// (dim × 32) and contiguous, so a tile streams one panel; padded with +inf norms.
+/// Centers packed for `nearest_centers_f32`: in panels of `width` centers (32 for the AVX-512
+/// kernel, 16 for AVX2), each panel transposed (dim × width) and contiguous, so a tile streams
+/// one panel; padded with +inf norms.
 pub struct PackedCenters {
-    /// `data[(c / 32) * dim * 32 + j * 32 + c % 32]` = center c's value j.
+    /// `data[(c / width) * dim * width + j * width + c % width]` = center c's value j.
     data: Vec<f32>,
     norms: Vec<f32>,
     padded: usize,
     dim: usize,
+    width: usize,
 }
 
 impl PackedCenters {
-    /// Packs K × dim float64 centers (row-major) in float32.
-    pub fn new(centers: &[f64], dim: usize) -> Self {
+    /// Packs K × dim centers (row-major, float32 or float64) in float32; `None` when no float32
+    /// kernel runs on this CPU (neither AVX-512 nor AVX2 with FMA).
+    pub fn new<T: Element>(centers: &[T], dim: usize) -> Option<Self> {
+        let width = match level() {
+            Level::Avx512 => 32,
+            Level::Avx2 => 16,
+            Level::Scalar => return None,
+        };
+        Some(Self::with_width(centers, dim, width))
+    }
+
+    fn with_width<T: Element>(centers: &[T], dim: usize, width: usize) -> Self {
         let k = centers.len() / dim;
-        let padded = k.div_ceil(32) * 32;
+        let padded = k.div_ceil(width) * width;
         let mut data = vec![0.0f32; dim * padded];
         let mut norms = vec![f32::INFINITY; padded];
         for c in 0..k {
             let row = &centers[c * dim..(c + 1) * dim];
             for (j, &v) in row.iter().enumerate() {
-                data[(c / 32) * dim * 32 + j * 32 + c % 32] = v as f32;
+                data[(c / width) * dim * width + j * width + c % width] = v.to_f64() as f32;
             }
-            norms[c] = row.iter().map(|&v| (v as f32) * (v as f32)).sum();
+            norms[c] = row
+                .iter()
+                .map(|&v| (v.to_f64() as f32) * (v.to_f64() as f32))
+                .sum();
         }
         PackedCenters {
             data,
             norms,
             padded,
             dim,
+            width,
+        }
+    }
+
+    /// Centers including the padding (a multiple of the panel width).
+    pub fn padded_len(&self) -> usize {
+        self.padded
+    }
+}
+
+/// For every row of `rows` (float32 or float64, row-major, rounded to float32): the index of the
+/// nearest packed center by the float32 Gram form ‖c‖² − 2x·c (‖x‖² does not change the argmin),
+/// ties to the lowest index, in `best`; its score in `best_score`; in `second` the lowest score
+/// over all other centers. A GEMM-style micro-kernel: a tile of 8 rows × 32 centers (AVX-512) or
+/// 6 rows × 16 centers (AVX2), broadcasts of x against center vectors, no horizontal sums.
+/// The scores are float32 approximations: callers must allow for their rounding (see kmeans.rs).
+pub fn nearest_centers_f32<T: Element>(
+    rows: &[T],
+    centers: &PackedCenters,
+    best: &mut [u32],
+    best_score: &mut [f32],
+    second: &mut [f32],
+) {
+    let dim = centers.dim;
+    let n = best.len();
+    assert!(rows.len() == n * dim && best_score.len() == n && second.len() == n);
+    #[cfg(target_arch = "x86_64")]
+    match centers.width {
+        32 => {
+            nearest_tiles::<T, 8, 16>(rows, centers, best, best_score, second, |b, p, s, i, r| {
+                // SAFETY: width 32 is packed only when AVX-512F and FMA were detected; `b` holds 8
+                // rows, the panel 32 centers.
+                unsafe { x86::nearest_tile_8x32_avx512(b, centers, p, s, i, r) }
+            })
+        }
+        16 => nearest_tiles::<T, 6, 8>(rows, centers, best, best_score, second, |b, p, s, i, r| {
+            // SAFETY: width 16 is packed only when AVX2 and FMA were detected; `b` holds 6 rows.
+            unsafe { x86::nearest_tile_6x16_avx2(b, centers, p, s, i, r) }
+        }),
+        _ => unreachable!("PackedCenters are packed for a detected kernel"),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("PackedCenters::new returns None off x86-64");
+}
+
+/// The float32 scores ‖c‖² − 2x·c of every row of `rows` (float32 or float64, rounded to
+/// float32) against every packed center, row-major in `out` (rows × `padded_len()`; padding
+/// columns get +inf). The same micro-kernels as `nearest_centers_f32`, storing every score.
+pub fn center_scores_f32<T: Element>(rows: &[T], centers: &PackedCenters, out: &mut [f32]) {
+    let dim = centers.dim;
+    let n = rows.len() / dim;
+    assert!(rows.len() == n * dim && out.len() == n * centers.padded);
+    #[cfg(target_arch = "x86_64")]
+    match centers.width {
+        32 => score_tiles::<T, 8, 32>(rows, centers, out, |b, p, o| {
+            // SAFETY: width 32 is packed only when AVX-512F and FMA were detected.
+            unsafe { x86::scores_tile_8x32_avx512(b, centers, p, o) }
+        }),
+        16 => score_tiles::<T, 6, 16>(rows, centers, out, |b, p, o| {
+            // SAFETY: width 16 is packed only when AVX2 and FMA were detected.
+            unsafe { x86::scores_tile_6x16_avx2(b, centers, p, o) }
+        }),
+        _ => unreachable!("PackedCenters are packed for a detected kernel"),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("PackedCenters::new returns None off x86-64");
+}
+
+/// Rows of `rows` in blocks of R (the last one zero-padded), rounded to float32.
+fn row_blocks<T: Element, const R: usize>(rows: &[T], dim: usize) -> Vec<f32> {
+    let n_blocks = (rows.len() / dim).div_ceil(R);
+    let mut blocks = vec![0.0f32; n_blocks * R * dim];
+    match T::PRECISION {
+        Precision::F32 => blocks[..rows.len()].copy_from_slice(as_f32(rows)),
+        Precision::F64 => blocks
+            .iter_mut()
+            .zip(as_f64(rows))
+            .for_each(|(b, &v)| *b = v as f32),
+    }
+    blocks
+}
+
+/// Runs `tile` (R rows × W centers) over every row block and center panel, copying the scores
+/// of the real rows into `out`.
+#[allow(dead_code)] // unused off x86-64
+fn score_tiles<T: Element, const R: usize, const W: usize>(
+    rows: &[T],
+    centers: &PackedCenters,
+    out: &mut [f32],
+    tile: impl Fn(&[f32], usize, &mut [[f32; W]; R]),
+) {
+    let (dim, padded) = (centers.dim, centers.padded);
+    let n = rows.len() / dim;
+    let blocks = row_blocks::<T, R>(rows, dim);
+    let mut scores = [[0.0f32; W]; R];
+    for c0 in (0..padded).step_by(W) {
+        for (b, block) in blocks.chunks_exact(R * dim).enumerate() {
+            tile(block, c0, &mut scores);
+            for (r, tile_row) in scores.iter().enumerate().take(n - (b * R).min(n)) {
+                let at = (b * R + r) * padded + c0;
+                out[at..at + W].copy_from_slice(tile_row);
+            }
         }
     }
 }
 
-/// For every row of `rows` (float32, row-major): the index of the nearest packed center by the
-/// float32 Gram form ‖c‖² − 2x·c (‖x‖² does not change the argmin), ties to the lowest index, and
-/// in `second` the second-lowest score (over all other centers).
-/// Returns `None` unless the AVX-512 kernel runs; a GEMM-style micro-kernel: 8 rows × 32
-/// centers per tile, broadcasts of x against center vectors, no horizontal sums.
-pub fn nearest_centers_f32(
-    rows: &[f32],
+/// Per row of a tile, per lane: the best score, its center, and the lane's runner-up score.
+type TileState<const R: usize, const L: usize> = ([[f32; L]; R], [[i32; L]; R], [[f32; L]; R]);
+
+/// Runs `tile` over row blocks of R (the last one zero-padded) and center panels, then folds the
+/// L lanes of every row (lane l sees centers ≡ l mod L).
+#[allow(dead_code)] // unused off x86-64
+fn nearest_tiles<T: Element, const R: usize, const L: usize>(
+    rows: &[T],
     centers: &PackedCenters,
-    out: &mut [u32],
+    best: &mut [u32],
+    best_score: &mut [f32],
     second: &mut [f32],
-) -> Option<()> {
+    tile: impl Fn(&[f32], usize, &mut [[f32; L]; R], &mut [[i32; L]; R], &mut [[f32; L]; R]),
+) {
     let dim = centers.dim;
-    assert!(rows.len() == out.len() * dim && second.len() == out.len());
-    if level() != Level::Avx512 {
-        return None;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        // Rows in blocks of 8 (the last one zero-padded); panels of 32 centers outer, so each
-        // panel is read from memory once per call and reused by every row block from cache.
-        let n_blocks = out.len().div_ceil(8);
-        let mut blocks = vec![0.0f32; n_blocks * 8 * dim];
-        blocks[..rows.len()].copy_from_slice(rows);
-        // Per row, 16 lanes of (best score, its center): lane l sees centers ≡ l mod 16.
-        let mut best_score = vec![[[f32::INFINITY; 16]; 8]; n_blocks];
-        let mut best_index = vec![[[0i32; 16]; 8]; n_blocks];
-        let mut second_score = vec![[[f32::INFINITY; 16]; 8]; n_blocks];
-        for c0 in (0..centers.padded).step_by(32) {
-            for (b, block) in blocks.chunks_exact(8 * dim).enumerate() {
-                // SAFETY: AVX-512F and FMA detected; block holds 8 rows, the panel 32 centers.
-                unsafe {
-                    x86::nearest_tile_8x32_avx512(
-                        block,
-                        centers,
-                        c0,
-                        &mut best_score[b],
-                        &mut best_index[b],
-                        &mut second_score[b],
-                    )
-                };
-            }
+    let n_blocks = best.len().div_ceil(R);
+    let blocks = row_blocks::<T, R>(rows, dim);
+    let mut state: Vec<TileState<R, L>> = vec![
+        (
+            [[f32::INFINITY; L]; R],
+            [[0i32; L]; R],
+            [[f32::INFINITY; L]; R]
+        );
+        n_blocks
+    ];
+    // Panels outer: each is read from memory once per call and reused by every row block.
+    for c0 in (0..centers.padded).step_by(centers.width) {
+        for (block, (score, index, runner_up)) in blocks.chunks_exact(R * dim).zip(&mut state) {
+            tile(block, c0, score, index, runner_up);
         }
-        for (i, (o, sec)) in out.iter_mut().zip(second.iter_mut()).enumerate() {
-            let (score, index) = (&best_score[i / 8][i % 8], &best_index[i / 8][i % 8]);
-            // The lowest score, and among equal scores the lowest center index.
-            let lane = (0..16)
-                .min_by(|&a, &b| score[a].total_cmp(&score[b]).then(index[a].cmp(&index[b])))
-                .expect("16 lanes");
-            *o = index[lane] as u32;
-            // Second: every lane's runner-up and every other lane's best.
-            let others = (0..16).filter(|&l| l != lane).map(|l| score[l]);
-            *sec = second_score[i / 8][i % 8]
-                .iter()
-                .copied()
-                .chain(others)
-                .fold(f32::INFINITY, f32::min);
-        }
-        Some(())
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    for (i, ((o, bs), sec)) in best
+        .iter_mut()
+        .zip(best_score.iter_mut())
+        .zip(second.iter_mut())
+        .enumerate()
     {
-        None
+        let (score, index, runner_up) = &state[i / R];
+        let (score, index, runner_up) = (&score[i % R], &index[i % R], &runner_up[i % R]);
+        // The lowest score, and among equal scores the lowest center index.
+        let lane = (0..L)
+            .min_by(|&a, &b| score[a].total_cmp(&score[b]).then(index[a].cmp(&index[b])))
+            .expect("at least one lane");
+        *o = index[lane] as u32;
+        *bs = score[lane];
+        // Second: every lane's runner-up and every other lane's best.
+        let others = (0..L).filter(|&l| l != lane).map(|l| score[l]);
+        *sec = runner_up
+            .iter()
+            .copied()
+            .chain(others)
+            .fold(f32::INFINITY, f32::min);
     }
 }
 
@@ -751,6 +859,135 @@ mod x86 {
         }
     }
 
+    /// The scores ‖c‖² − 2x·c of 8 rows of `block` against the 32 packed centers from `c0`.
+    /// SAFETY: AVX-512F and FMA available; `block` holds 8 rows of `centers.dim` values;
+    /// `c0 + 32 <= centers.padded`, centers packed with width 32.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn scores_tile_8x32_avx512(
+        block: &[f32],
+        centers: &super::PackedCenters,
+        c0: usize,
+        out: &mut [[f32; 32]; 8],
+    ) {
+        let dim = centers.dim;
+        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        let (pb, panel) = (block.as_ptr(), centers.data.as_ptr().add(c0 * dim));
+        for j in 0..dim {
+            let col = panel.add(j * 32);
+            let (c_lo, c_hi) = (_mm512_loadu_ps(col), _mm512_loadu_ps(col.add(16)));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*pb.add(r * dim + j));
+                acc_r[0] = _mm512_fmadd_ps(x, c_lo, acc_r[0]);
+                acc_r[1] = _mm512_fmadd_ps(x, c_hi, acc_r[1]);
+            }
+        }
+        let minus_two = _mm512_set1_ps(-2.0);
+        let norms = centers.norms.as_ptr().add(c0);
+        for (acc_r, out_r) in acc.iter().zip(out.iter_mut()) {
+            for (h, &dotv) in acc_r.iter().enumerate() {
+                let score = _mm512_fmadd_ps(minus_two, dotv, _mm512_loadu_ps(norms.add(16 * h)));
+                _mm512_storeu_ps(out_r.as_mut_ptr().add(16 * h), score);
+            }
+        }
+    }
+
+    /// The AVX2 version of `scores_tile_8x32_avx512`: 6 rows × 16 centers.
+    /// SAFETY: AVX2 and FMA available; `block` holds 6 rows of `centers.dim` values;
+    /// `c0 + 16 <= centers.padded`, centers packed with width 16.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn scores_tile_6x16_avx2(
+        block: &[f32],
+        centers: &super::PackedCenters,
+        c0: usize,
+        out: &mut [[f32; 16]; 6],
+    ) {
+        let dim = centers.dim;
+        let mut acc = [[_mm256_setzero_ps(); 2]; 6];
+        let (pb, panel) = (block.as_ptr(), centers.data.as_ptr().add(c0 * dim));
+        for j in 0..dim {
+            let col = panel.add(j * 16);
+            let (c_lo, c_hi) = (_mm256_loadu_ps(col), _mm256_loadu_ps(col.add(8)));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*pb.add(r * dim + j));
+                acc_r[0] = _mm256_fmadd_ps(x, c_lo, acc_r[0]);
+                acc_r[1] = _mm256_fmadd_ps(x, c_hi, acc_r[1]);
+            }
+        }
+        let minus_two = _mm256_set1_ps(-2.0);
+        let norms = centers.norms.as_ptr().add(c0);
+        for (acc_r, out_r) in acc.iter().zip(out.iter_mut()) {
+            for (h, &dotv) in acc_r.iter().enumerate() {
+                let score = _mm256_fmadd_ps(minus_two, dotv, _mm256_loadu_ps(norms.add(8 * h)));
+                _mm256_storeu_ps(out_r.as_mut_ptr().add(8 * h), score);
+            }
+        }
+    }
+
+    /// The AVX2 version of `nearest_tile_8x32_avx512`: 6 rows × 16 centers (12 accumulators),
+    /// lane l of a row's state sees the centers ≡ l mod 8.
+    /// SAFETY: AVX2 and FMA available; `block` holds 6 rows of `centers.dim` values;
+    /// `c0 + 16 <= centers.padded`, centers packed with width 16.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn nearest_tile_6x16_avx2(
+        block: &[f32],
+        centers: &super::PackedCenters,
+        c0: usize,
+        best_score: &mut [[f32; 8]; 6],
+        best_index: &mut [[i32; 8]; 6],
+        second_score: &mut [[f32; 8]; 6],
+    ) {
+        let dim = centers.dim;
+        let mut acc = [[_mm256_setzero_ps(); 2]; 6];
+        let (pb, panel) = (block.as_ptr(), centers.data.as_ptr().add(c0 * dim));
+        for j in 0..dim {
+            let col = panel.add(j * 16);
+            let (c_lo, c_hi) = (_mm256_loadu_ps(col), _mm256_loadu_ps(col.add(8)));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*pb.add(r * dim + j));
+                acc_r[0] = _mm256_fmadd_ps(x, c_lo, acc_r[0]);
+                acc_r[1] = _mm256_fmadd_ps(x, c_hi, acc_r[1]);
+            }
+        }
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let minus_two = _mm256_set1_ps(-2.0);
+        for (((acc_r, score_r), index_r), second_r) in acc
+            .iter()
+            .zip(best_score.iter_mut())
+            .zip(best_index.iter_mut())
+            .zip(second_score.iter_mut())
+        {
+            let mut score = _mm256_loadu_ps(score_r.as_ptr());
+            let mut index = _mm256_loadu_si256(index_r.as_ptr() as *const __m256i);
+            let mut second = _mm256_loadu_ps(second_r.as_ptr());
+            for (h, &dotv) in acc_r.iter().enumerate() {
+                let start = c0 + 8 * h;
+                let candidate = _mm256_fmadd_ps(
+                    minus_two,
+                    dotv,
+                    _mm256_loadu_ps(centers.norms.as_ptr().add(start)),
+                );
+                let better = _mm256_cmp_ps::<_CMP_LT_OQ>(candidate, score);
+                let runner_up = _mm256_cmp_ps::<_CMP_LT_OQ>(candidate, second);
+                // A new best pushes the old best to second place; else it may be a new second.
+                second = _mm256_blendv_ps(
+                    _mm256_blendv_ps(second, candidate, runner_up),
+                    score,
+                    better,
+                );
+                score = _mm256_blendv_ps(score, candidate, better);
+                let ids = _mm256_add_epi32(lanes, _mm256_set1_epi32(start as i32));
+                index = _mm256_castps_si256(_mm256_blendv_ps(
+                    _mm256_castsi256_ps(index),
+                    _mm256_castsi256_ps(ids),
+                    better,
+                ));
+            }
+            _mm256_storeu_ps(score_r.as_mut_ptr(), score);
+            _mm256_storeu_si256(index_r.as_mut_ptr() as *mut __m256i, index);
+            _mm256_storeu_ps(second_r.as_mut_ptr(), second);
+        }
+    }
+
     /// `weighted_rows_avx512` for point 0 alone (coefficient `coefs[r * points]`).
     /// SAFETY: as `weighted_rows_avx512`; `acc` is that point's `dim` values.
     #[target_feature(enable = "avx512f,avx2,fma")]
@@ -935,6 +1172,99 @@ mod tests {
                         .map(|(x, y)| *x as f64 * *y as f64)
                         .sum();
                     assert!((single - naive).abs() <= 1e-12 * (1.0 + naive.abs()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nearest_center_and_score_kernels_agree_with_float64() {
+        // Every float32 kernel this CPU runs, on shapes off every tile size, for f32 and f64
+        // rows: the chosen center's score is the smallest (within float32 roundoff of the f64
+        // scores), `second` is the next one, ties go to the lowest index.
+        #[cfg(target_arch = "x86_64")]
+        let widths: Vec<usize> = [
+            (32, is_x86_feature_detected!("avx512f")),
+            (16, is_x86_feature_detected!("avx2")),
+        ]
+        .iter()
+        .filter(|(_, ok)| *ok && is_x86_feature_detected!("fma"))
+        .map(|(w, _)| *w)
+        .collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        let widths: Vec<usize> = Vec::new();
+        for &width in &widths {
+            for (n, k, d) in [
+                (1usize, 1usize, 1usize),
+                (13, 5, 7),
+                (37, 33, 19),
+                (50, 70, 64),
+            ] {
+                let x: Vec<f64> = (0..n * d).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
+                let mut centers: Vec<f64> =
+                    (0..k * d).map(|i| (i as f64 * 0.11).cos() * 3.0).collect();
+                if k > 3 {
+                    // A duplicated center: equal scores, the lower index must win.
+                    let copy = centers[..d].to_vec();
+                    centers[3 * d..4 * d].copy_from_slice(&copy);
+                }
+                let packed = PackedCenters::with_width(&centers, d, width);
+                let run = |rows: &[f64]| {
+                    let (mut b, mut s, mut t) = (vec![0u32; n], vec![0.0f32; n], vec![0.0f32; n]);
+                    nearest_centers_f32(rows, &packed, &mut b, &mut s, &mut t);
+                    let rows32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+                    let (mut b2, mut s2, mut t2) =
+                        (vec![0u32; n], vec![0.0f32; n], vec![0.0f32; n]);
+                    nearest_centers_f32(&rows32, &packed, &mut b2, &mut s2, &mut t2);
+                    // f64 rows are rounded to f32 first: the same answer as the f32 rows.
+                    assert_eq!((&b, &s, &t), (&b2, &s2, &t2), "width {width}");
+                    (b, s, t)
+                };
+                let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                let (best, score, second) = run(&x);
+                let mut all = vec![0.0f32; n * packed.padded];
+                center_scores_f32(&x, &packed, &mut all);
+                for r in 0..n {
+                    let row = &x32[r * d..(r + 1) * d];
+                    let exact: Vec<f64> = (0..k)
+                        .map(|c| {
+                            let cv = &centers[c * d..(c + 1) * d];
+                            let norm: f64 = cv.iter().map(|&v| (v as f32 as f64).powi(2)).sum();
+                            let dot: f64 = row
+                                .iter()
+                                .zip(cv)
+                                .map(|(&a, &b)| a as f64 * (b as f32) as f64)
+                                .sum();
+                            norm - 2.0 * dot
+                        })
+                        .collect();
+                    let tol = 1e-4 * (1.0 + exact.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+                    let min = exact.iter().copied().fold(f64::INFINITY, f64::min);
+                    let label = best[r] as usize;
+                    let row_scores = &all[r * packed.padded..(r + 1) * packed.padded];
+                    for (c, &v) in row_scores.iter().enumerate() {
+                        if c < k {
+                            assert!((v as f64 - exact[c]).abs() <= tol, "width {width} score");
+                        } else {
+                            assert_eq!(v, f32::INFINITY, "padding");
+                        }
+                    }
+                    assert!(
+                        exact[label] <= min + tol,
+                        "width {width} ({n},{k},{d}) row {r}"
+                    );
+                    assert!((score[r] as f64 - exact[label]).abs() <= tol);
+                    if k > 3 {
+                        assert_ne!(label, 3, "the duplicate of center 0 never wins");
+                    }
+                    let mut sorted = exact.clone();
+                    sorted.sort_by(f64::total_cmp);
+                    let expected_second = sorted.get(1).copied().unwrap_or(f64::INFINITY);
+                    if expected_second.is_finite() {
+                        assert!((second[r] as f64 - expected_second).abs() <= tol);
+                    } else {
+                        assert_eq!(second[r], f32::INFINITY);
+                    }
                 }
             }
         }

@@ -1,9 +1,10 @@
 //! K-Means: recovers separated blobs, assignment equals brute force, same result for any
 //! thread count, empty clusters re-seeded, bad parameters are errors.
 
+use gio_rs::distance::{row_norms, sq_dist};
 use gio_rs::kmeans::{assign, kmeans, KMeansInit, KMeansParams};
 use gio_rs::rng::SplitMix64;
-use gio_rs::Rows;
+use gio_rs::{Element, Rows};
 
 fn blobs(per: usize, centers: &[[f64; 3]], seed: u64) -> Vec<f32> {
     let mut rng = SplitMix64::new(seed);
@@ -92,6 +93,78 @@ fn assignment_equals_brute_force() {
         assert_eq!(labels[i] as usize, best, "row {i}");
         assert!((dists[i] - d[best]).abs() <= 1e-12 * d[best].max(1.0));
     }
+}
+
+/// The exact nearest center by `sq_dist` (ties to the lowest index): what `assign` must return.
+fn exact_labels<T: Element>(x: Rows<'_, T>, centers: &[f64]) -> Vec<u32> {
+    let k = centers.len() / x.dim();
+    (0..x.len())
+        .map(|i| {
+            let d: Vec<f64> = (0..k)
+                .map(|c| sq_dist(x.row(i), &centers[c * x.dim()..(c + 1) * x.dim()]))
+                .collect();
+            (0..k).fold(0, |b, c| if d[c] < d[b] { c } else { b }) as u32
+        })
+        .collect()
+}
+
+#[test]
+fn assignment_is_exact_at_near_ties() {
+    // Pairs of centers mirrored around a far-off point, rows on (or within float32's resolution
+    // of) the plane between the nearest pair: the float32 and float64 Gram forms cannot tell the
+    // pair apart, so the exact re-check must. Shapes off every tile and lane size.
+    for d in [3usize, 17, 40, 129] {
+        let k = 37;
+        let mut rng = SplitMix64::new(d as u64);
+        let base: Vec<f64> = (0..d).map(|j| 100.0 + j as f64).collect();
+        let mut centers = Vec::new();
+        for c in 0..k {
+            // Centers 2p and 2p + 1 sit at base ± (p + 1) along axis p % d.
+            let (axis, offset) = ((c / 2) % d, (c / 2 + 1) as f64);
+            let sign = if c % 2 == 0 { 1.0 } else { -1.0 };
+            centers.extend((0..d).map(|j| base[j] + if j == axis { sign * offset } else { 0.0 }));
+        }
+        let mut x64 = Vec::new();
+        for i in 0..301 {
+            // Along axis 0, exactly between centers 0 and 1, or off by less than float32 sees.
+            let tiny = [0.0, 1e-9, -1e-9, 1e-6, -3e-12][i % 5];
+            x64.extend((0..d).map(|j| {
+                base[j]
+                    + if j == 0 {
+                        tiny
+                    } else {
+                        (rng.next_f64() - 0.5) * 1e-3
+                    }
+            }));
+        }
+        // Exact duplicates of two centers, and a duplicated center.
+        x64.extend_from_slice(&centers[..d]);
+        x64.extend_from_slice(&centers[5 * d..6 * d]);
+        let mut dup = centers.clone();
+        dup[3 * d..4 * d].copy_from_slice(&centers[2 * d..3 * d]);
+        let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
+        for c in [&centers, &dup] {
+            let r64 = Rows::new("x", &x64, d).unwrap();
+            let r32 = Rows::new("x", &x32, d).unwrap();
+            assert_eq!(assign_generic(r64, c).0, exact_labels(r64, c), "f64 d={d}");
+            assert_eq!(assign_generic(r32, c).0, exact_labels(r32, c), "f32 d={d}");
+        }
+    }
+}
+
+/// `assign` for either float type, with norms from the crate's own kernel.
+fn assign_generic<T: Element>(x: Rows<'_, T>, centers: &[f64]) -> (Vec<u32>, Vec<f64>) {
+    let norms = row_norms(x);
+    let mut labels = vec![0u32; x.len()];
+    let mut dists = vec![0.0; x.len()];
+    assign(
+        x,
+        &norms,
+        Rows::new("c", centers, x.dim()).unwrap(),
+        &mut labels,
+        &mut dists,
+    );
+    (labels, dists)
 }
 
 #[test]
