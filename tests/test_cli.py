@@ -320,3 +320,53 @@ def test_unknown_extension_and_object_npy(capsys, data, tmp_path):
     err = cli_error(capsys, "select", "--train", str(tmp_path / "obj.npy"), "--target", str(target_file),
                     "--out", str(tmp_path / "o.npy"))  # fmt: skip
     assert "obj.npy" in err and "numeric" in err
+
+
+def test_embed_command_matches_the_library(tmp_path):
+    from gio_rs import embed
+
+    lines = ["A cat sat on the mat.", "", "Ein Hund läuft im Park."]
+    (tmp_path / "s.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for out in ("e.npy", "e.parquet"):
+        done = run_cli("embed", "--in", str(tmp_path / "s.txt"), "--out", str(tmp_path / out), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    expected = embed.embed(lines)
+    np.testing.assert_array_equal(np.load(tmp_path / "e.npy"), expected)
+    table = pq.read_table(tmp_path / "e.parquet")
+    assert table.column("sentence").to_pylist() == lines
+    np.testing.assert_array_equal(np.array(table.column("features").to_pylist(), dtype=np.float32), expected)
+    (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\xfe broken\n")
+    done = run_cli("embed", "--in", str(tmp_path / "bad.txt"), "--out", str(tmp_path / "b.npy"), cwd=tmp_path)
+    assert done.returncode == 2 and "bad.txt" in done.stderr and not (tmp_path / "b.npy").exists()
+
+
+def test_select_on_text_files_and_a_text_column(tmp_path):
+    from gio_rs import embed
+
+    cooking = ["Whisk the eggs with sugar.", "Bake the bread for forty minutes.", "Simmer the sauce slowly.",
+               "Chop the onions finely.", "Season the soup with salt."]  # fmt: skip
+    other = ["The stock market fell today.", "Interest rates rose again.", "The striker scored twice.",
+             "The match ended in a draw.", "Bonds rallied after the report."]  # fmt: skip
+    pool = cooking + other
+    target = ["Fry the garlic in olive oil.", "Knead the dough until smooth.", "Roast the vegetables."]
+    (tmp_path / "pool.txt").write_text("\n".join(pool) + "\n", encoding="utf-8")
+    (tmp_path / "target.txt").write_text("\n".join(target) + "\n", encoding="utf-8")
+    options = ["--k", "2", "--stop", "data_size", "--max-data-size", "0.3", "--v-init", "jump", "--seed", "1"]
+    done = run_cli("select", "--train", "pool.txt", "--target", "target.txt", "--out", "sel.txt", *options,
+                   cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = gio_rs.select(embed.embed(pool), embed.embed(target), k=2, stop_criterion="data_size",
+                             max_data_size=0.3, v_init="jump", seed=1)  # fmt: skip
+    written = (tmp_path / "sel.txt").read_text(encoding="utf-8").splitlines()
+    assert written == [pool[i] for i in expected.indices]
+    pacsv.write_csv(pa.table({"id": list(range(len(pool))), "text": pool}), tmp_path / "pool.csv")
+    done = run_cli("select", "--train", "pool.csv", "--target", "target.txt", "--text-column", "nope",
+                   "--out", "bad.parquet", *options, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "pool.csv: no column 'nope'" in done.stderr
+    pacsv.write_csv(pa.table({"text": target}), tmp_path / "target.csv")
+    done = run_cli("select", "--train", "pool.csv", "--target", "target.csv", "--text-column", "text",
+                   "--out", "col.parquet", *options, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(tmp_path / "col.parquet")
+    assert table.column("text").to_pylist() == [pool[i] for i in expected.indices]
+    assert table.column("row_index").to_pylist() == expected.indices.tolist()

@@ -23,7 +23,18 @@ import gio_rs
 from gio_rs import GioError
 from gio_rs import cli as gio_cli
 
-DTYPES = [np.float64, np.float32, np.float16, np.int64, np.int32, np.uint8, np.bool_, np.complex128, object, str]
+DTYPES = [
+    np.float64,
+    np.float32,
+    np.float16,
+    np.int64,
+    np.int32,
+    np.uint8,
+    np.bool_,
+    np.complex128,
+    object,
+    str,
+]
 FLOAT_DTYPES = [np.float64, np.float32]
 LAYOUTS = ["C", "F", "strided", "readonly", "list"]
 CASES: dict[str, int] = {}
@@ -34,7 +45,9 @@ def count_case(name: str) -> None:
 
 
 @st.composite
-def matrices(draw: Any, *, rows: st.SearchStrategy = None, cols: st.SearchStrategy = None, dtypes=None) -> Any:
+def matrices(
+    draw: Any, *, rows: st.SearchStrategy = None, cols: st.SearchStrategy = None, dtypes=None
+) -> Any:
     """A hostile 2-D-ish array-like (sometimes 1-D or 3-D)."""
     n = draw(rows if rows is not None else st.integers(0, 7))
     d = draw(cols if cols is not None else st.integers(0, 4))
@@ -86,7 +99,9 @@ def snapshot(value: Any) -> Any:
 
 def same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray):
-        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        return (
+            a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        )
     return repr(a) == repr(b)
 
 
@@ -153,7 +168,15 @@ def test_kl_gradient(x, w, v, discard):
     )
 
 
-STOPS = ["increase", "min_difference", "sequential_increase_tolerance", "max_resets", "min_kl", "data_size", "bogus"]
+STOPS = [
+    "increase",
+    "min_difference",
+    "sequential_increase_tolerance",
+    "max_resets",
+    "min_kl",
+    "data_size",
+    "bogus",
+]
 SELECT_NAMES = set(
     "train target init k max_iter stop_criterion min_difference resets_allowed max_resets max_data_size "
     "min_kl max_sequential_increases random_init_pct random_restart_prob scale_factor v_init grad_desc_iter "
@@ -211,7 +234,12 @@ def test_select(train, target, init, options):
 )
 def test_select_valid_shapes(train, target, options):
     """Mostly well-formed data: the options do the probing."""
-    check("select (valid shapes)", lambda: gio_rs.select(train, target, **options), [train, target], SELECT_NAMES)
+    check(
+        "select (valid shapes)",
+        lambda: gio_rs.select(train, target, **options),
+        [train, target],
+        SELECT_NAMES,
+    )
 
 
 @given(
@@ -221,7 +249,11 @@ def test_select_valid_shapes(train, target, options):
     options=select_options(),
 )
 def test_giokl_fit(train, x, d, options):
-    options = {k: v for k, v in options.items() if k not in ("seed", "n_clusters", "kmeans_max_iter", "uniform_start_size")}
+    options = {
+        k: v
+        for k, v in options.items()
+        if k not in ("seed", "n_clusters", "kmeans_max_iter", "uniform_start_size")
+    }
     model = gio_rs.GIOKL(dim=3, seed=0, verbose=False)
     names = (SELECT_NAMES - {"train", "target", "init"}) | {"train", "X", "D"}
     check("GIOKL.fit", lambda: model.fit(train, x, D=d, **options), [train, x, d], names)
@@ -232,7 +264,12 @@ def test_giokl_gradient_descend(x, w, v, scale, steps, lr):
     v = v[0] if isinstance(v, np.ndarray) and v.ndim == 2 and len(v) else v
     model = gio_rs.GIOKL(dim=3, verbose=False)
     names = {"X", "W", "v", "scaling_factor", "max_iterations", "lr", "k"}
-    check("GIOKL.gradient_descend", lambda: model.gradient_descend(x, w, v, scale, steps, lr=lr), [x, w, v], names)
+    check(
+        "GIOKL.gradient_descend",
+        lambda: model.gradient_descend(x, w, v, scale, steps, lr=lr),
+        [x, w, v],
+        names,
+    )
 
 
 @given(
@@ -247,7 +284,17 @@ def test_giokl_gradient_descend(x, w, v, scale, steps, lr):
     init_sample_size=st.sampled_from([None, 1, 5, 0]),
 )
 def test_kmeans(x, other, n_clusters, init, n_init, max_iter, tol, random_state, init_sample_size):
-    names = {"X", "n_clusters", "init", "n_init", "max_iter", "tol", "random_state", "init_sample_size", "KMeans"}
+    names = {
+        "X",
+        "n_clusters",
+        "init",
+        "n_init",
+        "max_iter",
+        "tol",
+        "random_state",
+        "init_sample_size",
+        "KMeans",
+    }
     model = gio_rs.KMeans(
         n_clusters,
         init=init,
@@ -328,5 +375,7 @@ def report_case_count(request):
     yield
     if CASES:
         total = sum(CASES.values())
-        lines = [f"robustness: {total} generated cases run"] + [f"  {n}: {c}" for n, c in sorted(CASES.items())]
+        lines = [f"robustness: {total} generated cases run"] + [
+            f"  {n}: {c}" for n, c in sorted(CASES.items())
+        ]
         request.config.pluginmanager.get_plugin("terminalreporter").write_line("\n".join(lines))

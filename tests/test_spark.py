@@ -337,3 +337,34 @@ def test_executor_side_checks_on_a_sliced_arrow_batch():
     np.testing.assert_array_equal(gs._batch_matrix(clean, "features", 2, "row_id"), [[1.0, 2.0], [3.0, 4.0]])
     with pytest.raises(gio_rs.GioError, match=r"^features: vectors must have 3 values.*\(rows 0, 1 of"):
         gs._batch_matrix(clean, "features", 3, None)
+
+
+def test_cli_engine_spark_matches_the_api(tmp_path):
+    """`gio-rs select --engine spark` on parquet writes the chosen clusters' rows, all columns kept."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(11)
+    pool = rng.normal(size=(300, 4))
+    target = rng.normal(loc=0.5, size=(40, 4))
+    pq.write_table(
+        pa.table({"name": [f"r{i}" for i in range(300)], "features": pool.tolist()}), tmp_path / "p.parquet"
+    )
+    pq.write_table(pa.table({"features": target.tolist()}), tmp_path / "t.parquet")
+    args = ["select", "--engine", "spark", "--master", "local[2]", "--train", "p.parquet",
+            "--target", "t.parquet", "--clusters", "12", "--clusters-target", "6", "--k", "2",
+            "--stop", "data_size", "--max-data-size", "0.3", "--seed", "3",
+            "--out", "sel", "--quiet"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "gio_rs", *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "sel.summary.json").read_text())
+    rows = pq.read_table(tmp_path / "sel").to_pandas()
+    assert len(summary["clusters"]) >= 1
+    assert set(rows["cluster"]) == set(summary["clusters"])
+    assert rows["name"].str.startswith("r").all()

@@ -118,20 +118,33 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", required=True, help="the pool G to select from (file or parquet folder)")
     parser.add_argument("--target", required=True, help="sample X of the target distribution")
     parser.add_argument("--init", help="rows already selected (D), optional")
-    parser.add_argument("--out", required=True, help="selected rows: .parquet, .csv, .tsv or .npy")
+    parser.add_argument("--out", required=True, help="selected rows: .parquet, .csv, .tsv, .npy or .txt")
     parser.add_argument(
-        "--out-format", choices=["parquet", "csv", "tsv", "npy"], help="instead of by extension"
+        "--out-format", choices=["parquet", "csv", "tsv", "npy", "text"], help="instead of by extension"
     )
     parser.add_argument("--summary", help="JSON summary path (default: OUT with .summary.json)")
     parser.add_argument(
         "--plot", help="write a PNG of the KL trace and target vs selected (needs matplotlib)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="spark: quantise, assign and explode on Spark (parquet/TSV files or folders; needs --clusters "
+        "and gio_rs[spark]); --out is then a parquet folder",
+    )
+    parser.add_argument("--master", default="local[*]", help="Spark master with --engine spark")
     fmt = parser.add_argument_group("input formats")
     for side in ("train", "target", "init"):
         fmt.add_argument(
             f"--{side}-format", choices=io.FORMATS, help=f"format of --{side} (default: by extension)"
         )
+    fmt.add_argument(
+        "--text-column",
+        help="embed this text column (all-MiniLM-L6-v2, gio_rs[text]) instead of reading vectors; "
+        ".txt inputs (one sentence per line) are always embedded",
+    )
     fmt.add_argument("--features-col", help="column holding the vectors (default: 'features', else '_c2')")
     fmt.add_argument(
         "--feature-columns",
@@ -164,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(select)
     _add_select_options(select)
     _add_run_options(select)
+    embed = commands.add_parser(
+        "embed", help="embed one sentence per line with all-MiniLM-L6-v2 (no torch; gio_rs[text])"
+    )
+    embed.add_argument("--in", dest="input", required=True, help="UTF-8 text file, one sentence per line")
+    embed.add_argument("--out", required=True, help="embeddings: .npy, or .parquet (sentence, features)")
+    embed.add_argument("--model", help="a sentence-transformers folder (default: the packaged MiniLM)")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_run_options(embed)
     demo = commands.add_parser(
         "demo", help="a real selection on scikit-learn's bundled digits, written to a folder"
     )
@@ -206,6 +228,8 @@ def _show_progress(args: argparse.Namespace) -> bool:
 
 def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> dict[str, Any]:
     """The `select` command: read, select, write output + summary (+ plot). Returns the summary."""
+    if args.engine == "spark":
+        return run_select_spark(args, report=report)
     started = time.perf_counter()
     summary_file = summary_path(args.out, args.summary)
     outputs = [args.out, summary_file] + ([args.plot] if args.plot else [])
@@ -225,6 +249,8 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
                 fmt=getattr(args, f"{side}_format"),
                 features_col=args.features_col,
                 feature_columns=columns,
+                text_column=args.text_column,
+                embed_options={"progress": _show_progress(args)},
             )
     train, target = read["train"], read["target"]
     for side, table in read.items():
@@ -318,6 +344,111 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     return summary
 
 
+def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None]) -> dict[str, Any]:
+    """`select --engine spark`: gio_rs.spark's pipeline; the selected rows go to a parquet folder."""
+    from . import spark as gspark
+
+    started = time.perf_counter()
+    if args.n_clusters is None:
+        raise GioError(
+            "--clusters: --engine spark selects among K-Means centroids; give the number of clusters"
+        )
+    if args.init is not None or args.text_column is not None or args.feature_columns is not None:
+        raise GioError(
+            "--engine: spark reads vectors from parquet/TSV only "
+            "(no --init, --text-column, --feature-columns)"
+        )
+    summary_file = summary_path(args.out, args.summary)
+    for path in (args.out, summary_file):
+        io.check_writable(path, overwrite=args.overwrite)
+    features_col = args.features_col or "features"
+    session = gspark.session(args.master)
+    frames = {}
+    for side in ("train", "target"):
+        path = getattr(args, side)
+        fmt = getattr(args, f"{side}_format") or io.detect_format(path)
+        if fmt == "parquet":
+            frames[side] = gspark.read_parquet(session, path, features_col=features_col)
+        elif fmt == "reference-tsv":
+            frames[side] = gspark.read_reference_tsv(session, path, features_col=features_col)
+        else:
+            raise GioError(f"--{side}: --engine spark reads parquet or the reference's TSV, got {fmt}")
+    options = {p.name: getattr(args, p.name) for p in _select_parameters()}
+    spark_options = {k: v for k, v in options.items() if k not in ("n_clusters", "n_clusters_target", "seed")}
+    spark_options.pop("kmeans_max_iter")
+    result = gspark.select(
+        frames["train"],
+        frames["target"],
+        n_clusters=args.n_clusters,
+        n_clusters_target=args.n_clusters_target,
+        features_col=features_col,
+        seed=args.seed or 0,
+        kmeans_max_iter=args.kmeans_max_iter,
+        **spark_options,
+    )
+    result.write_parquet(args.out, mode="overwrite" if args.overwrite else "errorifexists")
+    chosen = result.selection
+    summary = {
+        "gio_rs_version": __version__,
+        "command": "select",
+        "engine": "spark",
+        "master": args.master,
+        "parameters": options,
+        "output": {"path": args.out, "format": "parquet folder"},
+        "stop_reason": chosen.stop_reason,
+        "kl_start": _finite_or_none(chosen.kl_start),
+        "kl_final": _finite_or_none(chosen.kl_final),
+        "kl_trace": _floats(chosen.kl_trace),
+        "clusters": result.clusters.tolist(),
+        "repeated_clusters": result.repeated_clusters.tolist(),
+        "timings_seconds": {"total": time.perf_counter() - started},
+    }
+    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+
+    def write_summary(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    io.atomic_write(summary_file, write_summary, overwrite=args.overwrite)
+    report(f"chose {len(result.clusters)} clusters ({chosen.stop_reason}); wrote {args.out}, {summary_file}")
+    return summary
+
+
+def run_embed(args: argparse.Namespace, *, report: Callable[[str], None]) -> None:
+    """The `embed` command: sentences in, float32 embeddings out (npy or parquet)."""
+    from . import embed
+
+    io.check_writable(args.out, overwrite=args.overwrite)
+    out_format = io.output_format(args.out)
+    if out_format not in ("npy", "parquet"):
+        raise GioError(f"--out: embeddings are written as .npy or .parquet, got {args.out}")
+    sentences = embed.read_sentences(args.input)
+    started = time.perf_counter()
+    vectors = embed.embed(
+        sentences, model=args.model, batch_size=args.batch_size, progress=_show_progress(args)
+    )
+    seconds = time.perf_counter() - started
+    if out_format == "npy":
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, vectors, allow_pickle=False)
+
+        io.atomic_write(args.out, save, overwrite=args.overwrite)
+    else:
+        pa = io._pyarrow()
+        table = pa.table(
+            {
+                "sentence": pa.array(sentences, pa.string()),
+                "features": pa.FixedSizeListArray.from_arrays(
+                    pa.array(vectors.reshape(-1)), vectors.shape[1]
+                ),
+            }
+        )
+        io.atomic_write(args.out, lambda tmp: pa.parquet.write_table(table, tmp), overwrite=args.overwrite)
+    report(f"embedded {len(sentences)} sentences in {seconds:.2f} s; wrote {args.out}")
+
+
 def run_demo(args: argparse.Namespace, *, report: Callable[[str], None]) -> dict[str, Any]:
     """Select digits for a target of 0s and 1s from scikit-learn's bundled digits, from files."""
     from .demo import describe_digits, prepare_digits
@@ -357,6 +488,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "select":
             run_select(args, report=report)
+        elif args.command == "embed":
+            run_embed(args, report=report)
         else:
             run_demo(args, report=report)
     except KeyboardInterrupt:

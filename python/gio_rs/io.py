@@ -24,7 +24,7 @@ import numpy as np
 
 from ._core import GioError
 
-FORMATS = ("npy", "parquet", "reference-tsv", "csv", "tsv")
+FORMATS = ("npy", "parquet", "reference-tsv", "csv", "tsv", "text")
 ROW_INDEX_COLUMN = "row_index"
 CLUSTER_COLUMN = "cluster"
 _BAD_ROWS_SHOWN = 10
@@ -76,6 +76,8 @@ def detect_format(path: str) -> str:
         return "parquet"
     if suffix == ".csv":
         return "csv"
+    if suffix == ".txt":
+        return "text"
     if suffix in (".tsv", ".tab"):
         return "reference-tsv" if _looks_like_reference_tsv(p) else "tsv"
     raise GioError(
@@ -100,6 +102,8 @@ def read_table(
     fmt: Optional[str] = None,
     features_col: Optional[str] = None,
     feature_columns: Optional[Sequence[str]] = None,
+    text_column: Optional[str] = None,
+    embed_options: Optional[dict] = None,
 ) -> Table:
     """Read vectors and columns from `path` (see the module docstring for formats).
 
@@ -113,6 +117,8 @@ def read_table(
     fmt = detect_format(path) if fmt is None else fmt
     if fmt not in FORMATS:
         raise GioError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "text" or text_column is not None:
+        return _read_text(path, fmt, text_column, embed_options or {})
     if fmt == "npy":
         if features_col is not None or feature_columns:
             raise GioError(f"{path}: a .npy file has no columns to choose (features_col/feature_columns)")
@@ -130,6 +136,41 @@ def read_table(
             raise GioError(f"{path}: could not be read as {fmt} ({exc})") from exc
         features, used = _vectors_from_columns(pa, columns, path, fmt, features_col, feature_columns)
         table = Table(features, columns, used, path, fmt)
+    _check_rows(table)
+    return table
+
+
+def _read_text(path: str, fmt: str, text_column: Optional[str], embed_options: dict) -> Table:
+    """Sentences embedded on the way in (gio_rs.embed): a .txt file (one per line, kept as a
+    `sentence` column) or the text column of a table."""
+    from . import embed
+
+    pa = _pyarrow()
+    if fmt == "text":
+        sentences = embed.read_sentences(path)
+        columns = pa.table({"sentence": pa.array(sentences, pa.string())})
+        name = "sentence"
+    else:
+        if fmt == "npy":
+            raise GioError(f"{path}: a .npy file has no text column")
+        try:
+            if fmt == "parquet":
+                columns = pa.parquet.read_table(path)
+            elif fmt == "reference-tsv":
+                columns = _read_reference_tsv(pa, path)
+            else:
+                columns = _read_delimited(pa, path, "," if fmt == "csv" else "\t")
+        except (OSError, pa.ArrowException) as exc:
+            raise GioError(f"{path}: could not be read as {fmt} ({exc})") from exc
+        if text_column not in columns.column_names:
+            raise GioError(f"{path}: no column {text_column!r}; columns: {columns.column_names}")
+        column = columns.column(text_column)
+        if column.null_count:
+            rows = np.flatnonzero(np.asarray(column.is_null()))
+            raise GioError(f"{path}: column {text_column!r} has empty values (rows {_rows_text(rows)})")
+        sentences = [str(t) for t in column.to_pylist()]
+        name = text_column
+    table = Table(embed.embed(sentences, **embed_options), columns, name, path, fmt)
     _check_rows(table)
     return table
 
@@ -303,11 +344,18 @@ def _check_rows(table: Table) -> None:
 def output_format(path: Any, fmt: Optional[str] = None) -> str:
     """The format to write `path` in: npy, parquet, csv or tsv (by extension unless given)."""
     if fmt is not None:
-        if fmt not in ("npy", "parquet", "csv", "tsv"):
-            raise GioError(f"out_format: expected npy, parquet, csv or tsv, got {fmt!r}")
+        if fmt not in ("npy", "parquet", "csv", "tsv", "text"):
+            raise GioError(f"out_format: expected npy, parquet, csv, tsv or text, got {fmt!r}")
         return fmt
     suffix = Path(os.fspath(path)).suffix.lower()
-    by_suffix = {".npy": "npy", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv"}
+    by_suffix = {
+        ".npy": "npy",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".txt": "text",
+    }
     if suffix not in by_suffix:
         raise GioError(
             f"{os.fspath(path)}: cannot tell the output format from {suffix!r}; "
@@ -361,6 +409,20 @@ def write_selection(
                 np.save(fh, rows, allow_pickle=False)
 
         atomic_write(path, save, overwrite=overwrite)
+        return fmt
+    if fmt == "text":
+        if table.features_col is None or table.columns is None:
+            raise GioError(
+                f"{os.fspath(path)}: a .txt output needs text input (a .txt file or --text-column)"
+            )
+        texts = table.columns.column(table.features_col).to_pylist()
+        body = "".join(str(texts[i]) + "\n" for i in indices)
+
+        def save_text(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(body)
+
+        atomic_write(path, save_text, overwrite=overwrite)
         return fmt
     pa = _pyarrow()
     out = selected_rows(table, indices, cluster_of_row)
