@@ -160,7 +160,10 @@ fn kth_neighbour_sq_f64<T: Element>(
                 exact.clear();
                 exact.extend(
                     (0..n)
-                        .filter(|&j| approx[j] <= threshold)
+                        // Not `a <= t`: a NaN keeps every row, so there are never fewer than k.
+                        .filter(|&j| {
+                            approx[j].partial_cmp(&threshold) != Some(std::cmp::Ordering::Greater)
+                        })
                         .map(|j| sq_dist(xi, x.row(j))),
                 );
                 let (_, kth, _) = exact.select_nth_unstable_by(k, f64::total_cmp);
@@ -211,7 +214,10 @@ fn kth_neighbour_sq_f32<T: Element>(
                 exact.clear();
                 exact.extend(
                     (0..n)
-                        .filter(|&j| approx[j] <= threshold)
+                        // Not `a <= t`: a NaN keeps every row, so there are never fewer than k.
+                        .filter(|&j| {
+                            approx[j].partial_cmp(&threshold) != Some(std::cmp::Ordering::Greater)
+                        })
                         .map(|j| sq_dist(xi, x.row(j))),
                 );
                 let (_, kth, _) = exact.select_nth_unstable_by(k, f64::total_cmp);

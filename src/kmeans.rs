@@ -125,6 +125,10 @@ fn exact_nearest<T: Element>(row: &[T], centers: Rows<'_, f64>) -> (u32, f64, f6
             second = d;
         }
     }
+    if best == f64::INFINITY {
+        // No finite distance (NaN rows, overflow): report the label's own distance, NaN included.
+        best = sq_dist(row, centers.row(index as usize));
+    }
     (index, best, second)
 }
 
