@@ -125,19 +125,23 @@ def read_table(
         table = Table(_read_npy(path), None, None, path, fmt)
     else:
         pa = _pyarrow()
-        try:
-            if fmt == "parquet":
-                columns = pa.parquet.read_table(path)
-            elif fmt == "reference-tsv":
-                columns = _read_reference_tsv(pa, path)
-            else:
-                columns = _read_delimited(pa, path, "," if fmt == "csv" else "\t")
-        except (OSError, pa.ArrowException) as exc:
-            raise GioError(f"{path}: could not be read as {fmt} ({exc})") from exc
+        columns = _read_columns(pa, path, fmt)
         features, used = _vectors_from_columns(pa, columns, path, fmt, features_col, feature_columns)
         table = Table(features, columns, used, path, fmt)
     _check_rows(table)
     return table
+
+
+def _read_columns(pa: Any, path: str, fmt: str) -> Any:
+    """Every column of a parquet, reference-TSV or CSV/TSV file, as a pyarrow table."""
+    try:
+        if fmt == "parquet":
+            return pa.parquet.read_table(path)
+        if fmt == "reference-tsv":
+            return _read_reference_tsv(pa, path)
+        return _read_delimited(pa, path, "," if fmt == "csv" else "\t")
+    except (OSError, pa.ArrowException) as exc:
+        raise GioError(f"{path}: could not be read as {fmt} ({exc})") from exc
 
 
 def _read_text(path: str, fmt: str, text_column: Optional[str], embed_options: dict) -> Table:
@@ -153,15 +157,7 @@ def _read_text(path: str, fmt: str, text_column: Optional[str], embed_options: d
     else:
         if fmt == "npy":
             raise GioError(f"{path}: a .npy file has no text column")
-        try:
-            if fmt == "parquet":
-                columns = pa.parquet.read_table(path)
-            elif fmt == "reference-tsv":
-                columns = _read_reference_tsv(pa, path)
-            else:
-                columns = _read_delimited(pa, path, "," if fmt == "csv" else "\t")
-        except (OSError, pa.ArrowException) as exc:
-            raise GioError(f"{path}: could not be read as {fmt} ({exc})") from exc
+        columns = _read_columns(pa, path, fmt)
         if text_column not in columns.column_names:
             raise GioError(f"{path}: no column {text_column!r}; columns: {columns.column_names}")
         column = columns.column(text_column)
