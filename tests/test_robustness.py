@@ -99,9 +99,11 @@ def snapshot(value: Any) -> Any:
 
 def same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray):
-        return (
-            a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
-        )
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        if a.dtype.kind == "O":  # NaN != NaN elementwise: compare the printed values
+            return repr(a.tolist()) == repr(b.tolist())
+        return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
     return repr(a) == repr(b)
 
 
