@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use crate::distance::{clip_sq, kth_neighbour_sq, sq_dist};
 use crate::error::GioError;
 use crate::kl::validate_target;
-use crate::parallel::{map_row_chunks, rows_per_chunk, worth_parallel};
+use crate::parallel::{install, map_row_chunks, num_threads, rows_per_chunk, worth_parallel};
 use crate::rows::{Element, Rows};
 use crate::select::{CandidateEvent, LoopHost, Selection, StopCriterion, StopReason};
 
@@ -181,7 +181,7 @@ impl DistanceTable {
         // Batches of pool rows between checks for Ctrl-C; every value is computed on its own, so
         // the table is the same for any thread count.
         let per_chunk = rows_per_chunk(n * dim);
-        let per_batch = per_chunk * rayon::current_num_threads().max(1) * 4;
+        let per_batch = per_chunk * num_threads().max(1) * 4;
         for (b, batch) in logs.chunks_mut(per_batch * n.max(1)).enumerate() {
             let first = b * per_batch;
             let fill = |(c, out): (usize, &mut [f64])| {
@@ -189,10 +189,12 @@ impl DistanceTable {
                 fill_rows(train, x, start, out);
             };
             if worth_parallel(batch.len() * dim) {
-                batch
-                    .par_chunks_mut(per_chunk * n)
-                    .enumerate()
-                    .for_each(fill);
+                install(|| {
+                    batch
+                        .par_chunks_mut(per_chunk * n)
+                        .enumerate()
+                        .for_each(fill)
+                });
             } else {
                 batch.chunks_mut(per_chunk * n).enumerate().for_each(fill);
             }
@@ -264,10 +266,12 @@ impl Neighbours {
             }
         };
         if worth_parallel(x.len() * w.len() * x.dim()) {
-            self.lists
-                .par_chunks_mut(per * k)
-                .enumerate()
-                .for_each(fill);
+            install(|| {
+                self.lists
+                    .par_chunks_mut(per * k)
+                    .enumerate()
+                    .for_each(fill)
+            });
         } else {
             self.lists.chunks_mut(per * k).enumerate().for_each(fill);
         }

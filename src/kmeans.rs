@@ -8,7 +8,7 @@ use crate::distance::{
     F32_UNDERFLOW_PER_DIM,
 };
 use crate::error::GioError;
-use crate::parallel::{rows_per_chunk, worth_parallel};
+use crate::parallel::{install, rows_per_chunk, worth_parallel};
 use crate::rng::SplitMix64;
 use crate::rows::{Element, Rows};
 use crate::simd::{dot, dot_block, nearest_centers_f32, PackedCenters};
@@ -231,7 +231,7 @@ fn assign_with_bounds<T: Element>(
         .zip(lower.chunks_mut(ASSIGN_ROWS))
         .enumerate();
     if worth_parallel(x.len() * dim * k.min(64)) {
-        chunks.collect::<Vec<_>>().into_par_iter().for_each(work);
+        install(|| chunks.collect::<Vec<_>>().into_par_iter().for_each(work));
     } else {
         chunks.for_each(work);
     }
@@ -317,11 +317,13 @@ fn reassign<T: Element>(
         .zip(lower.chunks_mut(ASSIGN_ROWS))
         .enumerate();
     let per_chunk: Vec<Vec<usize>> = if worth_parallel(x.len() * dim) {
-        chunks
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(run)
-            .collect()
+        install(|| {
+            chunks
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(run)
+                .collect()
+        })
     } else {
         chunks.map(run).collect()
     };
@@ -421,7 +423,7 @@ fn kmeans_plus_plus<T: Element>(
             (gram, potential)
         };
         if worth_parallel(s * dim * t) {
-            (0..n_chunks).into_par_iter().map(run).collect()
+            install(|| (0..n_chunks).into_par_iter().map(run).collect())
         } else {
             (0..n_chunks).map(run).collect()
         }
@@ -440,7 +442,7 @@ fn kmeans_plus_plus<T: Element>(
         };
         let pairs = closest.chunks_mut(per).zip(scored);
         if worth_parallel(s * dim) {
-            pairs.collect::<Vec<_>>().into_par_iter().map(run).collect()
+            install(|| pairs.collect::<Vec<_>>().into_par_iter().map(run).collect())
         } else {
             pairs.map(run).collect()
         }
@@ -525,7 +527,7 @@ fn centroid_sums<T: Element>(x: Rows<'_, T>, labels: &[u32], k: usize) -> (Vec<f
     };
     let n_parts = n.div_ceil(rows_per_part);
     let partials: Vec<(Vec<f64>, Vec<u64>)> = if worth_parallel(n * dim) {
-        (0..n_parts).into_par_iter().map(run).collect()
+        install(|| (0..n_parts).into_par_iter().map(run).collect())
     } else {
         (0..n_parts).map(run).collect()
     };

@@ -2,7 +2,11 @@
 //! problem shape, never on the thread count, and callers combine per-chunk results in chunk
 //! order: results are identical for any `RAYON_NUM_THREADS`.
 
+use std::cell::Cell;
+use std::sync::Mutex;
+
 use rayon::prelude::*;
+use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// Below this many scalar operations a job runs on the calling thread (same chunks, same result).
 const PARALLEL_MIN_WORK: usize = 1 << 15;
@@ -24,10 +28,82 @@ pub fn rows_per_large_chunk(dim: usize) -> usize {
 }
 const LARGE_CHUNK_WORK: usize = 1 << 18;
 
+/// Which pool parallel sections run on, per process. The process that first runs gio_rs uses
+/// rayon's global pool. A `fork`ed child (multiprocessing) inherits that pool's bookkeeping but
+/// not its worker threads, so its first parallel job would wait forever; it gets a pool of its
+/// own instead. Pools are never freed: a child must not drop a copy of its parent's pool (that
+/// would signal threads `fork` did not copy).
+struct Pools {
+    /// The process that owns rayon's global pool.
+    home: u32,
+    /// This process's own pool, when it is not `home`.
+    private: Option<(u32, &'static ThreadPool)>,
+}
+
+static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
+
+thread_local! {
+    /// Each thread's answer from `POOLS` for one process id, so the hot path takes no lock.
+    static CACHED_POOL: Cell<Option<(u32, Option<&'static ThreadPool>)>> = const { Cell::new(None) };
+}
+
+/// The pool for this process: `None` for rayon's global pool (`RAYON_NUM_THREADS` threads,
+/// default one per CPU), or a pool of the same size built for a forked child.
+fn pool() -> Option<&'static ThreadPool> {
+    let pid = std::process::id();
+    if let Some((owner, pool)) = CACHED_POOL.get() {
+        if owner == pid {
+            return pool;
+        }
+    }
+    let mut slot = POOLS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let pools = slot.get_or_insert(Pools {
+        home: pid,
+        private: None,
+    });
+    let pool = if pools.home == pid {
+        None
+    } else {
+        match pools.private {
+            Some((owner, pool)) if owner == pid => Some(pool),
+            _ => {
+                let pool: &'static ThreadPool = Box::leak(Box::new(
+                    ThreadPoolBuilder::new()
+                        .thread_name(|i| format!("gio_rs-{i}"))
+                        .build()
+                        .or_else(|_| ThreadPoolBuilder::new().num_threads(1).build())
+                        .expect("a one-thread pool can always be built"),
+                ));
+                pools.private = Some((pid, pool));
+                Some(pool)
+            }
+        }
+    };
+    CACHED_POOL.set(Some((pid, pool)));
+    pool
+}
+
+/// Worker threads gio_rs uses.
+pub fn num_threads() -> usize {
+    pool().map_or_else(rayon::current_num_threads, ThreadPool::current_num_threads)
+}
+
+/// Runs `op` so its parallel iterators use this process's pool (see `pool`). Wrap each parallel
+/// section, not a whole computation: in a child the sections run on the pool's workers, and
+/// Python's Ctrl-C check only works on the caller's (main) thread.
+pub fn install<R: Send>(op: impl FnOnce() -> R + Send) -> R {
+    match pool() {
+        None => op(),
+        Some(pool) => pool.install(op),
+    }
+}
+
 /// Whether `work` scalar operations are worth spreading over threads.
 #[inline]
 pub fn worth_parallel(work: usize) -> bool {
-    work >= PARALLEL_MIN_WORK && rayon::current_num_threads() > 1
+    work >= PARALLEL_MIN_WORK && num_threads() > 1
 }
 
 /// Maps every chunk of rows (`start..end`) to a value, in chunk order.
@@ -40,7 +116,7 @@ where
     let n_chunks = n_rows.div_ceil(per);
     let run = |c: usize| f(c * per, ((c + 1) * per).min(n_rows));
     if worth_parallel(n_rows * dim) {
-        (0..n_chunks).into_par_iter().map(run).collect()
+        install(|| (0..n_chunks).into_par_iter().map(run).collect())
     } else {
         (0..n_chunks).map(run).collect()
     }
@@ -64,9 +140,11 @@ pub fn for_each_row_chunk_into<O, F>(
     let out = &mut out[..n_chunks * out_per_chunk];
     let run = |(c, chunk): (usize, &mut [O])| f(c * per, ((c + 1) * per).min(n_rows), chunk);
     if worth_parallel(n_rows * dim) {
-        out.par_chunks_mut(out_per_chunk.max(1))
-            .enumerate()
-            .for_each(run);
+        install(|| {
+            out.par_chunks_mut(out_per_chunk.max(1))
+                .enumerate()
+                .for_each(run)
+        });
     } else {
         out.chunks_mut(out_per_chunk.max(1))
             .enumerate()
@@ -86,7 +164,7 @@ where
     let n_rows = per_row.len();
     let run = |(c, chunk): (usize, &mut [O])| f(c * per, chunk);
     if worth_parallel(n_rows * dim) {
-        per_row.par_chunks_mut(per).enumerate().map(run).collect()
+        install(|| per_row.par_chunks_mut(per).enumerate().map(run).collect())
     } else {
         per_row.chunks_mut(per).enumerate().map(run).collect()
     }

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use crate::error::GioError;
-use crate::parallel::worth_parallel;
+use crate::parallel::{install, worth_parallel};
 
 /// Which concrete float an `Element` is (lets the SIMD kernels pick their loads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl<'a, T: Element> Rows<'a, T> {
         let rows = Self::new(name, data, dim)?;
         let finite = |chunk: &[T]| chunk.iter().fold(true, |ok, v| ok & v.is_finite());
         let bad_chunk = if worth_parallel(data.len()) {
-            data.par_chunks(CHUNK).position_first(|c| !finite(c))
+            install(|| data.par_chunks(CHUNK).position_first(|c| !finite(c)))
         } else {
             data.chunks(CHUNK).position(|c| !finite(c))
         };

@@ -1,0 +1,149 @@
+"""Threads and processes: every public computation gives bit-identical results for
+RAYON_NUM_THREADS=1, 2 and 8; calls from several Python threads at once are safe and agree with
+serial calls; a `fork`ed child (multiprocessing) computes the same results without deadlock,
+also when the parent had already used its worker threads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+
+import gio_rs
+
+# Every public computation on shapes big enough to be split across threads; prints a digest of
+# each result's exact bytes. `FORK` (0/1) runs them again in a forked child too.
+WHOLE_API = textwrap.dedent(
+    """
+    import hashlib, json, multiprocessing as mp, sys
+    import numpy as np, gio_rs
+
+    def digest(*values):
+        h = hashlib.sha256()
+        for v in values:
+            h.update(np.ascontiguousarray(np.asarray(v, dtype=np.float64)).tobytes())
+        return h.hexdigest()[:16]
+
+    def results():
+        rng = np.random.default_rng(3)
+        train = rng.normal(size=(5000, 40))
+        target = rng.normal(0.4, 1.0, (700, 40))
+        train32, target32 = train.astype(np.float32), target.astype(np.float32)
+        out = {}
+        out["kl_divergence"] = digest(gio_rs.kl_divergence(target, train, 5))
+        out["kl_divergence f32"] = digest(
+            gio_rs.kl_divergence(target32, train32, 3, discard_nearest_for_xy=True))
+        out["knn_kl_divergence"] = digest(gio_rs.knn_kl_divergence(target, train, 4))
+        out["kl_gradient"] = digest(gio_rs.kl_gradient(target, train[:900], train[7]))
+        for v_init in ("mean", "jump", "prev_opt"):
+            s = gio_rs.select(train32, target32, max_iter=8, v_init=v_init, random_restart_prob=0.3,
+                              stop_criterion="data_size", seed=11)
+            out["select " + v_init] = digest(s.indices, s.kl_trace, s.candidate_kl)
+        s = gio_rs.select(train, target, method="greedy", k=2, max_iter=15, stop_criterion="data_size")
+        out["select greedy"] = digest(s.indices, s.kl_trace, s.candidate_kl)
+        s = gio_rs.select(train, target, n_clusters=60, n_clusters_target=30, max_iter=6,
+                          stop_criterion="data_size", seed=2, kmeans_max_iter=20)
+        out["select quantized"] = digest(s.indices, s.clusters, s.kl_trace)
+        model = gio_rs.GIOKL(dim=40, seed=4, verbose=False)
+        w, kl = model.fit(train32[:3000], target32[:500], max_iter=5, stop_criterion="data_size")[:2]
+        out["GIOKL.fit"] = digest(w, kl)
+        out["GIOKL.gradient_descend"] = digest(model.gradient_descend(target, train[:800], train[3], 1.0, 20))
+        for init in ("k-means++", "random"):
+            km = gio_rs.KMeans(50, init=init, n_init=2, max_iter=25, random_state=5).fit(train32)
+            out["KMeans " + init] = digest(km.cluster_centers_, km.labels_, km.inertia_, km.predict(target32),
+                                           km.transform(target32[:50]), km.score(target32))
+        q = gio_rs.quantize(train, target, 40, n_clusters_target=20, seed=6, max_iter=15)
+        out["quantize"] = digest(q.train_centers, q.train_labels, q.target_centers,
+                                 q.explode([1, 5, 9]).indices)
+        return out
+
+    def child(queue):
+        queue.put(results())
+
+    parent = results()
+    if int(sys.argv[1]):
+        ctx = mp.get_context("fork")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=child, args=(queue,), daemon=True)
+        proc.start()
+        forked = queue.get(timeout=90)  # a deadlocked child raises queue.Empty here
+        proc.join(30)
+        assert proc.exitcode == 0, proc.exitcode
+        assert forked == parent, (forked, parent)
+    print(json.dumps(parent))
+    """
+)
+
+
+def run_whole_api(threads: str, fork: bool = False) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", WHOLE_API, "1" if fork else "0"],
+        env=dict(os.environ, RAYON_NUM_THREADS=threads),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_whole_api_identical_for_1_2_and_8_threads():
+    one, two, eight = (run_whole_api(t) for t in ("1", "2", "8"))
+    assert len(one) == 14
+    assert one == two == eight
+
+
+def test_forked_child_computes_the_same_without_deadlock():
+    """The parent has used its worker threads before the fork; the child must not wait for them."""
+    assert run_whole_api("2", fork=True) == run_whole_api("2")
+
+
+def _digest(*values) -> str:
+    h = hashlib.sha256()
+    for v in values:
+        h.update(np.ascontiguousarray(np.asarray(v, dtype=np.float64)).tobytes())
+    return h.hexdigest()
+
+
+def test_calls_from_several_python_threads_at_once_agree_with_serial_calls():
+    rng = np.random.default_rng(8)
+    train = rng.normal(size=(3000, 24))
+    target = rng.normal(0.3, 1.0, (500, 24))
+    jobs = {
+        "select": lambda: _digest(
+            gio_rs.select(train, target, max_iter=6, stop_criterion="data_size", seed=1).indices
+        ),
+        "greedy": lambda: _digest(
+            gio_rs.select(train, target, method="greedy", max_iter=8, stop_criterion="data_size").indices
+        ),
+        "kmeans": lambda: _digest(gio_rs.KMeans(30, max_iter=20, random_state=2).fit(train).cluster_centers_),
+        "kl": lambda: _digest(gio_rs.kl_divergence(target, train, 4)),
+        "quantize": lambda: _digest(gio_rs.quantize(train, target, 25, seed=3, max_iter=10).train_labels),
+        "gradient": lambda: _digest(gio_rs.kl_gradient(target, train[:400], train[0])),
+    }
+    serial = {name: job() for name, job in jobs.items()}
+    results: dict[str, list] = {name: [] for name in jobs}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2 * len(jobs))
+
+    def work(name):
+        try:
+            start.wait()
+            results[name].append(jobs[name]())
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in jobs for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads)
+    assert results == {name: [value, value] for name, value in serial.items()}
