@@ -74,3 +74,19 @@ def test_giokl_quantize_fit_explode_workflow_runs_on_arrays():
     with pytest.warns(UserWarning, match="1 of 3 chosen rows match no centroid"):
         partial = model.explode(np.vstack([train[:2], train[:1] + 1e-9]), train_labels, train)
     np.testing.assert_array_equal(partial, gio_rs.explode([0, 1], train_labels).indices)
+
+
+def test_a_chosen_empty_cluster_explodes_to_no_rows():
+    """K-Means on duplicate rows leaves a cluster empty; choosing it is not an error."""
+    train = np.zeros((2, 1))
+    target = np.array([[0.125], [-0.132]])
+    q = gio_rs.quantize(train, target, 2, seed=0)
+    assert len(q.train_centers) == 2 and set(q.train_labels.tolist()) == {0}
+    assert q.explode([1]).indices.tolist() == []
+    assert q.explode([1, 0]).indices.tolist() == [0, 1]
+    sel = gio_rs.select(train, target, n_clusters=2, k=1, max_iter=3, seed=0)
+    assert set(sel.indices.tolist()) <= {0, 1}
+    with pytest.raises(gio_rs.GioError, match="^chosen_clusters: ids must be in \\[0, 2\\)"):
+        gio_rs.explode([2], q.train_labels, n_clusters=2)
+    with pytest.raises(gio_rs.GioError, match="^labels: has cluster id 3"):
+        gio_rs.explode([0], np.array([0, 3]), n_clusters=2)

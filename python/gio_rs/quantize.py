@@ -37,8 +37,10 @@ class Explosion:
     repeated: np.ndarray
 
 
-def explode(chosen_clusters: Any, labels: Any) -> Explosion:
-    """All rows whose label is one of `chosen_clusters` (cluster ids, in selection order)."""
+def explode(chosen_clusters: Any, labels: Any, *, n_clusters: Optional[int] = None) -> Explosion:
+    """All rows whose label is one of `chosen_clusters` (cluster ids, in selection order).
+    `n_clusters` is the number of clusters (default: the largest label + 1); a chosen cluster
+    that no row is labelled with (K-Means on duplicate rows can leave one empty) adds no rows."""
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise TypeError("labels: expected a 1-D integer array of cluster ids")
@@ -46,7 +48,12 @@ def explode(chosen_clusters: Any, labels: Any) -> Explosion:
     if chosen.ndim != 1 or (chosen.size and chosen.dtype.kind not in "iu"):
         raise TypeError("chosen_clusters: expected a 1-D integer array of cluster ids")
     chosen = chosen.astype(np.int64)
-    n_clusters = int(labels.max()) + 1 if labels.size else 0
+    if n_clusters is None:
+        n_clusters = int(labels.max()) + 1 if labels.size else 0
+    else:
+        n_clusters = check_int("n_clusters", n_clusters, minimum=0)
+        if labels.size and labels.max() >= n_clusters:
+            raise _core.GioError(f"labels: has cluster id {labels.max()} but n_clusters is {n_clusters}")
     if chosen.size and (chosen.min() < 0 or chosen.max() >= max(n_clusters, 1)):
         raise _core.GioError(
             f"chosen_clusters: ids must be in [0, {n_clusters}), got {chosen.min()}..{chosen.max()}"
@@ -77,7 +84,7 @@ class Quantization:
 
     def explode(self, chosen_clusters: Any) -> Explosion:
         """The train rows of the chosen pool clusters (see `gio_rs.quantize.explode`)."""
-        return explode(chosen_clusters, self.train_labels)
+        return explode(chosen_clusters, self.train_labels, n_clusters=len(self.train_centers))
 
 
 def quantize(
