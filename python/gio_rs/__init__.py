@@ -15,7 +15,8 @@ Public API:
 - `quantize(train, target, n_clusters)` and `explode(chosen_clusters, labels)`: GIO at scale;
   `select(..., n_clusters=K)` runs quantise → select among centroids → explode.
 - `reference`: a plain NumPy implementation of the same math, slow and readable.
-- `GioError`: raised for invalid input (a ValueError).
+- `GioError`: raised for invalid input (a ValueError), and when a run's working set would
+  exceed the memory budget (`set_memory_budget`, env GIO_RS_MEMORY_BUDGET; see `gio_rs.memory`).
 """
 
 from . import reference
@@ -25,6 +26,7 @@ from ._progress import CandidateEvent
 from .compat import GIOKL
 from .estimator import kl_divergence, kl_gradient, knn_kl_divergence
 from .kmeans import KMeans
+from .memory import memory_budget, set_memory_budget
 from .quantize import Explosion, Quantization, explode, quantize
 from .selection import Selection, select
 
@@ -40,8 +42,10 @@ __all__ = [
     "kl_divergence",
     "kl_gradient",
     "knn_kl_divergence",
+    "memory_budget",
     "quantize",
     "reference",
     "select",
+    "set_memory_budget",
     "simd_level",
 ]

@@ -13,6 +13,7 @@ with 130. Outputs are written to a temporary file and renamed, so nothing is lef
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import math
@@ -25,7 +26,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import __version__, io, selection
+from . import __version__, io, memory, selection
 from ._core import GioError, simd_level
 
 EXIT_ERROR = 2
@@ -156,6 +157,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or report")
     parser.add_argument(
         "--progress", action="store_true", help="show progress bars even when stderr is not a terminal"
+    )
+    parser.add_argument(
+        "--memory-budget",
+        help="stop at once when the work would need more memory than this ('8GiB', 'off'; "
+        "default: $GIO_RS_MEMORY_BUDGET, else the memory available)",
     )
 
 
@@ -486,12 +492,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"gio-rs: {line}", file=sys.stderr)
 
     try:
-        if args.command == "select":
-            run_select(args, report=report)
-        elif args.command == "embed":
-            run_embed(args, report=report)
-        else:
-            run_demo(args, report=report)
+        budget = contextlib.nullcontext()
+        if args.memory_budget is not None:
+            limit = memory.parse_budget("--memory-budget", args.memory_budget)
+            budget = memory.temporary_budget(limit, "--memory-budget")
+        with budget:
+            if args.command == "select":
+                run_select(args, report=report)
+            elif args.command == "embed":
+                run_embed(args, report=report)
+            else:
+                run_demo(args, report=report)
     except KeyboardInterrupt:
         print("gio-rs: interrupted; no output was written", file=sys.stderr)
         return EXIT_INTERRUPTED

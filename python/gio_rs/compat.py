@@ -27,7 +27,7 @@ from ._progress import Reporter
 from .estimator import kl_divergence
 from .kmeans import KMeans
 from .quantize import explode
-from .selection import initial_selection, loop_options, run_loop, uniform_start
+from .selection import check_loop_memory, initial_selection, loop_options, run_loop, uniform_start
 
 
 class GIOKL:
@@ -217,6 +217,9 @@ class GIOKL:
         )
         # Cast once here; run_loop then receives arrays already in the working dtype.
         dtype = working_dtype(train_arr, x_arr)
+        # The result copies the unselected pool (`adder`), on top of the loop's own working set.
+        adder_bytes = train_arr.shape[0] * train_arr.shape[1] * dtype.itemsize
+        check_loop_memory(train_arr, x_arr, init_arr, opts.max_iter, greedy=False, extra=adder_bytes)
         train_c = cast(train_arr, dtype)
         out = run_loop(train_c, cast(x_arr, dtype), init_arr, opts, fixed=False, rng=rng, reporter=reporter)
         indices = out["indices"]

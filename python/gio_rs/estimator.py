@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
+from . import _core, memory
 from ._arrays import (
     as_matrix,
     as_vector,
@@ -29,6 +29,13 @@ from ._arrays import (
     same_columns,
     working_dtype,
 )
+
+
+def _check_memory(x_arr: np.ndarray, y_arr: np.ndarray, dtype: np.dtype) -> None:
+    """Fail early when the estimate's working set (see gio_rs.memory) exceeds the memory budget."""
+    needed = memory.copy_bytes(x_arr, dtype) + memory.copy_bytes(y_arr, dtype)
+    needed += memory.select_bytes(len(y_arr), len(x_arr), x_arr.shape[1], n_start=0, max_iter=0)
+    memory.require(f"the estimate for {len(x_arr)} target rows against {len(y_arr)} rows", needed)
 
 
 def kl_divergence(
@@ -62,6 +69,7 @@ def kl_divergence(
     eps = check_float("eps", eps, minimum=0.0)
     discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)
     dtype = working_dtype(x_arr, y_arr)
+    _check_memory(x_arr, y_arr, dtype)
     return _core.kl_divergence(cast(x_arr, dtype), cast(y_arr, dtype), k, eps, discard)
 
 
@@ -82,6 +90,7 @@ def kl_gradient(x: Any, w: Any, v: Any, *, discard_nearest_for_xy: bool = False)
     v_arr = as_vector("v", v, x_arr.shape[1])
     discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)
     dtype = working_dtype(x_arr, w_arr)
+    _check_memory(x_arr, w_arr, dtype)
     return _core.kl_gradient(cast(x_arr, dtype), cast(w_arr, dtype), v_arr, discard)
 
 
@@ -106,4 +115,5 @@ def knn_kl_divergence(x: Any, y: Any, k: int = 5) -> float:
             f"k: must be <= n - 1 = {x_arr.shape[0] - 1} for a target of {x_arr.shape[0]} rows, got {k}"
         )
     dtype = working_dtype(x_arr, y_arr)
+    _check_memory(x_arr, y_arr, dtype)
     return _core.knn_kl_divergence(cast(x_arr, dtype), cast(y_arr, dtype), k)

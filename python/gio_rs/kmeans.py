@@ -10,7 +10,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, memory
 from ._arrays import as_matrix, cast, check_bool, check_float, check_int, same_columns, working_dtype
 from ._progress import IterationBar
 
@@ -110,6 +110,12 @@ class KMeans:
                 if bar is not None:
                     bar(iteration, inertia)
 
+        memory.require(
+            f"KMeans with {k} clusters on {x_arr.shape[0]} x {x_arr.shape[1]} rows",
+            memory.copy_bytes(x_arr, dtype)
+            + memory.kmeans_bytes(x_arr.shape[0], x_arr.shape[1], k, dtype.itemsize, sample),
+            ("pass float32 data or " if dtype.itemsize == 8 else "") + "quantise a sample of the rows",
+        )
         try:
             out = _core.kmeans(
                 cast(x_arr, dtype),
@@ -143,8 +149,19 @@ class KMeans:
         centers = self._fitted_centers()
         x_arr = as_matrix("X", X)
         same_columns("X", x_arr, "the fitted centers", centers.shape[1])
-        labels, _ = _core.kmeans_assign(cast(x_arr, working_dtype(x_arr)), centers)
+        labels, _ = _core.kmeans_assign(self._assign_input(x_arr, centers), centers)
         return labels
+
+    @staticmethod
+    def _assign_input(x_arr: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        """X in its working dtype, once the assignment's working set fits the memory budget."""
+        dtype = working_dtype(x_arr)
+        memory.require(
+            f"assigning {x_arr.shape[0]} rows to {len(centers)} centers",
+            memory.copy_bytes(x_arr, dtype)
+            + memory.assign_bytes(x_arr.shape[0], x_arr.shape[1], len(centers)),
+        )
+        return cast(x_arr, dtype)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """`fit(X)` then the labels of X."""
@@ -156,9 +173,20 @@ class KMeans:
         centers = self._fitted_centers()
         x_arr = as_matrix("X", X)
         same_columns("X", x_arr, "the fitted centers", centers.shape[1])
+        memory.require(
+            f"the {x_arr.shape[0]} x {len(centers)} distance matrix of transform",
+            memory.copy_bytes(x_arr, np.dtype(np.float64))
+            + memory.assign_bytes(x_arr.shape[0], x_arr.shape[1], len(centers), transform=True),
+            "use predict for labels only",
+        )
         x64 = np.asarray(x_arr, dtype=np.float64)
-        sq = (x64**2).sum(axis=1)[:, None] - 2.0 * x64 @ centers.T + (centers**2).sum(axis=1)[None, :]
-        return np.sqrt(np.maximum(sq, 0.0))
+        # ‖x‖² − 2·x·c + ‖c‖², formed in place: the N × K result is the only large allocation.
+        out = x64 @ centers.T
+        out *= -2.0
+        out += np.einsum("ij,ij->i", x64, x64)[:, None]
+        out += np.einsum("ij,ij->i", centers, centers)[None, :]
+        np.maximum(out, 0.0, out=out)
+        return np.sqrt(out, out=out)
 
     def clusterCenters(self) -> list:  # noqa: N802 - pyspark.ml's KMeansModel spelling
         """The centers as a list of arrays, like pyspark.ml's `KMeansModel.clusterCenters()`, so
@@ -170,5 +198,5 @@ class KMeans:
         centers = self._fitted_centers()
         x_arr = as_matrix("X", X)
         same_columns("X", x_arr, "the fitted centers", centers.shape[1])
-        _, dists = _core.kmeans_assign(cast(x_arr, working_dtype(x_arr)), centers)
+        _, dists = _core.kmeans_assign(self._assign_input(x_arr, centers), centers)
         return -float(dists.sum())

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, memory
 from ._arrays import as_matrix, cast, check_bool, check_float, check_int, same_columns, working_dtype
 from ._progress import CandidateEvent, Reporter
 from .quantize import quantize
@@ -233,6 +233,21 @@ def pick_row(rng: Any) -> Callable[[int], int]:
     return lambda n: rng.sample(range(n), 1)[0]
 
 
+def check_loop_memory(
+    train: np.ndarray, target: np.ndarray, init: np.ndarray, max_iter: int, *, greedy: bool, extra: int = 0
+) -> None:
+    """Fail early when the loop's working set (see gio_rs.memory) exceeds the memory budget."""
+    dtype = working_dtype(train, target)
+    copies = sum(memory.copy_bytes(a, dtype) for a in (train, target, init))
+    needed = copies + extra
+    needed += memory.select_bytes(
+        len(train), len(target), target.shape[1], n_start=len(init), max_iter=max_iter, greedy=greedy
+    )
+    what = "greedy selection" if greedy else "selection"
+    what += f" from {len(train)} x {target.shape[1]} rows for {len(target)} target rows"
+    memory.require(what, needed, "quantise first (n_clusters)" if greedy or len(train) > 100_000 else "")
+
+
 def run_loop(
     train: np.ndarray,
     target: np.ndarray,
@@ -247,6 +262,7 @@ def run_loop(
     """Casts to one working dtype and runs the core loop. Arrays must be validated already.
     The dtype follows train and target (float32 stays float32); init is cast to it."""
     dtype = working_dtype(train, target)
+    check_loop_memory(train, target, init, opts.max_iter, greedy=False)
     try:
         return _core.greedy_select(
             cast(train, dtype),
@@ -288,6 +304,7 @@ def run_exact_greedy(
 ) -> dict:
     """Casts to one working dtype and runs the core's exact greedy loop (arrays validated)."""
     dtype = working_dtype(train, target)
+    check_loop_memory(train, target, init, opts.max_iter, greedy=True)
     try:
         return _core.exact_greedy_select(
             cast(train, dtype),

@@ -1,0 +1,212 @@
+"""Memory budget: sizes parse, the budget comes from set_memory_budget / GIO_RS_MEMORY_BUDGET /
+the memory available, every entry point refuses work over budget before starting it (inputs
+untouched), and the documented working-set formulas (gio_rs.memory) bound the measured peak."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gio_rs
+from gio_rs import GioError, cli, memory
+
+
+@pytest.fixture(autouse=True)
+def follow_environment(monkeypatch):
+    """Each test starts from the default setting (GIO_RS_MEMORY_BUDGET unset: "auto")."""
+    monkeypatch.delenv(memory.ENV, raising=False)
+    monkeypatch.setattr(memory, "_setting", None)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("8GiB", 8 << 30),
+        ("500MB", 500_000_000),
+        (" 1.5 kib ", 1536),
+        ("2e3", 2000),
+        (4096, 4096),
+        ("auto", "auto"),
+        ("off", None),
+        (None, None),
+    ],
+)
+def test_budget_sizes_parse(text, expected):
+    assert memory.parse_budget("budget", text) == expected
+
+
+@pytest.mark.parametrize("bad", ["8 furlongs", "-1GB", "0", "", "nan", 0, -5, float("inf")])
+def test_bad_budgets_name_the_setting(bad):
+    with pytest.raises(GioError, match=r"^budget: "):
+        gio_rs.set_memory_budget(bad)
+
+
+def test_bad_budget_type_is_a_type_error():
+    with pytest.raises(TypeError, match=r"^budget: "):
+        gio_rs.set_memory_budget([1])
+
+
+def test_budget_sources_in_order(monkeypatch):
+    available = memory.available_bytes()
+    assert available is not None and 0 < available < 1 << 50
+    assert memory.memory_budget_setting() == "auto"
+    monkeypatch.setenv(memory.ENV, "3GiB")
+    assert gio_rs.memory_budget() == 3 << 30
+    monkeypatch.setenv(memory.ENV, "off")
+    assert gio_rs.memory_budget() is None
+    assert gio_rs.set_memory_budget("1MiB") is None  # returns the setting it replaced
+    assert gio_rs.memory_budget() == 1 << 20  # the call wins over the variable
+    with memory.temporary_budget("2MiB", "--memory-budget"):
+        assert gio_rs.memory_budget() == 2 << 20
+    assert gio_rs.set_memory_budget(None) == 1 << 20
+    assert gio_rs.memory_budget() is None
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(20000, 16)), rng.normal(0.2, 1.0, (400, 16))
+
+
+def _entry_points(train, target):
+    fitted = gio_rs.KMeans(4, random_state=0).fit(train[:200])
+    return {
+        "select": lambda: gio_rs.select(train, target, max_iter=2, stop_criterion="data_size"),
+        "select greedy": lambda: gio_rs.select(train, target, method="greedy", max_iter=2),
+        "select quantized": lambda: gio_rs.select(train, target, n_clusters=50, max_iter=2),
+        "GIOKL.fit": lambda: gio_rs.GIOKL(dim=16, verbose=False).fit(train, target, max_iter=2),
+        "KMeans.fit": lambda: gio_rs.KMeans(8).fit(train),
+        "KMeans.predict": lambda: fitted.predict(train),
+        "KMeans.transform": lambda: fitted.transform(train),
+        "KMeans.score": lambda: fitted.score(train),
+        "quantize": lambda: gio_rs.quantize(train, target, 20),
+        "kl_divergence": lambda: gio_rs.kl_divergence(target, train),
+        "knn_kl_divergence": lambda: gio_rs.knn_kl_divergence(target, train),
+        "kl_gradient": lambda: gio_rs.kl_gradient(target, train, train[0]),
+    }
+
+
+def test_every_entry_point_refuses_work_over_budget_before_starting():
+    train, target = _data()
+    before = train.copy(), target.copy()
+    calls = _entry_points(train, target)
+    gio_rs.set_memory_budget("64KiB")
+    for name, call in calls.items():
+        with pytest.raises(GioError, match=r"^memory_budget: .* needs about .* more than 64\.0 KiB") as err:
+            call()
+        assert "set_memory_budget" in str(err.value), name
+    np.testing.assert_array_equal(train, before[0])
+    np.testing.assert_array_equal(target, before[1])
+    gio_rs.set_memory_budget("off")
+    for call in calls.values():
+        call()
+
+
+def test_a_copy_to_the_working_layout_counts(monkeypatch):
+    """A Fortran-ordered pool is copied to rows: that copy is part of the working set."""
+    train, target = _data()
+    needed_c = memory.select_bytes(len(train), len(target), 16, n_start=20, max_iter=3)
+    gio_rs.set_memory_budget(needed_c + 1024)
+    gio_rs.select(train, target, max_iter=3, stop_criterion="data_size")
+    with pytest.raises(GioError, match="^memory_budget: "):
+        gio_rs.select(np.asfortranarray(train), target, max_iter=3, stop_criterion="data_size")
+
+
+def test_command_line_flag(tmp_path: Path, capsys):
+    train, target = _data()
+    np.save(tmp_path / "train.npy", train)
+    np.save(tmp_path / "target.npy", target)
+    out = tmp_path / "out.npy"
+    argv = ["select", "--train", str(tmp_path / "train.npy"), "--target", str(tmp_path / "target.npy")]
+    argv += ["--out", str(out), "--quiet", "--max-iter", "2", "--stop", "data_size"]
+    assert cli.main(argv + ["--memory-budget", "100KB"]) == cli.EXIT_ERROR
+    assert capsys.readouterr().err.startswith("gio-rs: error: --memory-budget: selection from 20000 x 16")
+    assert not out.exists()
+    assert cli.main(argv + ["--memory-budget", "lots"]) == cli.EXIT_ERROR
+    assert "--memory-budget: cannot read 'lots'" in capsys.readouterr().err
+    assert memory.memory_budget_setting() == "auto"  # the flag does not outlive the command
+    assert cli.main(argv + ["--memory-budget", "1GiB"]) == 0 and out.exists()
+
+
+# Measures the peak resident memory a call adds (Linux: VmHWM, reset through clear_refs) and
+# prints it with the documented estimate.
+MEASURE = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, gio_rs
+    from gio_rs import memory
+    def status(field):
+        for line in open("/proc/self/status"):
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    kind, M, n, d, K, dtype = sys.argv[1], *map(int, sys.argv[2:6]), np.dtype(sys.argv[6])
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(M, d)).astype(dtype)
+    target = rng.normal(0.3, 1, (n, d)).astype(dtype)
+    fitted = gio_rs.KMeans(K, max_iter=1, random_state=0).fit(train[: 2 * K])
+    gio_rs.kl_divergence(target[:10], train[:10], 1)
+    item = dtype.itemsize
+    if kind == "select":
+        call = lambda: gio_rs.select(train, target, max_iter=3, grad_desc_iter=3, stop_criterion="data_size")
+        estimate = memory.select_bytes(M, n, d, n_start=20, max_iter=3)
+    elif kind == "select_fortran":
+        train = np.asfortranarray(train)
+        call = lambda: gio_rs.select(train, target, max_iter=3, grad_desc_iter=3, stop_criterion="data_size")
+        estimate = memory.select_bytes(M, n, d, n_start=20, max_iter=3) + M * d * item
+    elif kind == "greedy":
+        call = lambda: gio_rs.select(train, target, method="greedy", max_iter=3)
+        estimate = memory.select_bytes(M, n, d, n_start=0, max_iter=3, greedy=True)
+    elif kind == "kmeans":
+        call = lambda: gio_rs.KMeans(K, max_iter=3, random_state=0).fit(train)
+        estimate = memory.kmeans_bytes(M, d, K, item)
+    elif kind == "predict":
+        call = lambda: fitted.predict(train)
+        estimate = memory.assign_bytes(M, d, K)
+    elif kind == "transform":
+        call = lambda: fitted.transform(train)
+        estimate = memory.assign_bytes(M, d, K, transform=True) + (0 if item == 8 else M * d * 8)
+    elif kind == "kl":
+        call = lambda: gio_rs.kl_divergence(target, train, 5)
+        estimate = memory.select_bytes(M, n, d, n_start=0, max_iter=0)
+    open("/proc/self/clear_refs", "w").write("5")
+    base = status("VmRSS:")
+    call()
+    print(json.dumps({"measured": status("VmHWM:") - base, "estimate": estimate}))
+    """
+)
+
+WORKLOADS = [
+    ("select", 200_000, 4000, 32, 8, "float64"),
+    ("select_fortran", 100_000, 1000, 32, 8, "float64"),
+    ("greedy", 20_000, 1000, 32, 8, "float64"),
+    ("greedy", 20_000, 1000, 32, 8, "float32"),
+    ("kmeans", 200_000, 100, 32, 100, "float64"),
+    ("kmeans", 200_000, 100, 32, 100, "float32"),
+    ("kmeans", 100_000, 100, 64, 2000, "float64"),
+    ("predict", 300_000, 100, 32, 100, "float64"),
+    ("transform", 100_000, 100, 16, 100, "float32"),
+    ("kl", 100_000, 8000, 32, 8, "float64"),
+]
+
+
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux clear_refs")
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: f"{w[0]}-{w[5]}-M{w[1]}")
+def test_documented_working_set_bounds_the_measured_peak(workload):
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *map(str, workload)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, RAYON_NUM_THREADS="2", GIO_RS_MEMORY_BUDGET="off"),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    measured, estimate = result["measured"], result["estimate"]
+    assert measured <= estimate, result  # an upper bound...
+    assert estimate <= 2 * measured + (8 << 20), result  # ...and a useful one
