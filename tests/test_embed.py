@@ -324,3 +324,15 @@ def test_read_sentences_unreadable_path(tmp_path):
         read_sentences(tmp_path)
     with pytest.raises(TypeError, match=r"^path: "):
         read_sentences(None)
+
+
+def test_read_sentences_names_the_bad_byte_after_a_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfok\n\x00\x80\n")
+    with pytest.raises(gio_rs.GioError, match=r"line 2 has an invalid byte \(0x80 at byte offset 7\)"):
+        read_sentences(path)
+
+
+def test_lone_surrogates_are_refused_by_name():
+    with pytest.raises(gio_rs.GioError, match=r"^sentences: item 1 is not valid Unicode .* character 3"):
+        embed(["fine", "abc\ud800"])

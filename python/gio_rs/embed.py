@@ -13,6 +13,7 @@ is installed with `--no-deps`). Nothing is downloaded.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import importlib.util
 import itertools
@@ -300,13 +301,14 @@ def read_sentences(path: PathLike) -> list[str]:
         data = Path(path).read_bytes()
     except OSError as err:
         raise GioError(f"path: cannot read {os.fspath(path)}: {err.strerror or err}") from err
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = data.decode("utf-8-sig")
+        text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as err:
-        line = _count_lines(data[: err.start].decode("utf-8-sig")) + 1
+        line = _count_lines(data[bom : bom + err.start].decode("utf-8")) + 1
         raise GioError(
             f"path: {os.fspath(path)} is not UTF-8 text: line {line} has an invalid byte "
-            f"(0x{data[err.start]:02x} at byte offset {err.start})"
+            f"(0x{data[bom + err.start]:02x} at byte offset {bom + err.start})"
         ) from None
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines[-1] == "":
@@ -382,6 +384,12 @@ def _check_sentences(sentences: Any) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"sentences: item {i} is {type(text).__name__}, expected str")
+        try:
+            text.encode("utf-8")  # the tokenizer takes UTF-8 and fails obscurely on the rest
+        except UnicodeEncodeError as err:
+            raise GioError(
+                f"sentences: item {i} is not valid Unicode (a lone surrogate at character {err.start})"
+            ) from None
     return texts
 
 
