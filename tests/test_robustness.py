@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gio_rs
+import gio_rs.embed
 from gio_rs import GioError
 from gio_rs import cli as gio_cli
 
@@ -159,6 +160,21 @@ def test_kl_divergence(x, y, k, eps, discard):
     )
 
 
+@given(x=matrices(), y=matrices(), k=ints)
+def test_knn_kl_divergence(x, y, k):
+    """NaN is this estimator's documented answer when y has fewer than k rows."""
+    count_case("knn_kl_divergence")
+    before = [snapshot(x), snapshot(y)]
+    try:
+        out = gio_rs.knn_kl_divergence(x, y, k)
+    except (GioError, TypeError) as exc:
+        assert str(exc).split(":", 1)[0] in {"x", "y", "k"}, str(exc)
+    else:
+        rows = len(y) if isinstance(y, (list, np.ndarray)) else 0
+        assert math.isfinite(out) or (math.isnan(out) and rows < k), out
+    assert same(x, before[0]) and same(y, before[1])
+
+
 @given(x=matrices(), w=matrices(), v=matrices(), discard=st.booleans())
 def test_kl_gradient(x, w, v, discard):
     v = v[0] if isinstance(v, np.ndarray) and v.ndim == 2 and len(v) else v
@@ -208,6 +224,9 @@ def select_options(draw: Any) -> dict:
         "uniform_start_size": draw(st.sampled_from([1, 3, 0])),
         "seed": draw(st.sampled_from([0, 1, None, -1])),
     }
+    if draw(st.integers(0, 3)) == 0:  # the exact greedy method rejects gradient-only options
+        options = {k: v for k, v in options.items() if draw(st.booleans())}
+        options["method"] = draw(st.sampled_from(["greedy", "greedy", "bogus"]))
     if draw(st.integers(0, 3)) == 0:
         options["n_clusters"] = draw(st.sampled_from([1, 2, 3, 0, 100]))
         options["kmeans_max_iter"] = draw(st.sampled_from([1, 5, 0]))
@@ -369,6 +388,69 @@ def test_cli_select(tmp_path_factory, train, target, k, stop, clusters):
         assert line.startswith("gio-rs: error: "), err
         named = line[len("gio-rs: error: ") :].split(":", 1)[0]
         assert named in paths or named in SELECT_NAMES or named.startswith("--"), line
+        assert not out.exists()
+
+
+HOSTILE_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["", " ", "\x00", "\ud800 lone surrogate", "\u202e\u0301", "🙂" * 30, "word " * 400]),
+)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from gio_rs.embed import load_model  # needs the text extra and the packaged model
+
+    return load_model()
+
+
+@given(
+    sentences=st.one_of(
+        st.lists(HOSTILE_TEXT, max_size=5),
+        st.lists(st.one_of(HOSTILE_TEXT, st.sampled_from([None, 3, b"bytes", 1.5])), min_size=1, max_size=3),
+        st.sampled_from(["a bare string", b"bytes", None, 42]),
+    ),
+    batch_size=ints,
+    max_length=st.sampled_from([None, 1, 2, 3, 16, 512, 513, 0, -1, 1.5]),
+)
+def test_embed(encoder, sentences, batch_size, max_length):
+    """Any text embeds to finite unit rows, in order; anything else is refused by name."""
+    out = check(
+        "embed",
+        lambda: gio_rs.embed.embed(sentences, model=encoder, batch_size=batch_size, max_length=max_length),
+        [sentences],
+        {"sentences", "batch_size", "max_length"},
+    )
+    if out is not None:
+        assert out.shape == (len(sentences), 384) and out.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+
+
+@given(
+    content=st.one_of(
+        st.binary(max_size=200),
+        st.lists(HOSTILE_TEXT.filter(lambda t: "\ud800" not in t), max_size=4).map(
+            lambda lines: "\r\n".join(lines).encode("utf-8")
+        ),
+    ),
+    bom=st.booleans(),
+)
+def test_cli_embed(tmp_path_factory, encoder, content, bom):
+    """`gio-rs embed` on hostile text files: one row per line, or exit 2 naming the file."""
+    folder = tmp_path_factory.mktemp("embed")
+    path, out = folder / "in.txt", folder / "out.npy"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + content)
+    count_case("gio-rs embed")
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = gio_cli.main(["embed", "--in", str(path), "--out", str(out), "--quiet"])
+    if code == 0:
+        rows = np.load(out)
+        assert rows.shape == (len(gio_rs.embed.read_sentences(path)), 384) and np.isfinite(rows).all()
+    else:
+        assert code == gio_cli.EXIT_ERROR
+        line = stderr.getvalue().strip().splitlines()[-1]
+        assert line.startswith(f"gio-rs: error: path: {path} is not UTF-8 text"), line
         assert not out.exists()
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gio_rs
 import gio_rs.spark as gs
@@ -296,6 +298,39 @@ def test_bad_vectors_fail_naming_the_column_and_rows(spark, vectors, message):
         gs.assign(df, np.zeros((2, 2)))
     with pytest.raises(gio_rs.GioError, match=r"^train_df: column 'features': " + message):
         gs.select(df, df, n_clusters=2)
+
+
+HOSTILE_VALUES = st.one_of(
+    st.none(),
+    st.floats(),  # NaN, ±inf, huge and tiny values
+    st.sampled_from([0.0, 1e30, -1e-30, 3e38]),
+)
+
+
+@settings(max_examples=15)  # every case runs Spark jobs
+@given(
+    vectors=st.lists(st.one_of(st.none(), st.lists(HOSTILE_VALUES, max_size=3)), min_size=1, max_size=6),
+    n_centers=st.integers(1, 3),
+)
+def test_hostile_vectors_are_labelled_or_refused_by_name(spark, vectors, n_centers):
+    """assign on arbitrary vectors (nulls, ragged, NaN, ±inf, huge): correct labels for a clean
+    column, else a GioError naming the column, with the offending row ids."""
+    df = vectors_df(spark, vectors)
+    centers = np.arange(2 * n_centers, dtype=np.float64).reshape(n_centers, 2)
+    try:
+        rows = gs.assign(df, centers).collect()
+    except gio_rs.GioError as exc:
+        assert str(exc).startswith("df: column 'features': "), exc
+        assert "(row_id " in str(exc), exc
+        clean = all(v is not None and len(v) == 2 and None not in v and np.isfinite(v).all() for v in vectors)
+        assert not clean, exc
+    else:
+        labels = {r["row_id"]: r["cluster"] for r in rows}
+        x = np.array([vectors[i] for i in sorted(labels)], dtype=np.float64)
+        assert len(labels) == len(vectors) and np.isfinite(x).all()
+        expected = gio_rs.KMeans(n_centers, init=centers, max_iter=1, n_init=1)
+        expected.cluster_centers_ = centers
+        assert [labels[i] for i in sorted(labels)] == expected.predict(x).tolist()
 
 
 def test_vectors_must_match_the_centers(spark):
