@@ -143,7 +143,9 @@ def check(name: str, call: Callable[[], Any], inputs: list, arg_names: set[str])
     return out
 
 
-ints = st.one_of(st.integers(-2, 8), st.sampled_from([2**31, 2**63 - 1]), st.just(1.5), st.just(True))
+ints = st.one_of(st.integers(-2, 8), st.sampled_from([2**31, 2**63 - 1, 2**64]), st.just(1.5), st.just(True))
+# Counts of work (steps): past the bounds, but never a request for 2**31 real iterations.
+step_counts = st.one_of(st.integers(-2, 8), st.sampled_from([2**64, 2**100]), st.just(1.5), st.just(True))
 floats = st.one_of(
     st.sampled_from([0.0, -1.0, 1e-30, 1e30, math.nan, math.inf, -math.inf, 0.5, 1.0, 1.0000001]),
     st.floats(-10, 10),
@@ -273,14 +275,14 @@ def test_giokl_fit(train, x, d, options):
     options = {
         k: v
         for k, v in options.items()
-        if k not in ("seed", "n_clusters", "kmeans_max_iter", "uniform_start_size")
+        if k not in ("seed", "n_clusters", "kmeans_max_iter", "uniform_start_size", "method")
     }
     model = gio_rs.GIOKL(dim=3, seed=0, verbose=False)
     names = (SELECT_NAMES - {"train", "target", "init"}) | {"train", "X", "D"}
     check("GIOKL.fit", lambda: model.fit(train, x, D=d, **options), [train, x, d], names)
 
 
-@given(x=matrices(), w=matrices(), v=matrices(), scale=floats, steps=ints, lr=floats)
+@given(x=matrices(), w=matrices(), v=matrices(), scale=floats, steps=step_counts, lr=floats)
 def test_giokl_gradient_descend(x, w, v, scale, steps, lr):
     v = v[0] if isinstance(v, np.ndarray) and v.ndim == 2 and len(v) else v
     model = gio_rs.GIOKL(dim=3, verbose=False)

@@ -97,12 +97,17 @@ def same_columns(name: str, arr: np.ndarray, reference_name: str, dim: int) -> N
         raise GioError(f"{name}: has {arr.shape[1]} columns but {reference_name} has {dim}")
 
 
-def check_int(name: str, value: Any, *, minimum: int) -> int:
+INT_MAX = 2**63 - 1  # what every integer option must fit in on its way to the core
+
+
+def check_int(name: str, value: Any, *, minimum: int, maximum: int = INT_MAX) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
     value = int(value)
     if value < minimum:
         raise GioError(f"{name}: must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise GioError(f"{name}: must be <= {maximum}, got {value}")
     return value
 
 

@@ -5,7 +5,7 @@ The working set is what gio_rs allocates for a call on top of the arrays you pas
 to reach a C-contiguous float32/float64 array, the core's buffers and the results. The estimates
 below are upper bounds of the measured peak (tests/test_memory.py checks them on this machine):
 
-- ``select`` (method="gradient"): 4 MiB + 16·N + n·(64 + 320·T) + 16·d·(|D| + max_iter)
+- ``select`` (method="gradient"): 4 MiB + 16·N + n·(64 + 320·T) + 16·d·(|D| + min(max_iter, N))
   — N pool rows, n target rows, d columns, T worker threads. The pool itself is only read.
 - ``select(method="greedy")``: the above + 8·N·n (the pool × target log-distance table).
 - ``KMeans.fit`` on N rows, K clusters: 4 MiB + N·(4·d·c + 56) + S·(d·b + 16·t + 16)
@@ -169,7 +169,7 @@ def select_bytes(
 ) -> int:
     """Working set of the selection loop (module docstring), without input copies."""
     total = 4 * MiB + 16 * n_train + n_target * (64 + 320 * _threads())
-    total += 16 * dim * (n_start + max_iter + 1)
+    total += 16 * dim * (n_start + min(max_iter, n_train) + 1)  # the selection never outgrows the pool
     if greedy:
         total += 8 * n_train * n_target
     return total
