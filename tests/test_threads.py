@@ -1,7 +1,7 @@
 """Threads and processes: every public computation gives bit-identical results for
 RAYON_NUM_THREADS=1, 2 and 8; calls from several Python threads at once are safe and agree with
 serial calls; a `fork`ed child (multiprocessing) computes the same results without deadlock,
-also when the parent had already used its worker threads."""
+also when the parent had already used its worker threads, and still stops on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -147,3 +147,50 @@ def test_calls_from_several_python_threads_at_once_agree_with_serial_calls():
     assert not errors, errors
     assert not any(t.is_alive() for t in threads)
     assert results == {name: [value, value] for name, value in serial.items()}
+
+
+FORKED_CTRL_C = textwrap.dedent(
+    """
+    import multiprocessing as mp, os, signal, time
+    import numpy as np, gio_rs
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(20000, 128)).astype(np.float32)
+    X = rng.normal(0.5, 1, (2000, 128)).astype(np.float32)
+    gio_rs.select(train[:3000], X[:500], max_iter=3, stop_criterion="data_size")  # warm the pool
+
+    def child(queue):
+        try:
+            queue.put("started")
+            gio_rs.select(train, X, init=X[:5] + 1, max_iter=100000, stop_criterion="data_size",
+                          grad_desc_iter=500)
+            queue.put("finished")
+        except KeyboardInterrupt:
+            queue.put("interrupted")
+
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,), daemon=True)
+    proc.start()
+    assert queue.get(timeout=60) == "started"
+    time.sleep(1.5)
+    sent = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    print(queue.get(timeout=30), time.monotonic() - sent)
+    proc.join(30)
+    """
+)
+
+
+def test_ctrl_c_stops_a_long_selection_in_a_forked_child():
+    """The child's parallel sections run on its own pool; Ctrl-C is still seen between them."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_CTRL_C],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ, RAYON_NUM_THREADS="2"),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome, seconds = done.stdout.split()
+    assert outcome == "interrupted"
+    assert float(seconds) < 1.0
