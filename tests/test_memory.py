@@ -210,3 +210,30 @@ def test_documented_working_set_bounds_the_measured_peak(workload):
     measured, estimate = result["measured"], result["estimate"]
     assert measured <= estimate, result  # an upper bound...
     assert estimate <= 2 * measured + (8 << 20), result  # ...and a useful one
+
+
+def test_available_memory_follows_a_container_limit(tmp_path, monkeypatch):
+    """cgroup v2: limit − usage, where usage's reclaimable page cache counts as free."""
+    import builtins
+
+    files = {
+        "/sys/fs/cgroup/memory.max": "1000000000\n",
+        "/sys/fs/cgroup/memory.current": "600000000\n",
+        "/sys/fs/cgroup/memory.stat": "anon 400000000\ninactive_file 150000000\n",
+        "/proc/meminfo": "MemTotal: 16000000 kB\nMemAvailable: 8000000 kB\n",
+    }
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if str(path) in files:
+            target = tmp_path / str(path).replace("/", "_")
+            target.write_text(files[str(path)])
+            return real_open(target, *args, **kwargs)
+        if str(path).startswith("/sys/fs/cgroup/memory/"):  # no cgroup v1 here
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert memory.available_bytes() == 1_000_000_000 - 600_000_000 + 150_000_000
+    files["/sys/fs/cgroup/memory.max"] = "max\n"  # no container limit: the system's MemAvailable
+    assert memory.available_bytes() == 8_000_000 * 1024

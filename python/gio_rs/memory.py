@@ -141,14 +141,28 @@ def available_bytes() -> Optional[int]:
             found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (ValueError, OSError, AttributeError):
             pass
-    for limit_path, usage_path in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    for folder, limit_name, usage_name, cache_key in (
+        ("/sys/fs/cgroup", "memory.max", "memory.current", "inactive_file"),  # cgroup v2
+        ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
     ):
-        limit, usage = _read_int(limit_path), _read_int(usage_path)
+        limit, usage = _read_int(f"{folder}/{limit_name}"), _read_int(f"{folder}/{usage_name}")
         if limit is not None and usage is not None and limit < 1 << 60:
-            found.append(max(0, limit - usage))
+            # The container's usage counts page cache the kernel would reclaim before failing.
+            reclaimable = _cgroup_stat(f"{folder}/memory.stat", cache_key)
+            found.append(max(0, limit - usage + min(reclaimable, usage)))
     return min(found) if found else None
+
+
+def _cgroup_stat(path: str, key: str) -> int:
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key and value.strip().isdigit():
+                    return int(value)
+    except OSError:
+        pass
+    return 0
 
 
 def _threads() -> int:
