@@ -475,7 +475,10 @@ def select(
         method="greedy" refuses to build a distance table larger than this (default 4 GiB) and
         raises GioError naming `train`; quantise (`n_clusters`) for larger problems.
 
-    Returns a `Selection`. The GIL is released while the core runs; Ctrl-C interrupts it.
+    Returns a `Selection`. The GIL is released while the core runs; Ctrl-C interrupts it. A run
+    whose working set would exceed the memory budget (`gio_rs.set_memory_budget`, env
+    GIO_RS_MEMORY_BUDGET, default the memory available; see `gio_rs.memory`) raises GioError
+    before it starts.
     float32 input stays float32 in memory; distances and sums are computed in float64.
     """
     if not isinstance(method, str) or method not in METHODS:
