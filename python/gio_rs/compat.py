@@ -27,7 +27,7 @@ from ._progress import Reporter
 from .estimator import kl_divergence
 from .kmeans import KMeans
 from .quantize import explode
-from .selection import check_loop_memory, initial_selection, loop_options, run_loop, uniform_start
+from .selection import initial_selection, loop_arrays, loop_options, run_loop, uniform_start
 
 
 class GIOKL:
@@ -215,15 +215,15 @@ class GIOKL:
         reporter = Reporter(
             print_reference=bool(self.verbose), progress=bool(self.progress), total=opts.max_iter + 1
         )
-        # Cast once here; run_loop then receives arrays already in the working dtype.
         dtype = working_dtype(train_arr, x_arr)
         # The result copies the unselected pool (`adder`), on top of the loop's own working set.
         adder_bytes = train_arr.shape[0] * train_arr.shape[1] * dtype.itemsize
-        check_loop_memory(train_arr, x_arr, init_arr, opts.max_iter, greedy=False, extra=adder_bytes)
-        train_c = cast(train_arr, dtype)
-        out = run_loop(train_c, cast(x_arr, dtype), init_arr, opts, fixed=False, rng=rng, reporter=reporter)
+        train_c, x_c, init_c = loop_arrays(
+            train_arr, x_arr, init_arr, opts.max_iter, greedy=False, extra=adder_bytes
+        )
+        out = run_loop(train_c, x_c, init_c, opts, fixed=False, rng=rng, reporter=reporter)
         indices = out["indices"]
-        W = np.concatenate([cast(init_arr, dtype), train_c[indices]], axis=0)
+        W = np.concatenate([init_c, train_c[indices]], axis=0)
         kl_divs = [float(v) for v in out["kl_trace"]]
         adder = train_c[~out["used"]]
         state = (

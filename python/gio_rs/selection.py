@@ -233,10 +233,12 @@ def pick_row(rng: Any) -> Callable[[int], int]:
     return lambda n: rng.sample(range(n), 1)[0]
 
 
-def check_loop_memory(
+def loop_arrays(
     train: np.ndarray, target: np.ndarray, init: np.ndarray, max_iter: int, *, greedy: bool, extra: int = 0
-) -> None:
-    """Fail early when the loop's working set (see gio_rs.memory) exceeds the memory budget."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """train, target and init cast to one working dtype (float32 stays float32; init follows),
+    once the loop's working set (see gio_rs.memory; `extra` bytes more for the caller's own use)
+    fits the memory budget. Arrays must be validated already."""
     dtype = working_dtype(train, target)
     copies = sum(memory.copy_bytes(a, dtype) for a in (train, target, init))
     needed = copies + extra
@@ -246,6 +248,7 @@ def check_loop_memory(
     what = "greedy selection" if greedy else "selection"
     what += f" from {len(train)} x {target.shape[1]} rows for {len(target)} target rows"
     memory.require(what, needed, "quantise first (n_clusters)" if greedy or len(train) > 100_000 else "")
+    return cast(train, dtype), cast(target, dtype), cast(init, dtype)
 
 
 def run_loop(
@@ -259,15 +262,12 @@ def run_loop(
     reporter: Reporter,
     record_v_opts: bool = False,
 ) -> dict:
-    """Casts to one working dtype and runs the core loop. Arrays must be validated already.
-    The dtype follows train and target (float32 stays float32); init is cast to it."""
-    dtype = working_dtype(train, target)
-    check_loop_memory(train, target, init, opts.max_iter, greedy=False)
+    """Runs the core loop on arrays from `loop_arrays`."""
     try:
         return _core.greedy_select(
-            cast(train, dtype),
-            cast(target, dtype),
-            cast(init, dtype),
+            train,
+            target,
+            init,
             k=opts.k,
             max_iter=opts.max_iter,
             stop_criterion=opts.stop_criterion,
@@ -302,14 +302,12 @@ def run_exact_greedy(
     max_table_bytes: int,
     reporter: Reporter,
 ) -> dict:
-    """Casts to one working dtype and runs the core's exact greedy loop (arrays validated)."""
-    dtype = working_dtype(train, target)
-    check_loop_memory(train, target, init, opts.max_iter, greedy=True)
+    """Runs the core's exact greedy loop on arrays from `loop_arrays`."""
     try:
         return _core.exact_greedy_select(
-            cast(train, dtype),
-            cast(target, dtype),
-            cast(init, dtype),
+            train,
+            target,
+            init,
             k=opts.k,
             max_iter=opts.max_iter,
             stop_criterion=opts.stop_criterion,
@@ -570,15 +568,12 @@ def select(
     )
 
     reporter = Reporter(callback, check_bool("progress", progress), total=opts.max_iter + 1)
+    arrays = loop_arrays(train_arr, target_arr, init_arr, opts.max_iter, greedy=greedy)
     if greedy:
-        out = run_exact_greedy(
-            train_arr, target_arr, init_arr, opts, max_table_bytes=max_table_bytes, reporter=reporter
-        )
+        out = run_exact_greedy(*arrays, opts, max_table_bytes=max_table_bytes, reporter=reporter)
     else:
         out = run_loop(
-            train_arr,
-            target_arr,
-            init_arr,
+            *arrays,
             opts,
             fixed=True,
             rng=rng,
@@ -596,7 +591,7 @@ def select(
         kl_start=float(out["kl_start"]),
         stop_reason=str(out["stop_reason"]),
         candidate_kl=out["candidate_kl"],
-        init=cast(init_arr, working_dtype(train_arr, target_arr)),
+        init=arrays[2],
         init_indices=init_indices,
         scale_factor=float(out["scale_factor"]),
         n_resets=int(out["num_resets"]),
