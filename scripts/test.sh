@@ -14,6 +14,16 @@ echo "== cargo fmt / clippy / test"
 cargo fmt --check
 PYO3_PYTHON="$venv/bin/python" cargo clippy --all-targets --features python --quiet -- -D warnings
 cargo test --quiet
+# Lower levels this CPU has besides its native one (AVX2 on an AVX-512 host; scalar everywhere).
+lower_levels=(GIO_RS_NO_SIMD)
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then lower_levels=(GIO_RS_NO_AVX512 "${lower_levels[@]}"); fi
+# The core paths again at the lower SIMD dispatch levels (the kernels' own unit tests already
+# compare every level in one process); tests/test_simd_levels.py checks which level each run used.
+for level in "${lower_levels[@]}"; do
+    echo "== cargo test (core) with $level=1"
+    env "$level=1" cargo test --quiet --test core_kl --test core_descent --test core_select \
+        --test core_greedy --test core_kmeans --test robust_kernels
+done
 
 echo "== ruff"
 "$venv/bin/ruff" check python tests benches examples
@@ -21,3 +31,11 @@ echo "== ruff"
 
 echo "== pytest"
 "$venv/bin/python" -m pytest -q "$@"
+
+# The estimator, loops, K-Means, reference fixtures and hostile input at the lower levels.
+for level in "${lower_levels[@]}"; do
+    echo "== pytest (core) with $level=1"
+    env "$level=1" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_simd_levels.py \
+        tests/test_fixtures.py tests/test_reference_fixtures.py tests/test_properties.py \
+        tests/test_greedy.py tests/test_kmeans.py tests/test_quantize.py tests/test_robustness.py
+done

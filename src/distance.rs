@@ -7,7 +7,7 @@
 use crate::parallel::map_row_chunks;
 use crate::rows::{Element, Rows};
 pub use crate::simd::sq_dist;
-use crate::simd::{center_scores_f32, dot, dot_block, PackedCenters};
+use crate::simd::{self, center_scores_f32, dot, dot_block, PackedCenters};
 
 /// The reference clips squared distances to this range before taking square roots.
 pub const CLIP_LOW: f64 = 1e-10;
@@ -28,17 +28,13 @@ pub fn nearest_unused<T: Element>(
 ) -> Option<(usize, f64)> {
     debug_assert_eq!(used.len(), pool.len());
     let per_chunk = map_row_chunks(pool.len(), pool.dim(), |start, end| {
-        let mut best: Option<(usize, f64)> = None;
-        for (i, &is_used) in used.iter().enumerate().take(end).skip(start) {
-            if is_used {
-                continue;
-            }
-            let s = sq_dist(v, pool.row(i));
-            if best.is_none_or(|(_, b)| s < b) {
-                best = Some((i, s));
-            }
-        }
-        best
+        simd::nearest_unused(
+            v,
+            pool.slice(start, end).data(),
+            pool.dim(),
+            &used[start..end],
+        )
+        .map(|(i, s)| (start + i, s))
     });
     // Chunks are in index order, so a strict `<` keeps the lowest index on ties.
     per_chunk
@@ -105,15 +101,14 @@ pub fn kth_neighbour_sq<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f64> {
     let norms = row_norms(x);
     let max_norm = norms.iter().cloned().fold(0.0f64, f64::max);
     if max_norm <= F32_SAFE_NORM {
-        if let Some(packed) = PackedCenters::new(x.data(), dim) {
-            return kth_neighbour_sq_f32(x, k, &norms, max_norm, &packed);
-        }
+        let packed = PackedCenters::new(x.data(), dim);
+        return kth_neighbour_sq_f32(x, k, &norms, max_norm, &packed);
     }
     kth_neighbour_sq_f64(x, k, &norms, max_norm)
 }
 
-/// `kth_neighbour_sq` with float64 Gram tiles for the candidates (where no float32 kernel runs,
-/// or the values are too large for float32).
+/// `kth_neighbour_sq` with float64 Gram tiles for the candidates (where the values are too large
+/// for float32).
 fn kth_neighbour_sq_f64<T: Element>(
     x: Rows<'_, T>,
     k: usize,
@@ -331,12 +326,11 @@ mod tests {
         let norms = row_norms(x);
         let max_norm = norms.iter().cloned().fold(0.0f64, f64::max);
         let f64_path = kth_neighbour_sq_f64(x, k, &norms, max_norm);
-        if let Some(packed) = PackedCenters::new(x.data(), x.dim()) {
-            assert_eq!(
-                kth_neighbour_sq_f32(x, k, &norms, max_norm, &packed),
-                f64_path
-            );
-        }
+        let packed = PackedCenters::new(x.data(), x.dim());
+        assert_eq!(
+            kth_neighbour_sq_f32(x, k, &norms, max_norm, &packed),
+            f64_path
+        );
         f64_path
     }
 

@@ -28,6 +28,7 @@ use crate::kl::validate_target;
 use crate::parallel::{install, map_row_chunks, num_threads, rows_per_chunk, worth_parallel};
 use crate::rows::{Element, Rows};
 use crate::select::{CandidateEvent, LoopHost, Selection, StopCriterion, StopReason};
+use crate::simd::sq_dists;
 
 /// The default cap on the distance table: 4 GiB (M·n·8 bytes).
 pub const DEFAULT_MAX_TABLE_BYTES: usize = 1 << 32;
@@ -216,11 +217,11 @@ fn fill_rows<T: Element>(train: Rows<'_, T>, x: Rows<'_, T>, start: usize, out: 
     let rows = out.len() / n;
     for i0 in (0..n).step_by(TARGET_BLOCK) {
         let i1 = (i0 + TARGET_BLOCK).min(n);
+        let block = x.slice(i0, i1);
         for r in 0..rows {
-            let g = train.row(start + r);
-            for i in i0..i1 {
-                out[r * n + i] = log_sq(x.row(i), g);
-            }
+            let out = &mut out[r * n + i0..r * n + i1];
+            sq_dists(train.row(start + r), block.data(), x.dim(), out);
+            out.iter_mut().for_each(|s| *s = clip_sq(*s).ln());
         }
     }
 }

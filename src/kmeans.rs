@@ -11,7 +11,9 @@ use crate::error::GioError;
 use crate::parallel::{install, rows_per_chunk, worth_parallel};
 use crate::rng::SplitMix64;
 use crate::rows::{Element, Rows};
-use crate::simd::{dot, dot_block, nearest_centers_f32, PackedCenters};
+use crate::simd::{
+    dot, dot_block, nearest_centers_f32, sq_dists, PackedCenters, MAX_PACKED_CENTERS,
+};
 use rayon::prelude::*;
 
 /// How the first centers are chosen.
@@ -116,9 +118,10 @@ type AssignChunk<'a> = (usize, ((&'a mut [u32], &'a mut [f64]), &'a mut [f64]));
 /// The nearest center of `row` from exact differences to every center (ties to the lowest
 /// index): (index, its squared distance, the second-smallest squared distance).
 fn exact_nearest<T: Element>(row: &[T], centers: Rows<'_, f64>) -> (u32, f64, f64) {
+    let mut dists = vec![0.0f64; centers.len()];
+    sq_dists(row, centers.data(), centers.dim(), &mut dists);
     let (mut index, mut best, mut second) = (0u32, f64::INFINITY, f64::INFINITY);
-    for c in 0..centers.len() {
-        let d = sq_dist(row, centers.row(c));
+    for (c, &d) in dists.iter().enumerate() {
         if d < best {
             (index, best, second) = (c as u32, d, best);
         } else if d < second {
@@ -127,7 +130,7 @@ fn exact_nearest<T: Element>(row: &[T], centers: Rows<'_, f64>) -> (u32, f64, f6
     }
     if best == f64::INFINITY {
         // No finite distance (NaN rows, overflow): report the label's own distance, NaN included.
-        best = sq_dist(row, centers.row(index as usize));
+        best = dists.get(index as usize).copied().unwrap_or(f64::NAN);
     }
     (index, best, second)
 }
@@ -151,11 +154,12 @@ fn assign_with_bounds<T: Element>(
     let k = centers.len();
     // The float32 micro-kernel (2× float64's throughput, float64 data rounded to float32 on the
     // fly) wherever it runs and the values fit in float32 with room to spare.
-    let packed = if c_norm_max <= F32_SAFE_NORM && x_norm_max <= F32_SAFE_NORM {
-        PackedCenters::new(centers.data(), dim)
-    } else {
-        None
-    };
+    let packed =
+        if c_norm_max <= F32_SAFE_NORM && x_norm_max <= F32_SAFE_NORM && k <= MAX_PACKED_CENTERS {
+            Some(PackedCenters::new(centers.data(), dim))
+        } else {
+            None
+        };
     // |approximate − exact| squared distance for a row with ‖x‖² = xn, against any center: the
     // Gram form's roundoff per unit of ‖x‖² + max‖c‖² (float32 or float64, doubled for safety),
     // plus that of the exact differences themselves, plus an absolute term for values that
