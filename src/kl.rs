@@ -10,14 +10,15 @@ use crate::distance::{
 };
 use crate::error::GioError;
 use crate::parallel::{
-    for_each_row_chunk_into, map_row_chunks, map_row_chunks_filling, rows_per_large_chunk,
+    for_each_row_chunk_into, map_row_chunks_aligned, map_row_chunks_filling, rows_per_large_chunk,
 };
 use crate::rows::{Element, Rows};
-use crate::simd::{add_scaled_difference, add_weighted_rows, dot, dot_block};
+use crate::simd::{add_scaled_difference, add_weighted_rows, dot, sq_dists, RowPanels, ROW_PANEL};
 
-/// The gradient works through X in blocks of at most this many bytes (L1-resident)...
-const L1_BLOCK_BYTES: usize = 32 * 1024;
-/// ...and at most this many rows.
+/// The gradient works through X in blocks of at most this many bytes (L2-resident: each block
+/// is read once for its dots and once per 4 points for the weighted sums)...
+const GRADIENT_BLOCK_BYTES: usize = 256 * 1024;
+/// ...and at most this many rows (a multiple of 8, the panel height).
 const MAX_GRADIENT_BLOCK: usize = 64;
 /// `add_rows` forms target × selection distances in Gram tiles of this many rows of each...
 const ADD_TARGET_BLOCK: usize = 16;
@@ -68,6 +69,42 @@ pub fn validate_target<T: Element>(x: &Rows<'_, T>, k: usize) -> Result<(), GioE
     Ok(())
 }
 
+/// Σ ln(√s + ε) over `sq` (clipped squared distances): the logarithm of the product of the
+/// terms, formed as a product of their mantissas (each in [1, 2), renormalised every 256 terms)
+/// and a sum of their exponents. One multiplication per term instead of a logarithm; each
+/// rounds once, so the result is as accurate as a sum of logarithms. NaN if any term is NaN.
+pub fn log_root_sum(sq: &[f64], eps: f64) -> f64 {
+    const MANTISSA: u64 = (1 << 52) - 1;
+    const ONE: u64 = 1023 << 52;
+    // Splits a positive normal x into (exponent, mantissa in [1, 2)).
+    let split = |x: f64| {
+        let bits = x.to_bits();
+        (
+            ((bits >> 52) & 0x7ff) as i64 - 1023,
+            f64::from_bits((bits & MANTISSA) | ONE),
+        )
+    };
+    let (mut exponent, mut product, mut bad) = (0i64, 1.0f64, false);
+    for chunk in sq.chunks(256) {
+        for &s in chunk {
+            let term = s.sqrt() + eps;
+            // Zero, subnormal, infinite or NaN terms (never from clipped distances and a valid
+            // ε) do not split into a mantissa and an exponent: summed directly below.
+            bad |= !(f64::MIN_POSITIVE..f64::INFINITY).contains(&term);
+            let (e, m) = split(term);
+            exponent += e;
+            product *= m;
+        }
+        let (e, m) = split(product);
+        exponent += e;
+        product = m;
+    }
+    if bad {
+        return sq.iter().map(|&s| (s.sqrt() + eps).ln()).sum();
+    }
+    product.ln() + exponent as f64 * std::f64::consts::LN_2
+}
+
 /// `1/m Σ_{j=1..m} log(k·m / (j·(n−1)))`, the estimator's size term, summed as the reference does.
 pub fn size_term(k: usize, m: usize, n: usize) -> f64 {
     let num = (k * m) as f64;
@@ -101,6 +138,8 @@ pub struct KlState<'a, T: Element> {
     nearest_sq: Vec<f64>,
     /// Per target row: ‖x_i‖², for the gradient's Gram-form distances.
     x_norms: Vec<f64>,
+    /// X packed in panels of 8 rows, for the Gram-form dots of the gradient and `add_rows`.
+    panels: RowPanels<T>,
 }
 
 impl<'a, T: Element> KlState<'a, T> {
@@ -150,6 +189,7 @@ impl<'a, T: Element> KlState<'a, T> {
                 Vec::new()
             },
             x_norms: row_norms(x),
+            panels: RowPanels::new(x.data(), x.dim()),
         };
         state.add_rows(w);
         Ok(state)
@@ -188,36 +228,49 @@ impl<'a, T: Element> KlState<'a, T> {
         // from Gram tiles; pairs closer than `EXACT_SHARE` of their norms (where the Gram form
         // cancels) are recomputed from exact differences, the others err by at most
         // (d+4)·ε/EXACT_SHARE relative (2e-12 at d = 768).
-        let per_chunk: Vec<Vec<(f64, f64)>> = map_row_chunks(x.len(), dim, |start, end| {
-            let mut out = vec![(0.0f64, f64::INFINITY); end - start];
-            let mut gram = vec![0.0f64; ADD_TARGET_BLOCK * ADD_SELECTION_BLOCK];
-            for i0 in (start..end).step_by(ADD_TARGET_BLOCK) {
-                let i1 = (i0 + ADD_TARGET_BLOCK).min(end);
+        let panels = &self.panels;
+        let per_chunk: Vec<Vec<(f64, f64)>> =
+            map_row_chunks_aligned(x.len(), dim, ROW_PANEL, |start, end| {
+                let mut out = vec![(0.0f64, f64::INFINITY); end - start];
+                let target_block =
+                    ADD_TARGET_BLOCK.min((end - start).div_ceil(ROW_PANEL) * ROW_PANEL);
+                let mut gram = vec![0.0f64; target_block * ADD_SELECTION_BLOCK];
+                let mut w_block = vec![0.0f64; ADD_SELECTION_BLOCK * dim];
+                let mut sq = vec![0.0f64; ADD_SELECTION_BLOCK];
+                // Selection blocks outer: each is widened to f64 once (the dot tiles then load it
+                // as it is) and stays in L2 while the chunk's target panels pass over it.
                 for j0 in (0..w.len()).step_by(ADD_SELECTION_BLOCK) {
                     let j1 = (j0 + ADD_SELECTION_BLOCK).min(w.len());
                     let cols = j1 - j0;
-                    let gram = &mut gram[..(i1 - i0) * cols];
-                    dot_block(x.slice(i0, i1).data(), w.slice(j0, j1).data(), dim, gram);
-                    for (i, gram_row) in (i0..i1).zip(gram.chunks_exact(cols)) {
-                        let (log_sum, nearest) = &mut out[i - start];
-                        for (j, &g) in (j0..j1).zip(gram_row) {
-                            let scale = x_norms[i] + w_norms[j];
-                            let approx = (scale - 2.0 * g).max(0.0);
-                            let exact =
-                                !(approx >= EXACT_SHARE * scale && (gamma * scale).is_finite());
-                            let sq = clip_sq(if exact {
-                                sq_dist(x.row(i), w.row(j))
-                            } else {
-                                approx
-                            });
-                            *log_sum += (sq.sqrt() + eps).ln();
-                            *nearest = nearest.min(sq);
+                    let w_block = &mut w_block[..cols * dim];
+                    for (o, &v) in w_block.iter_mut().zip(w.slice(j0, j1).data()) {
+                        *o = v.to_f64();
+                    }
+                    for i0 in (start..end).step_by(target_block) {
+                        let i1 = (i0 + target_block).min(end);
+                        let gram = &mut gram[..(i1 - i0).div_ceil(ROW_PANEL) * ROW_PANEL * cols];
+                        panels.dots(i0, i1, w_block, gram);
+                        for (i, gram_row) in (i0..i1).zip(gram.chunks_exact(cols)) {
+                            let (log_sum, nearest) = &mut out[i - start];
+                            let sq = &mut sq[..cols];
+                            for ((j, &g), s) in (j0..j1).zip(gram_row).zip(sq.iter_mut()) {
+                                let scale = x_norms[i] + w_norms[j];
+                                let approx = (scale - 2.0 * g).max(0.0);
+                                let exact =
+                                    !(approx >= EXACT_SHARE * scale && (gamma * scale).is_finite());
+                                *s = clip_sq(if exact {
+                                    sq_dist(x.row(i), w.row(j))
+                                } else {
+                                    approx
+                                });
+                                *nearest = nearest.min(*s);
+                            }
+                            *log_sum += log_root_sum(sq, eps);
                         }
                     }
                 }
-            }
-            out
-        });
+                out
+            });
         let discard = self.params.discard_nearest_for_xy;
         for (i, (log_sum, nearest)) in per_chunk.into_iter().flatten().enumerate() {
             self.cross_log_sum += log_sum;
@@ -258,12 +311,9 @@ impl<'a, T: Element> KlState<'a, T> {
         cand.sq.resize(x.len(), 0.0);
         // Each chunk fills its rows of `sq` and returns its log sum; sums combine in chunk order.
         let partial = map_row_chunks_filling(&mut cand.sq, x.dim(), |start, sq| {
-            let mut sum = 0.0f64;
-            for (offset, s) in sq.iter_mut().enumerate() {
-                *s = clip_sq(sq_dist(x.row(start + offset), row));
-                sum += (s.sqrt() + eps).ln();
-            }
-            sum
+            sq_dists(row, x.slice(start, start + sq.len()).data(), x.dim(), sq);
+            sq.iter_mut().for_each(|s| *s = clip_sq(*s));
+            log_root_sum(sq, eps)
         });
         cand.log_sum = partial.iter().sum();
         let cross = self.cross_log_sum + cand.log_sum;
@@ -339,10 +389,12 @@ impl<'a, T: Element> KlState<'a, T> {
         for (norm, v) in v_norms.iter_mut().zip(vs.chunks_exact(dim)) {
             *norm = dot(v, v);
         }
-        // Rows per block, a multiple of 4 (the tile height) that stays in L1 for its two passes.
-        let block = ((L1_BLOCK_BYTES / (dim * std::mem::size_of::<T>())) / 4 * 4)
-            .clamp(4, MAX_GRADIENT_BLOCK);
-        let rows_per_chunk = rows_per_large_chunk(dim);
+        // Rows per block: a multiple of the panel height that stays in L2 for its passes.
+        let block = ((GRADIENT_BLOCK_BYTES / (dim * std::mem::size_of::<T>())) / ROW_PANEL
+            * ROW_PANEL)
+            .clamp(ROW_PANEL, MAX_GRADIENT_BLOCK);
+        let rows_per_chunk = rows_per_large_chunk(dim).div_ceil(ROW_PANEL) * ROW_PANEL;
+        let panels = &self.panels;
         let n_chunks = x.len().div_ceil(rows_per_chunk);
         // Per chunk: Σ c x over far rows, Σ c over far rows, a flag (1.0) per point whose near
         // part below is in use, Σ c (v − x) over near rows (zeroed only once used: rarely).
@@ -367,7 +419,8 @@ impl<'a, T: Element> KlState<'a, T> {
                     let block_end = (block_start + block).min(end);
                     let rows = x.slice(block_start, block_end);
                     let cells = rows.len() * points;
-                    dot_block(rows.data(), vs, dim, &mut dots[..cells]);
+                    let padded = rows.len().div_ceil(ROW_PANEL) * ROW_PANEL * points;
+                    panels.dots(block_start, block_end, vs, &mut dots[..padded]);
                     for (cell, (&dot_rv, coef)) in
                         dots[..cells].iter().zip(&mut coefs[..cells]).enumerate()
                     {

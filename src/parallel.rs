@@ -122,6 +122,22 @@ where
     }
 }
 
+/// `map_row_chunks` with every chunk starting at a multiple of `align` rows.
+pub fn map_row_chunks_aligned<R, F>(n_rows: usize, dim: usize, align: usize, f: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(usize, usize) -> R + Sync + Send,
+{
+    let per = rows_per_chunk(dim).div_ceil(align) * align;
+    let n_chunks = n_rows.div_ceil(per);
+    let run = |c: usize| f(c * per, ((c + 1) * per).min(n_rows));
+    if worth_parallel(n_rows * dim) {
+        install(|| (0..n_chunks).into_par_iter().map(run).collect())
+    } else {
+        (0..n_chunks).map(run).collect()
+    }
+}
+
 /// Runs `f(start, end, out_chunk)` for every chunk of `per` rows (the last may be shorter), where
 /// `out_chunk` is that chunk's slice of `out` (`out_per_chunk` values per chunk); `dim` scalars
 /// per row decide whether threads are worth it.

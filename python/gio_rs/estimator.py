@@ -34,7 +34,9 @@ from ._arrays import (
 def _check_memory(x_arr: np.ndarray, y_arr: np.ndarray, dtype: np.dtype) -> None:
     """Fail early when the estimate's working set (see gio_rs.memory) exceeds the memory budget."""
     needed = memory.copy_bytes(x_arr, dtype) + memory.copy_bytes(y_arr, dtype)
-    needed += memory.select_bytes(len(y_arr), len(x_arr), x_arr.shape[1], n_start=0, max_iter=0)
+    needed += memory.select_bytes(
+        len(y_arr), len(x_arr), x_arr.shape[1], n_start=0, max_iter=0, itemsize=dtype.itemsize
+    )
     memory.require(f"the estimate for {len(x_arr)} target rows against {len(y_arr)} rows", needed)
 
 

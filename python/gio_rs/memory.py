@@ -6,7 +6,9 @@ to reach a C-contiguous float32/float64 array, the core's buffers and the result
 below are upper bounds of the measured peak (tests/test_memory.py checks them on this machine):
 
 - ``select`` (method="gradient"): 4 MiB + 16·N + n·(64 + 320·T) + 16·d·(|D| + min(max_iter, N))
-  — N pool rows, n target rows, d columns, T worker threads. The pool itself is only read.
+  + n·d·(b + 4) — N pool rows, n target rows, d columns, T worker threads, b bytes per value (4 for
+  float32, 8 for float64): the target is packed once for the SIMD kernels. The pool itself is only
+  read.
 - ``select(method="greedy")``: the above + 8·N·n (the pool × target log-distance table).
 - ``KMeans.fit`` on N rows, K clusters: 4 MiB + N·(4·d·c + 56) + S·(d·b + 16·t + 16)
   + 36·K·d + min(32·8·K·d, max(64 MiB, 8·K·d)), where b is 4 (float32) or 8 (float64) bytes,
@@ -179,10 +181,20 @@ def copy_bytes(arr: Optional[np.ndarray], dtype: np.dtype) -> int:
 
 
 def select_bytes(
-    n_train: int, n_target: int, dim: int, *, n_start: int, max_iter: int, greedy: bool = False
+    n_train: int,
+    n_target: int,
+    dim: int,
+    *,
+    n_start: int,
+    max_iter: int,
+    greedy: bool = False,
+    itemsize: int = 8,
 ) -> int:
     """Working set of the selection loop (module docstring), without input copies."""
     total = 4 * MiB + 16 * n_train + n_target * (64 + 320 * _threads())
+    # The target packed in panels of 8 rows (its own dtype) and, while the X-to-X term is
+    # computed, a float32 copy for the candidate search (16-row panels).
+    total += (n_target + 8) * dim * itemsize + (n_target + 16) * dim * 4
     total += 16 * dim * (n_start + min(max_iter, n_train) + 1)  # the selection never outgrows the pool
     if greedy:
         total += 8 * n_train * n_target

@@ -243,7 +243,13 @@ def loop_arrays(
     copies = sum(memory.copy_bytes(a, dtype) for a in (train, target, init))
     needed = copies + extra
     needed += memory.select_bytes(
-        len(train), len(target), target.shape[1], n_start=len(init), max_iter=max_iter, greedy=greedy
+        len(train),
+        len(target),
+        target.shape[1],
+        n_start=len(init),
+        max_iter=max_iter,
+        greedy=greedy,
+        itemsize=dtype.itemsize,
     )
     what = "greedy selection" if greedy else "selection"
     what += f" from {len(train)} x {target.shape[1]} rows for {len(target)} target rows"
