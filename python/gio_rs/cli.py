@@ -376,6 +376,8 @@ def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None])
         fmt = getattr(args, f"{side}_format") or io.detect_format(path)
         if fmt not in ("parquet", "reference-tsv"):
             raise GioError(f"--{side}: --engine spark reads parquet or the reference's TSV, got {fmt}")
+        if fmt == "reference-tsv":
+            io.warn_if_cut_short(path)
         formats[side] = fmt
     session = gspark.session(args.master)
     frames = {}
@@ -429,19 +431,19 @@ def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None])
 
 def run_embed(args: argparse.Namespace, *, report: Callable[[str], None]) -> None:
     """The `embed` command: sentences in, float32 embeddings out (npy or parquet)."""
+    from . import embed
+
     io.check_writable(args.out, overwrite=args.overwrite)
     out_format = io.output_format(args.out)
     if out_format not in ("npy", "parquet"):
         raise GioError(f"--out: embeddings are written as .npy or .parquet, got {args.out}")
+    # One row per line: an empty file gives none (unlike `select`, which needs rows to select).
+    with io.reader_errors(args.input, "text"):
+        sentences = embed.read_sentences(args.input)
     started = time.perf_counter()
-    # read_table: the same checks and one-line errors as `select` gives a .txt input.
-    table = io.read_table(
-        args.input,
-        fmt="text",
-        embed_options={"model": args.model, "batch_size": args.batch_size, "progress": _show_progress(args)},
+    vectors = embed.embed(
+        sentences, model=args.model, batch_size=args.batch_size, progress=_show_progress(args)
     )
-    sentences = table.columns.column("sentence").to_pylist()
-    vectors = table.features
     seconds = time.perf_counter() - started
     if out_format == "npy":
 
