@@ -15,9 +15,20 @@ Public API:
 - `quantize(train, target, n_clusters)` and `explode(chosen_clusters, labels)`: GIO at scale;
   `select(..., n_clusters=K)` runs quantise → select among centroids → explode.
 - `reference`: a plain NumPy implementation of the same math, slow and readable.
+- `embed` (needs `gio_rs[text]`): sentence embeddings without torch. `gio_rs.embed(sentences)`
+  embeds (the module is callable); `gio_rs.embed.load_model`, `read_sentences`... as in the module.
+- `spark` (needs `gio_rs[spark]`): GIO on a Spark cluster.
 - `GioError`: raised for invalid input (a ValueError), and when a run's working set would
   exceed the memory budget (`set_memory_budget`, env GIO_RS_MEMORY_BUDGET; see `gio_rs.memory`).
+
+`embed` and `spark` are imported on first use (`gio_rs.embed`, `gio_rs.spark`, `import
+gio_rs.spark`, ...): `import gio_rs` loads neither tokenizers/safetensors nor pyspark.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from . import reference
 from ._core import GioError, simd_level
@@ -49,3 +60,18 @@ __all__ = [
     "set_memory_budget",
     "simd_level",
 ]
+
+# Submodules with heavy optional dependencies, imported on first access (PEP 562). Not in
+# __all__ nor dir(): `from gio_rs import *` and help(gio_rs) must not import pyspark.
+_LAZY_SUBMODULES = ("embed", "spark")
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time, __getattr__ imports them
+    from . import embed as embed
+    from . import spark as spark
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        # import_module also binds gio_rs.<name>, so this runs once per submodule.
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

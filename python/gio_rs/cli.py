@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -368,17 +369,25 @@ def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None])
     for path in (args.out, summary_file):
         io.check_writable(path, overwrite=args.overwrite)
     features_col = args.features_col or "features"
+    formats = {}
+    for side in ("train", "target"):  # before Spark starts, which takes seconds
+        path = getattr(args, side)
+        io.check_input(path)
+        fmt = getattr(args, f"{side}_format") or io.detect_format(path)
+        if fmt not in ("parquet", "reference-tsv"):
+            raise GioError(f"--{side}: --engine spark reads parquet or the reference's TSV, got {fmt}")
+        if fmt == "reference-tsv":
+            io.warn_if_cut_short(path)
+        formats[side] = fmt
     session = gspark.session(args.master)
     frames = {}
-    for side in ("train", "target"):
+    for side, fmt in formats.items():
         path = getattr(args, side)
-        fmt = getattr(args, f"{side}_format") or io.detect_format(path)
-        if fmt == "parquet":
-            frames[side] = gspark.read_parquet(session, path, features_col=features_col)
-        elif fmt == "reference-tsv":
-            frames[side] = gspark.read_reference_tsv(session, path, features_col=features_col)
-        else:
-            raise GioError(f"--{side}: --engine spark reads parquet or the reference's TSV, got {fmt}")
+        with io.reader_errors(path, fmt):  # reading counts each file's rows: a bad file fails here
+            if fmt == "parquet":
+                frames[side] = gspark.read_parquet(session, path, features_col=features_col)
+            else:
+                frames[side] = gspark.read_reference_tsv(session, path, features_col=features_col)
     options = {p.name: getattr(args, p.name) for p in _select_parameters()}
     spark_options = {k: v for k, v in options.items() if k not in ("n_clusters", "n_clusters_target", "seed")}
     spark_options.pop("kmeans_max_iter")
@@ -428,7 +437,9 @@ def run_embed(args: argparse.Namespace, *, report: Callable[[str], None]) -> Non
     out_format = io.output_format(args.out)
     if out_format not in ("npy", "parquet"):
         raise GioError(f"--out: embeddings are written as .npy or .parquet, got {args.out}")
-    sentences = embed.read_sentences(args.input)
+    # One row per line: an empty file gives none (unlike `select`, which needs rows to select).
+    with io.reader_errors(args.input, "text"):
+        sentences = embed.read_sentences(args.input)
     started = time.perf_counter()
     vectors = embed.embed(
         sentences, model=args.model, batch_size=args.batch_size, progress=_show_progress(args)
@@ -491,6 +502,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.quiet:
             print(f"gio-rs: {line}", file=sys.stderr)
 
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args, report)
+
+
+def _one_line(message: Any) -> str:
+    return " ".join(str(message).split()) or type(message).__name__
+
+
+def _show_warning(message: Any, *args: Any, **kwargs: Any) -> None:
+    """Warnings as one line, like errors (not Python's file:line and source line)."""
+    print(f"gio-rs: warning: {_one_line(message)}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace, report: Callable[[str], None]) -> int:
     try:
         budget = contextlib.nullcontext()
         if args.memory_budget is not None:
@@ -506,8 +532,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("gio-rs: interrupted; no output was written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (GioError, TypeError, ValueError, OSError, ImportError) as exc:
-        print(f"gio-rs: error: {exc}", file=sys.stderr)
+    # Warning: a warning turned into an error (python -W error) is an error like the others.
+    except (GioError, TypeError, ValueError, OSError, ImportError, Warning) as exc:
+        print(f"gio-rs: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     return 0
 

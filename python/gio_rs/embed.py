@@ -9,6 +9,8 @@ is installed with `--no-deps`). Nothing is downloaded.
 - `embed(sentences)`: (n, 384) float32, the same vectors sentence-transformers' `encode` gives.
 - `load_model(path)` → `SentenceEncoder`; `SentenceEncoder.encode(sentences)`.
 - `read_sentences(path)`: one sentence per line, like the reference's embedding helper.
+
+The module is callable: `gio_rs.embed(sentences, ...)` is `gio_rs.embed.embed(sentences, ...)`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import importlib.util
 import itertools
 import json
 import os
+import sys
+import types
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -461,3 +465,16 @@ def _default_max_length(transformer_dir: Path, st_config: dict[str, Any], config
     model_max = tok_config.get("model_max_length")
     limit = config.max_position_embeddings
     return min(model_max, limit) if isinstance(model_max, int) else limit
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as `embed`. `gio_rs.embed` is the module whatever the import order
+    (importing a submodule sets it as the package's attribute), so `gio_rs.embed(...)` can only
+    work by the module itself being callable; `gio_rs.embed.embed` stays the function."""
+
+    def __call__(self, sentences: Iterable[str], **options: Any) -> np.ndarray:
+        """`embed(sentences, *, model=None, batch_size=32, max_length=None, progress=False)`."""
+        return embed(sentences, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -12,10 +12,12 @@ numeric column). Parquet and CSV/TSV need pyarrow (``pip install gio_rs[io]``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -28,6 +30,7 @@ FORMATS = ("npy", "parquet", "reference-tsv", "csv", "tsv", "text")
 ROW_INDEX_COLUMN = "row_index"
 CLUSTER_COLUMN = "cluster"
 _BAD_ROWS_SHOWN = 10
+_MESSAGE_CHARS = 500  # of a reader's own error message, in ours
 
 
 @dataclass
@@ -107,41 +110,93 @@ def read_table(
 ) -> Table:
     """Read vectors and columns from `path` (see the module docstring for formats).
 
-    Raises GioError naming the file for a missing file, an unknown format, a missing or
+    Every failure to read the file raises GioError naming it: a missing or empty file, an
+    unknown format, a file that is not what its format says (cut short, corrupt), a missing or
     unreadable vector column, rows of different lengths, null or non-finite vectors (with the
-    rows).
+    rows). Only ImportError (a missing optional dependency) passes through as it is.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise GioError(f"{path}: no such file or directory")
+    check_input(path)
     fmt = detect_format(path) if fmt is None else fmt
     if fmt not in FORMATS:
         raise GioError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt not in ("npy", "parquet"):
+        warn_if_cut_short(path, stacklevel=3)
     if fmt == "text" or text_column is not None:
         return _read_text(path, fmt, text_column, embed_options or {})
-    if fmt == "npy":
-        if features_col is not None or feature_columns:
-            raise GioError(f"{path}: a .npy file has no columns to choose (features_col/feature_columns)")
-        table = Table(_read_npy(path), None, None, path, fmt)
-    else:
-        pa = _pyarrow()
-        columns = _read_columns(pa, path, fmt)
-        features, used = _vectors_from_columns(pa, columns, path, fmt, features_col, feature_columns)
-        table = Table(features, columns, used, path, fmt)
-    _check_rows(table)
+    if fmt == "npy" and (features_col is not None or feature_columns):
+        raise GioError(f"{path}: a .npy file has no columns to choose (features_col/feature_columns)")
+    with reader_errors(path, fmt):
+        if fmt == "npy":
+            table = Table(_read_npy(path), None, None, path, fmt)
+        else:
+            pa = _pyarrow()
+            columns = _read_columns(pa, path, fmt)
+            features, used = _vectors_from_columns(pa, columns, path, fmt, features_col, feature_columns)
+            table = Table(features, columns, used, path, fmt)
+        _check_rows(table)
     return table
+
+
+def check_input(path: str) -> None:
+    """GioError for a missing or zero-byte input file: checked before reading it (no reader
+    explains an empty file well: numpy says "No data left in file")."""
+    if not os.path.exists(path):
+        raise GioError(f"{path}: no such file or directory")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise GioError(f"{path}: is empty (0 bytes)")
+
+
+@contextlib.contextmanager
+def reader_errors(path: str, fmt: str) -> Iterator[None]:
+    """Turn any exception raised while reading `path` into a GioError naming the file (the
+    original chained as its cause), so that a reader failure is always one clear line.
+    GioError and ImportError (a missing optional dependency) pass through unchanged."""
+    try:
+        yield
+    except (GioError, ImportError):
+        raise
+    except Exception as exc:  # numpy, pyarrow, json, Spark...: each raises its own kinds
+        cause = f"{type(exc).__name__}: {_first_line(exc)}"
+        raise GioError(f"{path}: could not be read as {fmt} ({cause})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, shortened: Spark's errors carry a Java stack
+    trace after it. py4j starts with "An error occurred while calling oNN.x.", then the
+    Java exception, which is the line that says what went wrong."""
+    lines = [line.strip().lstrip(":").strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
+        lines = lines[1:]
+    text = lines[0] if lines else ""
+    return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 3] + "..."
+
+
+def warn_if_cut_short(path: str, *, stacklevel: int = 2) -> None:
+    """Warn when a text file does not end with a line break. Such a file reads without error
+    even when it was cut short (a copy interrupted, a disk full), and then its last row is
+    silently incomplete: a number missing digits, a sentence missing words. Files written by
+    programs end with a line break; a hand-made one may not, so this warns, not fails."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        last = fh.read(1)
+    if last not in (b"\n", b"\r"):
+        warnings.warn(
+            f"{path}: the last line does not end with a line break; if the file was cut short, "
+            "its last row is incomplete",
+            stacklevel=stacklevel,
+        )
 
 
 def _read_columns(pa: Any, path: str, fmt: str) -> Any:
     """Every column of a parquet, reference-TSV or CSV/TSV file, as a pyarrow table."""
-    try:
-        if fmt == "parquet":
-            return pa.parquet.read_table(path)
-        if fmt == "reference-tsv":
-            return _read_reference_tsv(pa, path)
-        return _read_delimited(pa, path, "," if fmt == "csv" else "\t")
-    except (OSError, pa.ArrowException) as exc:
-        raise GioError(f"{path}: could not be read as {fmt} ({exc})") from exc
+    if fmt == "parquet":
+        return pa.parquet.read_table(path)
+    if fmt == "reference-tsv":
+        return _read_reference_tsv(pa, path)
+    return _read_delimited(pa, path, "," if fmt == "csv" else "\t")
 
 
 def _read_text(path: str, fmt: str, text_column: Optional[str], embed_options: dict) -> Table:
@@ -149,23 +204,27 @@ def _read_text(path: str, fmt: str, text_column: Optional[str], embed_options: d
     `sentence` column) or the text column of a table."""
     from . import embed
 
+    if fmt == "npy":
+        raise GioError(f"{path}: a .npy file has no text column")
     pa = _pyarrow()
-    if fmt == "text":
-        sentences = embed.read_sentences(path)
-        columns = pa.table({"sentence": pa.array(sentences, pa.string())})
-        name = "sentence"
-    else:
-        if fmt == "npy":
-            raise GioError(f"{path}: a .npy file has no text column")
-        columns = _read_columns(pa, path, fmt)
-        if text_column not in columns.column_names:
-            raise GioError(f"{path}: no column {text_column!r}; columns: {columns.column_names}")
-        column = columns.column(text_column)
-        if column.null_count:
-            rows = np.flatnonzero(np.asarray(column.is_null()))
-            raise GioError(f"{path}: column {text_column!r} has empty values (rows {_rows_text(rows)})")
-        sentences = [str(t) for t in column.to_pylist()]
-        name = text_column
+    with reader_errors(path, fmt):
+        if fmt == "text":
+            sentences = embed.read_sentences(path)
+            columns = pa.table({"sentence": pa.array(sentences, pa.string())})
+            name = "sentence"
+        else:
+            columns = _read_columns(pa, path, fmt)
+            if text_column not in columns.column_names:
+                raise GioError(f"{path}: no column {text_column!r}; columns: {columns.column_names}")
+            column = columns.column(text_column)
+            if column.null_count:
+                rows = np.flatnonzero(np.asarray(column.is_null()))
+                raise GioError(f"{path}: column {text_column!r} has empty values (rows {_rows_text(rows)})")
+            sentences = [str(t) for t in column.to_pylist()]
+            name = text_column
+    if not sentences:  # before loading the model
+        raise GioError(f"{path}: has no rows")
+    # Embedding is outside reader_errors: a model failure is not the input file's fault.
     table = Table(embed.embed(sentences, **embed_options), columns, name, path, fmt)
     _check_rows(table)
     return table
@@ -174,10 +233,8 @@ def _read_text(path: str, fmt: str, text_column: Optional[str], embed_options: d
 def _read_npy(path: str) -> np.ndarray:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:  # object arrays (would need pickle) and malformed headers
-        raise GioError(f"{path}: not a numeric .npy array ({exc})") from exc
-    except OSError as exc:
-        raise GioError(f"{path}: could not be read ({exc})") from exc
+    except (ValueError, EOFError) as exc:  # object arrays (need pickle), bad headers, cut short
+        raise GioError(f"{path}: not a valid numeric .npy file ({exc})") from exc
     if not isinstance(arr, np.ndarray) or arr.ndim != 2:
         shape = getattr(arr, "shape", None)
         raise GioError(f"{path}: expected a 2-D array (rows, features), got shape {shape}")
