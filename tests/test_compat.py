@@ -68,15 +68,15 @@ plt.show()
 """
 
 # Runs a script as `python script.py` would (run_name="__main__"), with `init_globals` for the
-# README's placeholders, then saves the named variables of the finished script as .npy files.
+# README's placeholders, then saves expressions evaluated in the finished script's namespace.
 SCRIPT_RUNNER = textwrap.dedent(
     """
     import json, runpy, sys
     import numpy as np
     script, init_globals, dump = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     final = runpy.run_path(script, init_globals=init_globals, run_name="__main__")
-    for name, path in dump.items():
-        np.save(path, np.asarray(final[name]))
+    for expression, path in dump.items():
+        np.save(path, np.asarray(eval(expression, final)))
     """
 )
 
@@ -88,14 +88,23 @@ def as_gio_rs(script: str) -> str:
     return changed
 
 
-def run_script(tmp_path, script: str, *, init_globals=None, dump=(), env=None, timeout=600):
-    """Runs `script` in a fresh interpreter; returns (completed process, {name: array})."""
+def run_script(tmp_path, script: str, *, init_globals=None, dump=None, env=None, timeout=900):
+    """Runs `script` in a fresh interpreter; returns (completed process, {name: array}) where
+    `dump` maps names to expressions evaluated after the script (or lists variable names)."""
     path = tmp_path / "example.py"
     path.write_text(script)
-    dumps = {name: str(tmp_path / f"{name}.npy") for name in dump}
+    dump = dump if isinstance(dump, dict) else {name: name for name in dump or ()}
+    paths = {name: str(tmp_path / f"dump_{name}.npy") for name in dump}
     full_env = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT_RUNNER, str(path), json.dumps(init_globals or {}), json.dumps(dumps)],
+        [
+            sys.executable,
+            "-c",
+            SCRIPT_RUNNER,
+            str(path),
+            json.dumps(init_globals or {}),
+            json.dumps({dump[name]: paths[name] for name in dump}),
+        ],
         capture_output=True,
         text=True,
         env=full_env,
@@ -103,7 +112,7 @@ def run_script(tmp_path, script: str, *, init_globals=None, dump=(), env=None, t
         timeout=timeout,
     )
     assert done.returncode == 0, f"the script failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
-    return done, {name: np.load(p) for name, p in dumps.items()}
+    return done, {name: np.load(p) for name, p in paths.items()}
 
 
 def blobs(n: int = 300, d: int = 4, seed: int = 0):

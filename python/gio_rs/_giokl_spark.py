@@ -231,21 +231,33 @@ def _kmeans(name: str, df: Any, k: int, seed: int) -> tuple[KMeansModel, DataFra
         df = df.withColumn(FEATURES, _non_null_doubles(F.col(FEATURES)))
     else:
         rows = known[0]
+    data, init_mode = df.select(FEATURES), "k-means||"
     if rows < k:
-        if rows < 2:
-            raise GioError(f"{name}: K-Means needs at least 2 rows, got {rows}")
-        # MLlib fails (ArrayIndexOutOfBounds) when asked for more clusters than rows.
+        # MLlib fails (ArrayIndexOutOfBounds) when a frame has fewer distinct rows than k. A frame
+        # with fewer rows than k is small: K-Means on its distinct rows with k = their number and
+        # a random start (which then takes every row) makes each distinct row its own cluster,
+        # the best clustering there is.
+        data = data.distinct()
+        distinct = data.count()
+        if distinct < 2:
+            raise GioError(f"{name}: K-Means needs at least 2 distinct rows, got {distinct}")
         warnings.warn(
-            f"quantize: {name} has {rows} rows, fewer than k={k}: K-Means with k={rows} "
-            "(each distinct row its own cluster)",
+            f"quantize: {name} has {rows} rows, fewer than k={k}: each of its {distinct} distinct "
+            "rows is its own cluster",
             stacklevel=3,
         )
-        k = rows
+        k, init_mode = distinct, "random"
     try:
-        model = _SparkKMeans().setK(k).setSeed(seed).fit(df.select(FEATURES))
+        model = _SparkKMeans().setK(k).setSeed(seed).setInitMode(init_mode).fit(data)
         transformed = model.transform(df)
     except Exception as exc:
-        raise GioError(f"{name}: Spark's K-Means failed: {_first_line(exc)}") from None
+        message = _first_line(exc)
+        hint = (
+            f" (MLlib fails this way when {name} has fewer distinct rows than k={k}: pass a smaller k)"
+            if "ArrayIndexOutOfBoundsException" in message
+            else ""
+        )
+        raise GioError(f"{name}: Spark's K-Means failed: {message}{hint}") from None
     return model, transformed
 
 
