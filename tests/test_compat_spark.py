@@ -276,6 +276,18 @@ def test_quantize_checks_frames_it_did_not_read(spark, model):
         model.quantize(good, np.zeros((3, 2)))
 
 
+def test_quantize_takes_ml_vector_features_as_the_reference_does(spark, model, frames, quantized):
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.ml.linalg import VectorUDT
+
+    as_vectors = [f.withColumn("features", array_to_vector("features")) for f in frames]
+    m_train, _, t_train, _ = model.quantize(*as_vectors, k=10, rseed="manual", rseed1=-7, rseed2=4)
+    np.testing.assert_array_equal(np.array(m_train.clusterCenters()), np.array(quantized[0].clusterCenters()))
+    assert isinstance(t_train.schema["features"].dataType, VectorUDT)
+    before = {r["_c0"]: r["prediction"] for r in quantized[2].select("_c0", "prediction").collect()}
+    assert {r["_c0"]: r["prediction"] for r in t_train.select("_c0", "prediction").collect()} == before
+
+
 # ------------------------------------------------------------------------------------------------
 # Bad input
 

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from pyspark.ml.clustering import KMeans as _SparkKMeans
 from pyspark.ml.clustering import KMeansModel
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -226,9 +228,14 @@ def _kmeans(name: str, df: Any, k: int, seed: int) -> tuple[KMeansModel, DataFra
     if known is None:
         if FEATURES not in df.columns:
             raise GioError(f"{name}: no column {FEATURES!r} (columns: {', '.join(df.columns)})")
-        gs.validate_features(df, FEATURES, df_name=name)
+        if isinstance(df.schema[FEATURES].dataType, VectorUDT):  # an ML pipeline's vectors: kept
+            ids = [gs.ROW_ID] if gs.ROW_ID in df.columns else []
+            as_arrays = df.select(*ids, vector_to_array(F.col(FEATURES)).alias(FEATURES))
+            gs.validate_features(as_arrays, FEATURES, df_name=name)
+        else:
+            gs.validate_features(df, FEATURES, df_name=name)
+            df = df.withColumn(FEATURES, _non_null_doubles(F.col(FEATURES)))
         rows = df.count()
-        df = df.withColumn(FEATURES, _non_null_doubles(F.col(FEATURES)))
     else:
         rows = known[0]
     data, init_mode = df.select(FEATURES), "k-means||"
