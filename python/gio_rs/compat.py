@@ -322,8 +322,8 @@ class GIOKL:
           reference seeds it (k-means||, 20 iterations). Returns ``(model_train, model_X,
           transformed_train, transformed_X)``: `KMeansModel`s (`clusterCenters()`) and the frames
           with a `prediction` column. Frames not made by the `read_data_*` methods are checked
-          first (one pass). A frame with fewer rows than `k` (where MLlib fails) is clustered
-          with k = its row count, with a warning.
+          first (one pass); `features` may also be pyspark.ml vectors. A frame with fewer rows
+          than `k` (where MLlib fails) makes each of its distinct rows a cluster, with a warning.
         - Arrays: `gio_rs.KMeans` (seed + 1000, as it takes no negative seed). Returns
           ``(model_train, model_X, train_labels, X_labels)``: the models have a Spark-style
           `clusterCenters()`; the labels take the place of the `prediction` column.
