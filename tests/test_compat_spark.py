@@ -191,15 +191,15 @@ def test_spark_quantize_is_mllib_kmeans_with_a_prediction_column(quantized, file
 
 
 def test_spark_explode_gives_the_members_the_array_path_gives(spark, model, quantized, files, capsys):
-    import jax.numpy as jnp
-
     model_train, model_x, transformed_train, _ = quantized
     centroids_df = spark.createDataFrame(
         data=[(i, each.tolist()) for i, each in enumerate(model_train.clusterCenters())],
         schema=["id", "centroid"],
     )
-    train = jnp.array(model_train.clusterCenters())  # float32, as in grad-info-opt's README
-    X = jnp.array(model_x.clusterCenters())
+    # float32, as jnp.array(...) makes them in grad-info-opt's README (jax itself is only imported
+    # in child processes: it warns on every later os.fork() of this one).
+    train = np.array(model_train.clusterCenters(), dtype=np.float32)
+    X = np.array(model_x.clusterCenters(), dtype=np.float32)
     W, _, _ = model.fit(train, X, max_iter=3, stop_criterion="data_size", v_init="jump")
     chosen = W[20:]
     assert chosen.dtype == np.float32 and len(chosen) == 4
