@@ -18,8 +18,12 @@ def _as_array(name: str, value: Any) -> np.ndarray:
     if value is None:
         raise TypeError(f"{name}: expected an array, got None")
     try:
+        # __array__, __array_interface__ and the buffer protocol: no copy where NumPy can view
+        # the memory (NumPy arrays, jax and torch CPU arrays, memoryviews, ...).
         arr = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
+        if arr.dtype == object and arr.ndim == 0 and hasattr(value, "__dlpack__"):
+            arr = np.from_dlpack(value)  # a tensor that only speaks DLPack (also without a copy)
+    except Exception as exc:  # ragged lists, GPU tensors, tensors that require grad, ...
         raise GioError(f"{name}: could not be converted to an array ({exc})") from exc
     kind = arr.dtype.kind
     if kind == "b":

@@ -1,12 +1,19 @@
-"""`GIOKL`: a drop-in for `grad-info-opt`'s class (`from GIO import GIOKL`), backed by the Rust
-core. Same constructor, same `fit`, `calculate_statistical_distance` and `gradient_descend`
-signatures and return shapes, same results, quirks included (listed on `GIOKL.fit`).
-Change ``from GIO import GIOKL`` to ``from gio_rs import GIOKL`` and the subset is the same.
+"""`GIOKL`: a drop-in for `grad-info-opt`'s class, backed by the Rust core. Same constructor,
+same `fit`, `calculate_statistical_distance` and `gradient_descend` signatures and return shapes,
+same results, quirks included (listed on `GIOKL.fit`); the scale helpers (`spark`,
+`read_data_from_csv`, `read_data_from_parquet`, `quantize`, `explode`) on Spark DataFrames as in
+the reference, and `quantize`/`explode` on arrays too.
+
+grad-info-opt's `from GIO import GIOKL` imports the *module* GIO/GIOKL.py, so its users write
+``GIOKL.GIOKL(...)``; `GIOKL.GIOKL` is the class itself here, so that line, ``GIOKL(...)`` and
+``from gio_rs.GIOKL import GIOKL`` all work. Change ``from GIO import GIOKL`` to
+``from gio_rs import GIOKL`` and the subset is the same (docs/migrating.md).
 """
 
 from __future__ import annotations
 
 import random as _random
+import sys
 import warnings
 from typing import Any, Optional, Union
 
@@ -49,7 +56,8 @@ class GIOKL:
     progress : bool
         Not in the reference. Show a progress bar during `fit`.
 
-    Unlike the reference, no SparkSession is started.
+    Unlike the reference, the constructor starts no SparkSession: `spark` starts one (or takes
+    the active one) on first use, so array users never wait for Spark or need pyspark.
     """
 
     def __init__(
@@ -71,6 +79,45 @@ class GIOKL:
         self.verbose = verbose
         self.progress = progress
         self.random_init = False
+        self._spark: Any = None
+
+    @property
+    def spark(self) -> Any:
+        """The SparkSession the Spark methods use: the active one, or else a new one (local[*]
+        unless Spark's own configuration, e.g. spark-submit, says otherwise). Started on first
+        use; assign a session to use another. Needs `pip install gio_rs[spark]`."""
+        half = _spark_half("spark")
+        if self._spark is None or half.is_stopped(self._spark):
+            self._spark = half.default_session()
+        return self._spark
+
+    @spark.setter
+    def spark(self, session: Any) -> None:
+        self._spark = session
+
+    def read_data_from_csv(self, path: Any, path_X: Any, delim: str = "\t") -> tuple:
+        """grad-info-opt's input files: headerless, `delim`-separated, the third column (`_c2`) the
+        vector as a JSON list ("[0.1, 0.23, ...]"). Returns Spark DataFrames (train, target) with
+        every column (`_c0`, `_c1`, `_c2`, ...) plus `features` (array<double>), as the reference.
+        Unlike the reference, the files are checked when read (one pass each): a row whose `_c2` is
+        not a JSON list of numbers, a NaN or infinite value, vectors of different lengths, a
+        missing path raise GioError naming the argument, the file and the rows (by `_c0`)."""
+        half = _spark_half("read_data_from_csv")
+        return (
+            half.read_csv(self.spark, path, "path", delim),
+            half.read_csv(self.spark, path_X, "path_X", delim),
+        )
+
+    def read_data_from_parquet(self, path: Any, path_X: Any) -> tuple:
+        """Parquet files (or folders) with a `features` column of array<double> or array<float>.
+        Returns Spark DataFrames (train, target) with every column, `features` as array<double>,
+        as the reference. Checked when read, like `read_data_from_csv` (rows named by their index
+        in their file)."""
+        half = _spark_half("read_data_from_parquet")
+        return (
+            half.read_parquet(self.spark, path, "path"),
+            half.read_parquet(self.spark, path_X, "path_X"),
+        )
 
     def calculate_statistical_distance(
         self, x: Any, y: Any, k: int = 5, eps: float = 1e-8, discard_nearest_for_xy: bool = False
@@ -129,6 +176,8 @@ class GIOKL:
         discard_nearest_for_xy: bool = False,
         normalize: bool = True,
         lr: float = 0.01,
+        *,
+        stopping_criterion: Optional[str] = None,
     ) -> tuple:
         """Run GIO exactly as `grad-info-opt` 0.1.2 does.
 
@@ -156,7 +205,25 @@ class GIOKL:
 
         Differences: an unknown `v_init` raises GioError (the reference fails with
         UnboundLocalError); invalid values (NaN, k ≥ n, mismatched dimensions) raise GioError.
+        `stopping_criterion=` (the keyword grad-info-opt's README uses, which its `fit` rejects
+        with TypeError) is taken as `stop_criterion`, with a FutureWarning naming the real keyword.
+        `train`, `X` and `D` may be NumPy arrays, jax arrays, torch CPU tensors or anything NumPy
+        can view (`__array__`, `__array_interface__`, DLPack): read in place, without a copy, when
+        they are float32/float64 and C-contiguous.
         """
+        if stopping_criterion is not None:
+            if stop_criterion not in ("increase", stopping_criterion):
+                raise TypeError(
+                    f"fit: got stop_criterion={stop_criterion!r} and stopping_criterion="
+                    f"{stopping_criterion!r}; pass only stop_criterion"
+                )
+            warnings.warn(
+                "fit: `stopping_criterion` is not a keyword of GIOKL.fit (grad-info-opt raises TypeError "
+                f"on it); taken as stop_criterion={stopping_criterion!r}: pass stop_criterion instead",
+                FutureWarning,
+                stacklevel=2,
+            )
+            stop_criterion = stopping_criterion
         train_arr = as_matrix("train", train)
         x_arr = as_matrix("X", X, min_rows=2)
         dim = x_arr.shape[1]
@@ -246,18 +313,35 @@ class GIOKL:
         rseed1: int = 234,
         rseed2: int = 456,
     ) -> tuple:
-        """K-Means on the pool and on the target, as the reference's `quantize`, on NumPy arrays
-        instead of Spark frames. Returns ``(model_train, model_X, train_labels, X_labels)``: the
-        models are `gio_rs.KMeans` (with a Spark-style `clusterCenters()`), the labels take the
-        place of the reference's `prediction` column. ``rseed="auto"`` draws both seeds from
-        Python's `random` as the reference does (`random.randint(-1000, 1000)`, shifted to be
-        non-negative); otherwise `rseed1` and `rseed2` are used."""
-        train_arr = as_matrix("df_train", df_train)
-        x_arr = as_matrix("df_x", df_x)
-        same_columns("df_x", x_arr, "df_train", train_arr.shape[1])
+        """K-Means on the pool and on the target, as the reference's `quantize`. ``rseed="auto"``
+        draws both seeds from Python's `random` as the reference does
+        (`random.randint(-1000, 1000)` twice; from `random.Random(seed)` when `seed` is set);
+        otherwise `rseed1` and `rseed2` are used.
+
+        - Spark DataFrames (with a `features` array column): pyspark.ml's K-Means seeded as the
+          reference seeds it (k-means||, 20 iterations). Returns ``(model_train, model_X,
+          transformed_train, transformed_X)``: `KMeansModel`s (`clusterCenters()`) and the frames
+          with a `prediction` column. Frames not made by the `read_data_*` methods are checked
+          first (one pass); `features` may also be pyspark.ml vectors. A frame with fewer rows
+          than `k` (where MLlib fails) makes each of its distinct rows a cluster, with a warning.
+        - Arrays: `gio_rs.KMeans` (seed + 1000, as it takes no negative seed). Returns
+          ``(model_train, model_X, train_labels, X_labels)``: the models have a Spark-style
+          `clusterCenters()`; the labels take the place of the `prediction` column.
+        """
+        spark_train, spark_x = _is_spark_frame(df_train), _is_spark_frame(df_x)
+        if spark_train != spark_x:
+            raise TypeError(
+                "quantize: df_train and df_x must both be Spark DataFrames or both arrays, got "
+                f"{type(df_train).__name__} and {type(df_x).__name__}"
+            )
         if rseed == "auto":
             rng: Any = _random if self.seed is None else _random.Random(self.seed)
             rseed1, rseed2 = rng.randint(-1000, 1000), rng.randint(-1000, 1000)
+        if spark_train:
+            return _spark_half("quantize").quantize(df_train, df_x, k, rseed1, rseed2)
+        train_arr = as_matrix("df_train", df_train)
+        x_arr = as_matrix("df_x", df_x)
+        same_columns("df_x", x_arr, "df_train", train_arr.shape[1])
         seeds = [
             check_int(name, value, minimum=-(2**62)) + 1000
             for name, value in (("rseed1", rseed1), ("rseed2", rseed2))
@@ -267,15 +351,33 @@ class GIOKL:
         model_x = KMeans(k, random_state=seeds[1]).fit(x_arr)
         return model_train, model_x, model_train.labels_, model_x.labels_
 
-    def explode(
-        self, chosen_centroids: Any, kmeans_transformed_df: Any, kmeans_centroids_df: Any
-    ) -> np.ndarray:
-        """The train rows of the chosen centroids, as the reference's `explode`, on arrays:
-        `chosen_centroids` are rows (e.g. the selected part of W), `kmeans_transformed_df` the
-        train labels from `quantize`, `kmeans_centroids_df` the centers (array or fitted
-        `KMeans`). Each chosen row is matched to a center by exact equality, like the reference;
-        rows that match no center are dropped, as there, and a warning says how many. Returns the
-        member row indices (see `gio_rs.quantize.explode` for the order)."""
+    def explode(self, chosen_centroids: Any, kmeans_transformed_df: Any, kmeans_centroids_df: Any) -> Any:
+        """The pool rows of the chosen centroids, as the reference's `explode`: each chosen row
+        (e.g. the selected part of W) is matched to the centroids equal to it, and the members of
+        those clusters are returned. Prints "Found N centroids out of M selected centroids", as
+        the reference does; chosen rows that match no centroid are dropped, as there, and a
+        warning says how many.
+
+        - Spark: `kmeans_transformed_df` is the transformed frame from `quantize` (with
+          `prediction`), `kmeans_centroids_df` a Spark frame of (`id`, `centroid`) rows. Matching
+          is by hashing (the reference compares every pair in Python loops), in the dtype of
+          `chosen_centroids`. Returns the reference's frame: columns `i` (position in the list of
+          matches), `id` (the cluster), then every column of `kmeans_transformed_df` (so
+          ``.select("_c0", "_c1")`` works); a cluster matched twice gives its rows twice.
+        - Arrays: `kmeans_transformed_df` is the train labels from `quantize`,
+          `kmeans_centroids_df` the centers (array or fitted `KMeans`). Returns the member row
+          indices, each cluster once (see `gio_rs.quantize.explode` for the order).
+        """
+        if _is_spark_frame(kmeans_transformed_df):
+            chosen = as_matrix("chosen_centroids", chosen_centroids, min_rows=0)
+            return _spark_half("explode").explode(
+                chosen, kmeans_transformed_df, kmeans_centroids_df, verbose=bool(self.verbose)
+            )
+        if _is_spark_frame(kmeans_centroids_df):
+            raise TypeError(
+                "kmeans_transformed_df: kmeans_centroids_df is a Spark DataFrame, so this must be the "
+                f"transformed Spark DataFrame quantize returned, got {type(kmeans_transformed_df).__name__}"
+            )
         centers = (
             kmeans_centroids_df.cluster_centers_
             if isinstance(kmeans_centroids_df, KMeans)
@@ -289,9 +391,36 @@ class GIOKL:
         }
         ids = [lookup.get(row.tobytes()) for row in np.asarray(chosen, dtype=np.float64)]
         matched = [i for i in ids if i is not None]
+        if self.verbose:
+            print(f"Found {len(matched)} centroids out of {len(ids)} selected centroids")
         if len(matched) < len(ids):
             warnings.warn(
                 f"explode: {len(ids) - len(matched)} of {len(ids)} chosen rows match no centroid, dropped",
                 stacklevel=2,
             )
         return explode(np.asarray(matched, dtype=np.int64), kmeans_transformed_df).indices
+
+
+# grad-info-opt's scripts say `GIOKL.GIOKL(...)` (module GIO.GIOKL, class GIOKL): the class is
+# its own attribute, and `gio_rs.GIOKL` resolves to it as a "module" too, so that
+# `from gio_rs.GIOKL import GIOKL` works like `from GIO.GIOKL import GIOKL`.
+GIOKL.GIOKL = GIOKL  # type: ignore[attr-defined]
+sys.modules.setdefault(__name__.rpartition(".")[0] + ".GIOKL", GIOKL)  # type: ignore[arg-type]
+
+
+def _is_spark_frame(value: Any) -> bool:
+    """A pyspark DataFrame (classic or Spark Connect), recognised without importing pyspark."""
+    return any(
+        cls.__name__ == "DataFrame" and cls.__module__.startswith("pyspark.") for cls in type(value).__mro__
+    )
+
+
+def _spark_half(method: str) -> Any:
+    """gio_rs._giokl_spark, or an ImportError saying what `GIOKL.<method>` needs."""
+    try:
+        from . import _giokl_spark
+    except ImportError as exc:
+        raise ImportError(
+            f"GIOKL.{method} needs pyspark (with pyarrow and pandas): pip install 'gio_rs[spark]' ({exc})"
+        ) from exc
+    return _giokl_spark
