@@ -21,8 +21,9 @@ Public API:
 - `GioError`: raised for invalid input (a ValueError), and when a run's working set would
   exceed the memory budget (`set_memory_budget`, env GIO_RS_MEMORY_BUDGET; see `gio_rs.memory`).
 
-`embed` and `spark` are imported on first use (`gio_rs.embed`, `gio_rs.spark`, `import
-gio_rs.spark`, ...): `import gio_rs` loads neither tokenizers/safetensors nor pyspark.
+`embed`, `spark` and `generate_text_embeddings` (grad-info-opt's `GenerateEmbeddings`) are
+imported on first use (`gio_rs.embed`, `gio_rs.spark`, `import gio_rs.spark`, ...): `import gio_rs`
+loads neither tokenizers/safetensors nor pyspark.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ __all__ = [
 
 # Submodules with heavy optional dependencies, imported on first access (PEP 562). Not in
 # __all__ nor dir(): `from gio_rs import *` and help(gio_rs) must not import pyspark.
-_LAZY_SUBMODULES = ("embed", "spark")
+_LAZY_SUBMODULES = ("embed", "spark", "generate_text_embeddings")
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time, __getattr__ imports them
     from . import embed as embed
+    from . import generate_text_embeddings as generate_text_embeddings
     from . import spark as spark
 
 
