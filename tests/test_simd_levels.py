@@ -88,7 +88,9 @@ for dtype in ("float32", "float64"):
     out[f"greedy_{dtype}"] = [g.indices.tolist(), g.kl_trace.tolist()]
     km = gio_rs.KMeans(12, n_init=2, random_state=0, max_iter=20).fit(p)
     out[f"kmeans_{dtype}"] = [km.labels_.tolist(), km.cluster_centers_.ravel().tolist(), km.inertia_]
-    q = gio_rs.select(p, t, n_clusters=20, n_clusters_target=15, seed=1, max_iter=5, stop_criterion="data_size")
+    q = gio_rs.select(
+        p, t, n_clusters=20, n_clusters_target=15, seed=1, max_iter=5, stop_criterion="data_size"
+    )
     out[f"quantized_{dtype}"] = q.indices.tolist()
 json.dump(out, sys.stdout)
 """
