@@ -6,10 +6,17 @@ the hand-written analysis around them is kept).
     python benches/run_all.py --quick    # small shapes, a smoke run (prints only, unless --output)
     python benches/run_all.py --only kmeans,assign
 
+Every job runs at every SIMD dispatch level the machine offers: native, AVX2 (GIO_RS_NO_AVX512=1,
+on an AVX-512 host) and scalar (GIO_RS_NO_SIMD=1), each level with its peers measured in the same
+process; one table per level, then one table of the levels side by side (`--levels native,scalar`
+picks a subset). grad-info-opt, which takes minutes, is measured once, at the first level, and its
+figure is reused for the others (it does not depend on gio_rs's level).
+
 Each benchmark runs in its own subprocess, so that its environment is set before numpy, OpenBLAS
 and rayon load and its peak RSS is its own: RAYON_NUM_THREADS=1 and 2 for the thread-scaling
-rows; for the peers, OPENBLAS_L2_SIZE is dropped and OPENBLAS_CORETYPE is set to SkylakeX on
-AVX-512 CPUs (DESIGN.md §3: their best kernel here; `--openblas-coretype ""` leaves it unset).
+rows (native level); for the peers, OPENBLAS_L2_SIZE and OPENBLAS_CORETYPE are dropped (some
+machines set them for old OpenBLAS builds, which slows a current one), or OPENBLAS_CORETYPE is set
+with `--openblas-coretype`; the kernel OpenBLAS then runs (threadpoolctl) is printed.
 grad-info-opt runs only when its venv exists (benches/install_reference.sh) and never in --quick.
 """
 
@@ -35,7 +42,7 @@ END = "<!-- run_all:end -->"
 # Problem sizes of each job: (full, quick).
 SIZES = {
     "fit": (
-        dict(n=1500, M=1500, d=768, rows=51, numpy_rows=11, reference_rows=6),
+        dict(n=1500, M=1500, d=768, rows=201, numpy_rows=11, reference_rows=6),
         dict(n=300, M=300, d=64, rows=11, numpy_rows=3, reference_rows=2),
     ),
     "kl": (dict(n=2000, d=768, k=5), dict(n=400, d=64, k=5)),
@@ -100,7 +107,10 @@ def worker(job: str, params_json: str, result_path: str) -> None:
     except ImportError:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    Path(result_path).write_text(json.dumps({"result": result, "peak_rss_bytes": peak, "blas": blas}))
+    import gio_rs
+
+    payload = {"result": result, "peak_rss_bytes": peak, "blas": blas, "simd_level": gio_rs.simd_level()}
+    Path(result_path).write_text(json.dumps(payload))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,6 +122,29 @@ def cpu_has_avx512() -> bool:
         return " avx512f " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
     except OSError:
         return False
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's SIMD flags that matter to the dispatch (x86-64), for the report."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = line.split(":", 1)[1].split()
+                keep = ("avx512f", "avx512vl", "avx512bw", "avx2", "fma", "avx", "sse4_2", "asimd", "neon")
+                return [f for f in keep if f in flags]
+    except OSError:
+        pass
+    return []
+
+
+# Dispatch levels: (name in tables, environment forcing it).
+NATIVE, AVX2, SCALAR = "native", "avx2", "scalar"
+LEVEL_ENV = {NATIVE: {}, AVX2: {"GIO_RS_NO_AVX512": "1"}, SCALAR: {"GIO_RS_NO_SIMD": "1"}}
+
+
+def available_levels() -> list[str]:
+    """native, plus avx2 on an AVX-512 host (where native is avx512), plus scalar."""
+    return [NATIVE] + ([AVX2] if cpu_has_avx512() else []) + [SCALAR]
 
 
 def cpu_name() -> str:
@@ -129,8 +162,9 @@ class Runner:
         self.coretype = coretype
         self.peak_rss: dict[str, int] = {}
         self.blas: dict[str, str] = {}
+        self.levels: dict[str, str] = {}
 
-    def env(self, threads: int | None) -> dict:
+    def env(self, threads: int | None, level: str = NATIVE) -> dict:
         env = dict(os.environ)
         env.pop("OPENBLAS_L2_SIZE", None)
         env.pop("OPENBLAS_CORETYPE", None)
@@ -139,18 +173,25 @@ class Runner:
         env.pop("RAYON_NUM_THREADS", None)
         if threads is not None:
             env["RAYON_NUM_THREADS"] = str(threads)
+        env.pop("GIO_RS_NO_SIMD", None)
+        env.pop("GIO_RS_NO_AVX512", None)
+        env.update(LEVEL_ENV[level])
         return env
 
-    def run(self, label: str, job: str, params: dict, threads: int | None = None) -> object:
+    def run(
+        self, label: str, job: str, params: dict, threads: int | None = None, level: str = NATIVE
+    ) -> object:
         print(
-            f"-- {label}: {job} {params}" + (f", RAYON_NUM_THREADS={threads}" if threads else ""), flush=True
+            f"-- {label} [{level}]: {job} {params}" + (f", RAYON_NUM_THREADS={threads}" if threads else ""),
+            flush=True,
         )
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "result.json"
             cmd = [sys.executable, __file__, "--worker", job, json.dumps(params), str(out)]
-            subprocess.run(cmd, check=True, env=self.env(threads))
+            subprocess.run(cmd, check=True, env=self.env(threads, level))
             payload = json.loads(out.read_text())
+        self.levels[label + f" [{level}]"] = payload["simd_level"]
         self.peak_rss[label] = payload["peak_rss_bytes"]
         self.blas.update(payload["blas"])
         print(f"   done in {time.perf_counter() - start:.1f} s", flush=True)
@@ -249,6 +290,8 @@ def add_kl(table: Table, r: dict, reference_note: str) -> None:
             "grad-info-opt (JAX float32 GEMM, warm)",
             fmt_time(real),
             f"{real / ours:.2f}× ({word})",
+            "≥ 1× (goal 2×)",
+            verdict(real / ours, 1.0),
         )
 
 
@@ -266,8 +309,8 @@ def add_kmeans(table: Table, rows: list[dict], shape: dict) -> None:
             name,
             fmt_time(peer["per_iter_s"]),
             f"{iter_ratio:.2f}×",
-            "≥ 1× (no slower)" if name == "faiss-cpu" else "",
-            verdict(iter_ratio, 1.0) if name == "faiss-cpu" else "",
+            "≥ 1×" if name == "faiss-cpu" else "≥ 1.3×",
+            verdict(iter_ratio, 1.0 if name == "faiss-cpu" else 1.3),
         )
         table.add(
             f"K-Means, total ({shape['iters']} iterations)",
@@ -382,8 +425,11 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
         "--openblas-coretype",
-        default="SkylakeX" if cpu_has_avx512() else "",
-        help="OPENBLAS_CORETYPE for the peers ('' leaves it unset); default SkylakeX on AVX-512 CPUs",
+        default="",
+        help="OPENBLAS_CORETYPE for the peers (default: unset, OpenBLAS picks its kernel for the CPU)",
+    )
+    parser.add_argument(
+        "--levels", help=f"comma-separated dispatch levels to run (default: all here: {available_levels()})"
     )
     parser.add_argument("--scaling-rounds", type=int, default=2, help="1-vs-2-thread rounds (best kept)")
     parser.add_argument(
@@ -407,75 +453,141 @@ def main() -> None:
         reference_venv = ""
         reference_note = f"{args.reference_venv} not found; create it with benches/install_reference.sh"
 
+    levels = available_levels()
+    if args.levels:
+        wanted = [lv.strip() for lv in args.levels.split(",")]
+        bad = set(wanted) - set(levels)
+        if bad:
+            parser.error(f"--levels: {sorted(bad)} not available here; choose from {levels}")
+        levels = wanted
+
     runner = Runner(args.openblas_coretype or None)
     load_before = load()
     started = time.perf_counter()
-    table = Table()
     import gio_rs
 
-    if "fit" in jobs:
-        r = runner.run("fit", "fit", dict(SIZES["fit"][size], reference_venv=reference_venv))
-        add_fit(table, r, reference_note)
-    if "kl" in jobs:
-        r = runner.run("kl", "kl", dict(SIZES["kl"][size], reference_venv=reference_venv))
-        add_kl(table, r, reference_note)
-    if "kmeans" in jobs:
-        shape = SIZES["kmeans"][size]
-        add_kmeans(table, runner.run("kmeans", "kmeans", shape), shape)
-    if "assign" in jobs:
-        add_assign(
-            table, runner.run("assign float32", "assign", dict(SIZES["assign"][size], dtype="float32"))
-        )
-        r = runner.run("assign float64", "assign", dict(SIZES["assign64"][size], dtype="float64"))
-        add_assign(table, r)
-    if "scaling" in jobs:
-        # 1 and 2 threads alternate for `rounds` rounds, the fastest of each kept: load from
-        # other processes then hits both alike.
-        shape = SIZES["kmeans"][size]
-        pool = SIZES["large_pool"][size]
-        km: dict[int, dict] = {}
-        fit: dict[int, dict] = {}
-        for _ in range(args.scaling_rounds):
-            for threads in (1, 2):
-                label = f"K-Means, {threads} thread(s)"
-                r = runner.run(label, "kmeans", dict(shape, peers=False), threads=threads)[0]
-                if threads not in km or r["total_s"] < km[threads]["total_s"]:
-                    km[threads] = r
-                r = runner.run(f"fit, large pool, {threads} thread(s)", "large_pool", pool, threads=threads)
-                if threads not in fit or r["gio_rs_s"] < fit[threads]["gio_rs_s"]:
-                    fit[threads] = r
-        case = f"N = {shape['n']}, d = {shape['d']}, K = {shape['k']}, {shape['iters']} iterations, total"
-        add_scaling(table, "K-Means", case, km[1]["total_s"], km[2]["total_s"], km[2]["total_cpu_s"])
-        case = f"n = {pool['n']}, M = {pool['M']}, d = {pool['d']}, {fit[2]['gio_rs_rows']} rows (select)"
-        add_scaling(table, "fit", case, fit[1]["gio_rs_s"], fit[2]["gio_rs_s"], fit[2]["gio_rs_cpu_s"])
-    if "pipeline" in jobs:
-        add_pipeline(table, runner.run("pipeline", "pipeline", SIZES["pipeline"][size]))
+    tables: dict[str, Table] = {}
+    # Per job and level, gio_rs's headline seconds, for the side-by-side table.
+    headline: dict[str, dict[str, float]] = {}
+    reference_fit: dict | None = None
+    reference_kl: dict | None = None
+    for level in levels:
+        table = tables[level] = Table()
+        if "fit" in jobs:
+            venv = reference_venv if reference_fit is None else ""
+            r = runner.run("fit", "fit", dict(SIZES["fit"][size], reference_venv=venv), level=level)
+            if reference_fit is None and r["grad_info_opt_s"] is not None:
+                reference_fit = {k: v for k, v in r.items() if k.startswith("grad_info_opt")}
+            elif reference_fit is not None:
+                r.update(reference_fit)
+            add_fit(table, r, reference_note)
+            headline.setdefault("GIOKL.fit per row", {})[level] = r["gio_rs_s"] / r["gio_rs_rows"]
+        if "kl" in jobs:
+            venv = reference_venv if reference_kl is None else ""
+            r = runner.run("kl", "kl", dict(SIZES["kl"][size], reference_venv=venv), level=level)
+            if reference_kl is None and r["grad_info_opt_s"] is not None:
+                reference_kl = {"grad_info_opt_s": r["grad_info_opt_s"]}
+            elif reference_kl is not None:
+                r.update(reference_kl)
+            add_kl(table, r, reference_note)
+            headline.setdefault("kl_divergence", {})[level] = r["gio_rs_s"]
+        if "kmeans" in jobs:
+            shape = SIZES["kmeans"][size]
+            rows = runner.run("kmeans", "kmeans", shape, level=level)
+            add_kmeans(table, rows, shape)
+            headline.setdefault("K-Means per Lloyd iteration", {})[level] = rows[0]["per_iter_s"]
+        if "assign" in jobs:
+            params = dict(SIZES["assign"][size], dtype="float32")
+            r = runner.run("assign float32", "assign", params, level=level)
+            add_assign(table, r)
+            headline.setdefault("assignment float32", {})[level] = r["gio_rs_s"]
+            params = dict(SIZES["assign64"][size], dtype="float64")
+            r = runner.run("assign float64", "assign", params, level=level)
+            add_assign(table, r)
+            headline.setdefault("assignment float64", {})[level] = r["gio_rs_s"]
+        if level != levels[0]:
+            continue
+        # Thread scaling and the pipeline at the first (native) level only.
+        if "scaling" in jobs:
+            # 1 and 2 threads alternate for `rounds` rounds, the fastest of each kept: load from
+            # other processes then hits both alike.
+            shape = SIZES["kmeans"][size]
+            pool = SIZES["large_pool"][size]
+            km: dict[int, dict] = {}
+            fit: dict[int, dict] = {}
+            for _ in range(args.scaling_rounds):
+                for threads in (1, 2):
+                    label = f"K-Means, {threads} thread(s)"
+                    r = runner.run(label, "kmeans", dict(shape, peers=False), threads=threads, level=level)[0]
+                    if threads not in km or r["total_s"] < km[threads]["total_s"]:
+                        km[threads] = r
+                    label = f"fit, large pool, {threads} thread(s)"
+                    r = runner.run(label, "large_pool", pool, threads=threads, level=level)
+                    if threads not in fit or r["gio_rs_s"] < fit[threads]["gio_rs_s"]:
+                        fit[threads] = r
+            case = f"N = {shape['n']}, d = {shape['d']}, K = {shape['k']}, {shape['iters']} iterations, total"
+            add_scaling(table, "K-Means", case, km[1]["total_s"], km[2]["total_s"], km[2]["total_cpu_s"])
+            case = f"n = {pool['n']}, M = {pool['M']}, d = {pool['d']}, {fit[2]['gio_rs_rows']} rows (select)"
+            add_scaling(table, "fit", case, fit[1]["gio_rs_s"], fit[2]["gio_rs_s"], fit[2]["gio_rs_cpu_s"])
+        if "pipeline" in jobs:
+            add_pipeline(table, runner.run("pipeline", "pipeline", SIZES["pipeline"][size], level=level))
 
+    used = {lv: next((v for k, v in runner.levels.items() if k.endswith(f"[{lv}]")), "?") for lv in levels}
     mib = 2**20
     rss = "; ".join(f"{label} {peak / mib:.0f} MiB" for label, peak in runner.peak_rss.items())
     command = "python benches/run_all.py" + (" --quick" if args.quick else "")
     if args.only:
         command += f" --only {args.only}"
+    if args.levels:
+        command += f" --levels {args.levels}"
     header = [
         f"`{command}`, {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
         f"{time.perf_counter() - started:.0f} s in all.",
-        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs; gio_rs {gio_rs.__version__} dispatch "
-        f"`{gio_rs.simd_level()}`, rayon threads {os.environ.get('RAYON_NUM_THREADS', 'all')} "
-        "unless stated; peers' OpenBLAS kernels "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, flags {' '.join(cpu_flags()) or '—'}; gio_rs "
+        f"{gio_rs.__version__}, dispatch levels run: "
+        + ", ".join(f"{lv} = `{used[lv]}`" for lv in levels)
+        + f"; rayon threads {os.environ.get('RAYON_NUM_THREADS', 'all')} unless stated; peers' OpenBLAS "
+        "kernels "
         + (", ".join(f"{lib.split('-')[0]}: {arch}" for lib, arch in sorted(runner.blas.items())) or "—")
-        + f" (OPENBLAS_CORETYPE={args.openblas_coretype or 'unset'}).",
+        + f" (OPENBLAS_CORETYPE={args.openblas_coretype or 'unset'}, OPENBLAS_L2_SIZE unset).",
         f"Load average (1/5/15 min) before: {load_before}, after: {load()} — the machine is shared; "
         "gio_rs and its peers run in the same job, so ratios are fairer than absolute times.",
         "Ratios are peer time / gio_rs time (above 1: gio_rs faster), except the kernel's share of "
         "numpy's GEMM GFLOP/s and the thread speedup (1-thread time / 2-thread time).",
     ]
-    section = "\n".join(header) + "\n\n" + table.markdown() + f"\n\nPeak RSS per benchmark process: {rss}.\n"
+    parts = ["\n".join(header)]
+    for level in levels:
+        parts.append(f"### Level {level} (`{used[level]}`)\n\n" + tables[level].markdown())
+    if len(levels) > 1:
+        parts.append(levels_table(headline, levels, used))
+    section = "\n\n".join(parts) + f"\n\nPeak RSS per benchmark process: {rss}.\n"
     print()
     print(section)
-    output = args.output or (None if args.quick or args.only else REPO / "BENCHMARKS.md")
+    output = args.output or (None if args.quick or args.only or args.levels else REPO / "BENCHMARKS.md")
     if output is not None and not args.no_write:
         write_section(output, "## Summary of the last full run\n\n" + section)
         print(f"written to {output}")
+
+
+def levels_table(headline: dict[str, dict[str, float]], levels: list[str], used: dict[str, str]) -> str:
+    """gio_rs's time per job at each level, and the ratios the targets are about: the scalar
+    level within 4× of AVX2 (or of native where that is AVX2), AVX2 within 1.6× of AVX-512."""
+    head = ["job"] + [f"{lv} (`{used[lv]}`)" for lv in levels] + ["ratios", "targets"]
+    lines = ["### Levels side by side", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    avx2 = AVX2 if AVX2 in levels else (NATIVE if used.get(NATIVE) == "avx2" else None)
+    for job, times in headline.items():
+        ratios, status = [], []
+        if SCALAR in times and avx2 in times:
+            r = times[SCALAR] / times[avx2]
+            ratios.append(f"scalar / avx2 = {r:.2f}")
+            status.append("scalar ≤ 4× avx2: " + ("met" if r <= 4 else f"**missed** ({r:.2f}×)"))
+        if AVX2 in times and NATIVE in times and used.get(NATIVE) == "avx512":
+            r = times[AVX2] / times[NATIVE]
+            ratios.append(f"avx2 / avx512 = {r:.2f}")
+            status.append("avx2 ≤ 1.6× avx512: " + ("met" if r <= 1.6 else f"**missed** ({r:.2f}×)"))
+        cells = [fmt_time(times[lv]) if lv in times else "—" for lv in levels]
+        lines.append("| " + " | ".join([job] + cells + ["; ".join(ratios), "; ".join(status)]) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

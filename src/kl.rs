@@ -495,7 +495,8 @@ impl<'a, T: Element> KlState<'a, T> {
             .zip(coef_sums);
         for (((out, v), (far, near)), &coef_sum) in per_point {
             for (((o, &vj), &f), &nr) in out.iter_mut().zip(v).zip(far).zip(near) {
-                *o = coef_sum.mul_add(vj, -f) + nr;
+                // Not mul_add: outside the SIMD entry points that would be a libm call.
+                *o = coef_sum * vj - f + nr;
             }
         }
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,20 @@ def test_kernels_match_the_numpy_reference_at_this_level(dtype):
     grad = gio_rs.kl_gradient(x, y, v)
     ref_grad = reference.kl_gradient(x.astype(np.float64), y.astype(np.float64), v)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+
+def test_fused_multiply_adds_only_inside_the_simd_entry_points():
+    """`f64::mul_add` compiled without the `fma` target feature becomes a library call per
+    element. Only src/simd/isa.rs may use it (inside the FMA levels' methods, inlined into their
+    `#[target_feature]` entry points, and on aarch64, where FMA is baseline)."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    offenders = [
+        f"{path.relative_to(src)}:{number}"
+        for path in sorted(src.rglob("*.rs"))
+        if path.name not in ("isa.rs", "tests.rs")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        # The Isa's own `s.mul_add(...)` is the dispatched vector operation, not f64::mul_add.
+        if re.search(r"(?<!\bs)\.mul_add\(", line) and not line.lstrip().startswith("//")
+    ]
+    assert not offenders, f"mul_add outside the SIMD entry points: {offenders}"
