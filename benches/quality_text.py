@@ -347,6 +347,7 @@ class DomainResult:
     budget: int
     cells: dict  # method -> Cell (score "in_domain"), or None when unavailable
     spread: list  # per seed: the target's spread relative to the pool (see target_spread)
+    shift: list  # per seed: how far the target's mean is from the pool's (see target_shift)
 
 
 def eligible_labels(collection: Collection, settings: Settings) -> list[tuple[str, int]]:
@@ -368,6 +369,16 @@ def target_spread(pool: np.ndarray, target: np.ndarray) -> float:
     return spread(target) / spread(pool)
 
 
+def target_shift(pool: np.ndarray, target: np.ndarray) -> float:
+    """Squared distance between the target's and the pool's means over its expected value for a
+    random sample of the pool (the sampling variance of both means): about 1 when the target looks
+    like a random sample of the pool, larger the more it is a distinct region."""
+    pool, target = pool.astype(np.float64), target.astype(np.float64)
+    gap = target.mean(axis=0) - pool.mean(axis=0)
+    noise = target.var(axis=0, ddof=1).sum() / len(target) + pool.var(axis=0, ddof=1).sum() / len(pool)
+    return float(gap @ gap / noise)
+
+
 def domain_job(
     collection: Collection, vectors: np.ndarray, counts: Any, settings: Settings, table: dict[str, Method]
 ) -> list[DomainResult]:
@@ -376,7 +387,7 @@ def domain_job(
     for label_number, (label, count) in enumerate(eligible_labels(collection, settings)):
         members = np.flatnonzero(collection.labels == label)
         cells = {name: (None if available(m) else Cell()) for name, m in table.items()}
-        spreads = []
+        spreads, shifts = [], []
         for seed in settings.seeds:
             rng = np.random.default_rng([seed, label_number])
             target_rows = np.sort(rng.choice(members, settings.target_rows, replace=False))
@@ -393,12 +404,13 @@ def domain_job(
                 target_counts=None if counts is None else counts[target_rows],
             )
             spreads.append(target_spread(task.pool, task.target))
+            shifts.append(target_shift(task.pool, task.target))
             for name, method in table.items():
                 if cells[name] is not None:
                     rows, seconds = select_rows(method, task)
                     cells[name].add(seconds, in_domain=float(in_domain[rows].mean()))
         progress(f"domain/{collection.name}: {label} done ({len(settings.seeds)} seeds)")
-        results.append(DomainResult(label, count, len(pool_rows), task.budget, cells, spreads))
+        results.append(DomainResult(label, count, len(pool_rows), task.budget, cells, spreads, shifts))
     return results
 
 
@@ -621,13 +633,16 @@ def domain_tables(name: str, results: list[DomainResult], target_rows: int) -> l
     lines += [
         "",
         f"**{name}, in-domain share % by label** (mean ± sd over seeds); the header gives the label's "
-        "texts in the collection, the budget, and the target's spread relative to the pool (mean "
-        "distance to the mean, target / pool).",
+        "texts in the collection, the budget, the target's spread relative to the pool (mean "
+        "distance to the mean, target / pool) and its shift (squared distance between the target's "
+        "and the pool's means, over its value expected for a random sample: about 1 for a sample of "
+        "the pool).",
         "",
         "| method | " + " | ".join(r.label for r in results) + " |",
         "|---|" + "---|" * len(results),
         "| *texts / budget* | " + " | ".join(f"{r.rows} / {r.budget}" for r in results) + " |",
         "| *target spread* | " + " | ".join(f"{np.mean(r.spread):.2f}" for r in results) + " |",
+        "| *target shift* | " + " | ".join(f"{np.mean(r.shift):.1f}" for r in results) + " |",
     ]
     for m in methods:
         cells = [
@@ -707,6 +722,7 @@ def raw_results(domain: dict[str, list[DomainResult]], quality: dict[str, Qualit
                     "pool": r.pool,
                     "budget": r.budget,
                     "spread": r.spread,
+                    "shift": r.shift,
                     "methods": cells(r.cells),
                 }
                 for r in results
@@ -796,15 +812,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    out = [
-        f"gio_rs {gio_rs.__version__}, SIMD {gio_rs.simd_level()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs; seeds {settings.seeds}; embeddings all-MiniLM-L6-v2 (gio_rs.embed)",
-        "",
-    ]
+    out: list[str] = []
+
+    def emit(lines: list[str]) -> None:
+        """Prints at once (a full run is long) and keeps the lines for --out."""
+        out.extend(lines)
+        print("\n".join(lines), flush=True)
+
+    emit(
+        [
+            f"gio_rs {gio_rs.__version__}, SIMD {gio_rs.simd_level()}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs; seeds {settings.seeds}; embeddings all-MiniLM-L6-v2 (gio_rs.embed)",
+            "",
+        ]
+    )
     for name, method in table.items():
         why = available(method)
         if why:
-            out += [f"{name}: unavailable ({why}).", ""]
+            emit([f"{name}: unavailable ({why}).", ""])
     dsir = any(m.run is dsir_rows and available(m) is None for m in table.values())
     domain: dict[str, list[DomainResult]] = {}
     quality: dict[str, QualityResult] = {}
@@ -812,30 +837,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             collection = load_collection(name, cache, settings)
         except DataUnavailable as error:
-            out += [f"**{name}**: unavailable ({error}).", ""]
+            emit([f"**{name}**: unavailable ({error}).", ""])
             continue
-        out += [
-            f"**{name}**: {len(collection)} texts, {len(set(collection.labels))} labels; "
-            f"{collection.source}.",
-            "",
-        ]
+        emit(
+            [
+                f"**{name}**: {len(collection)} texts, {len(set(collection.labels))} labels; "
+                f"{collection.source}.",
+                "",
+            ]
+        )
         vectors = embed_cached(collection.texts, cache, name)
         counts = dsir_counts(collection.texts) if dsir else None
         if "domain" in jobs:
             domain[name] = domain_job(collection, vectors, counts, settings, table)
-            out += domain_tables(name, domain[name], settings.target_rows) + [""]
+            emit(domain_tables(name, domain[name], settings.target_rows) + [""])
         if "quality" in jobs:
             quality[name] = quality_job(collection, vectors, counts, settings, table, cache)
-            out += quality_table(name, quality[name], settings.target_rows) + [""]
+            emit(quality_table(name, quality[name], settings.target_rows) + [""])
     if len(domain) + len(quality) > 1:
-        out += ["**All collections** (label-averaged in-domain %; distinct clean %)", ""]
-        out += overview_table(domain, quality) + [""]
-    out += [f"Total run time {time.perf_counter() - started:.0f} s."]
+        emit(["**All collections** (label-averaged in-domain %; distinct clean %)", ""])
+        emit(overview_table(domain, quality) + [""])
+    emit([f"Total run time {time.perf_counter() - started:.0f} s."])
 
-    text = "\n".join(out)
-    print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        Path(args.out).write_text("\n".join(out) + "\n", encoding="utf-8")
     if args.json:
         Path(args.json).write_text(json.dumps(raw_results(domain, quality)) + "\n", encoding="utf-8")
     return 0
