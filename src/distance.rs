@@ -86,7 +86,7 @@ pub const F32_SAFE_NORM: f64 = 1e30;
 
 /// Rows per task of the float32 k-th neighbour search: their scores against every row (64 × n
 /// float32) stay in L2 for n up to a few thousand.
-const F32_BLOCK: usize = 64;
+const F32_BLOCK: usize = 32;
 
 /// For every row i of `x`: the clipped (k+1)-th smallest squared distance to the rows of `x`,
 /// the row itself included (so the k-th neighbour not counting itself). Requires k < n.
@@ -191,27 +191,46 @@ fn kth_neighbour_sq_f32<T: Element>(
         let mut out = Vec::with_capacity((b1 - b0) * F32_BLOCK);
         let mut scores = vec![0.0f32; F32_BLOCK * padded];
         let mut approx: Vec<f64> = Vec::with_capacity(n);
-        let mut scratch = Vec::with_capacity(n);
+        let mut smallest: Vec<f64> = Vec::with_capacity(k + 1);
         let mut exact = Vec::new();
         for b in b0..b1 {
             let (i0, i1) = (b * F32_BLOCK, ((b + 1) * F32_BLOCK).min(n));
             let scores = &mut scores[..(i1 - i0) * padded];
             center_scores_f32(x.slice(i0, i1).data(), packed, scores);
             for (i, row) in (i0..i1).zip(scores.chunks_exact(padded)) {
-                approx.clear();
-                approx.extend(row[..n].iter().map(|&s| (s as f64 + norms[i]).max(0.0)));
-                scratch.clear();
-                scratch.extend_from_slice(&approx);
-                let (_, kth, _) = scratch.select_nth_unstable_by(k, f64::total_cmp);
-                let error = relative * (norms[i] + max_norm) + absolute;
-                let threshold = *kth + 2.0 * error;
+                let ni = norms[i];
+                let approx_of = |s: f32| (s as f64 + ni).max(0.0);
+                // The (k+1)-th smallest approximate value (in total order, as select_nth would
+                // find it): a short sorted list for small k, one scan without copies.
+                let kth = if k < SMALL_K {
+                    smallest.clear();
+                    for &s in &row[..n] {
+                        let a = approx_of(s);
+                        if smallest.len() <= k {
+                            let at = smallest.partition_point(|v| v.total_cmp(&a).is_le());
+                            smallest.insert(at, a);
+                        } else if a.total_cmp(&smallest[k]).is_lt() {
+                            let at = smallest.partition_point(|v| v.total_cmp(&a).is_le());
+                            smallest.insert(at, a);
+                            smallest.pop();
+                        }
+                    }
+                    smallest[k]
+                } else {
+                    approx.clear();
+                    approx.extend(row[..n].iter().map(|&s| approx_of(s)));
+                    *approx.select_nth_unstable_by(k, f64::total_cmp).1
+                };
+                let error = relative * (ni + max_norm) + absolute;
+                let threshold = kth + 2.0 * error;
                 let xi = x.row(i);
                 exact.clear();
                 exact.extend(
                     (0..n)
                         // Not `a <= t`: a NaN keeps every row, so there are never fewer than k.
                         .filter(|&j| {
-                            approx[j].partial_cmp(&threshold) != Some(std::cmp::Ordering::Greater)
+                            approx_of(row[j]).partial_cmp(&threshold)
+                                != Some(std::cmp::Ordering::Greater)
                         })
                         .map(|j| sq_dist(xi, x.row(j))),
                 );
@@ -223,6 +242,9 @@ fn kth_neighbour_sq_f32<T: Element>(
     });
     per_block.into_iter().flatten().collect()
 }
+
+/// Below this k the (k+1)-th smallest candidate score is found with a short sorted list.
+const SMALL_K: usize = 32;
 
 #[cfg(test)]
 mod tests {

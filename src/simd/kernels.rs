@@ -235,7 +235,7 @@ pub(super) fn add_weighted_rows<S: Isa, T: Element>(
     let [j4, j2, j1] = S::WEIGHTED_COLUMNS;
     let mut p = 0;
     while p < points {
-        let take = match points - p {
+        let take = match (points - p).min(S::WEIGHTED_POINTS) {
             1 => 1,
             2 | 3 => 2,
             _ => 4,
@@ -472,6 +472,7 @@ pub(super) fn nearest_blocks<S: Isa>(
     match S::CENTER_TILE {
         (8, 2) => nearest_blocks_tiled::<S, 8, 2>(s, blocks, centers, states),
         (6, 1) => nearest_blocks_tiled::<S, 6, 1>(s, blocks, centers, states),
+        (3, 1) => nearest_blocks_tiled::<S, 3, 1>(s, blocks, centers, states),
         _ => nearest_blocks_tiled::<S, 2, 1>(s, blocks, centers, states),
     }
 }
@@ -508,6 +509,7 @@ pub(super) fn score_blocks<S: Isa>(s: S, blocks: &[f32], centers: &PanelView<'_>
     match S::CENTER_TILE {
         (8, 2) => score_blocks_tiled::<S, 8, 2>(s, blocks, centers, out),
         (6, 1) => score_blocks_tiled::<S, 6, 1>(s, blocks, centers, out),
+        (3, 1) => score_blocks_tiled::<S, 3, 1>(s, blocks, centers, out),
         _ => score_blocks_tiled::<S, 2, 1>(s, blocks, centers, out),
     }
 }
