@@ -24,16 +24,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def fixtures_dir() -> Path:
-    return Path(os.environ.get("GIO_FIXTURES_DIR", REPO.parent / "shared" / "fixtures"))
+    """The reference outputs the tests compare with: tests/data (see its README), or
+    $GIO_FIXTURES_DIR."""
+    return Path(os.environ.get("GIO_FIXTURES_DIR", REPO / "tests" / "data"))
+
+
+def fixture_path(name: str) -> Path:
+    """A fixture file; a missing one fails the test (it is part of the repository, never optional)."""
+    path = fixtures_dir() / name
+    if not path.is_file():
+        pytest.fail(
+            f"fixture missing: {path} (tests/data is part of the repository; GIO_FIXTURES_DIR overrides it)"
+        )
+    return path
 
 
 @pytest.fixture(scope="session")
 def reference_npz():
-    """The real grad-info-opt outputs (../shared/fixtures/reference_public.npz)."""
-    path = fixtures_dir() / "reference_public.npz"
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"fixtures missing in CI: {path}")
-        pytest.skip(f"fixtures not found at {path} (set GIO_FIXTURES_DIR)")
-    data = np.load(path)
+    """The real grad-info-opt outputs (tests/data/reference_public.npz)."""
+    data = np.load(fixture_path("reference_public.npz"))
     return data, json.loads(str(data["meta_json"]))
+

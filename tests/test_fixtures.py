@@ -1,5 +1,5 @@
 """gio_rs against outputs of the real reference (grad-info-opt 0.1.2, JAX), with the tolerances
-of ../shared/fixtures/README.md, in float64 and float32."""
+of tests/data/README.md, in float64 and float32."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`gio_rs.reference` (the slow NumPy oracle) against the REAL reference outputs.
 
-The fixtures (../shared/fixtures/reference_public.npz, or $GIO_FIXTURES_DIR) hold what
+The fixtures (tests/data/reference_public.npz, or $GIO_FIXTURES_DIR) hold what
 grad-info-opt 0.1.2 itself computed (KL values, JAX gradients, 5-step descents, whole `fit` runs);
 the tolerances are those of the fixtures README. The second half has small handmade cases for the
 the bug fixes of ``greedy_select(fixed=True)``, the reference's draw order and counters, and
@@ -33,20 +33,14 @@ except ImportError:  # the package is not built / installed: load the file by pa
     sys.modules[_spec.name] = reference  # dataclasses need the module registered
     _spec.loader.exec_module(reference)
 
-FIXTURES_DIR = Path(
-    os.environ.get("GIO_FIXTURES_DIR", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
-)
+FIXTURES_DIR = Path(os.environ.get("GIO_FIXTURES_DIR", Path(__file__).resolve().parent / "data"))
 FIXTURES = FIXTURES_DIR / "reference_public.npz"
-if not FIXTURES.exists():
-    pytest.skip(
-        f"reference fixtures not found at {FIXTURES} (set GIO_FIXTURES_DIR to the folder holding "
-        "reference_public.npz)",
-        allow_module_level=True,
-    )
 
 
 @functools.cache
 def _data():
+    if not FIXTURES.is_file():  # part of the repository: missing is a failure, never a skip
+        pytest.fail(f"fixture missing: {FIXTURES} (see tests/data/README.md; GIO_FIXTURES_DIR overrides it)")
     z = np.load(FIXTURES)
     return {key: z[key] for key in z.files}, json.loads(str(z["meta_json"]))
 
