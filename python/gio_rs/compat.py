@@ -219,7 +219,7 @@ class GIOKL:
         # The result copies the unselected pool (`adder`), on top of the loop's own working set.
         adder_bytes = train_arr.shape[0] * train_arr.shape[1] * dtype.itemsize
         train_c, x_c, init_c = loop_arrays(
-            train_arr, x_arr, init_arr, opts.max_iter, greedy=False, extra=adder_bytes
+            train_arr, x_arr, init_arr, opts.max_iter, greedy=False, extra=adder_bytes, init_name="D"
         )
         out = run_loop(train_c, x_c, init_c, opts, fixed=False, rng=rng, reporter=reporter)
         indices = out["indices"]
