@@ -45,3 +45,11 @@ def reference_npz():
     data = np.load(fixture_path("reference_public.npz"))
     return data, json.loads(str(data["meta_json"]))
 
+
+# Lines a test module wants shown after the run (the robustness suite's example counts).
+SUMMARY_LINES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in SUMMARY_LINES:
+        terminalreporter.write_line(line)
