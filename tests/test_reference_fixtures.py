@@ -416,12 +416,24 @@ def test_restart_coin_lengthens_the_descent():
     assert t.stop_reason == "max_iter" and rng.log == ["sample", "sample", "random", "sample", "random"]
 
 
-def test_jump_draw_consumes_the_stream_like_the_reference():
-    X = np.arange(30.0).reshape(15, 2)
-    a, b = random.Random(7), random.Random(7)
-    for _ in range(5):
-        assert a.sample(X.tolist(), 1)[0] == X[b.sample(range(15), 1)[0]].tolist()
-    assert a.random() == b.random()
+def test_jump_draws_the_rows_the_reference_draws():
+    """v_init='jump' starts every descent at the row the reference's `random.sample(X.tolist(), 1)`
+    draws, interleaved with its restart coin (`random.random()`, drawn on every iteration but
+    the first): the expected rows are computed here with the reference's own calls. With
+    scale_factor=0 the descent never moves v, so v_opts are the drawn rows."""
+    rng = np.random.default_rng(5)
+    X, pool = rng.normal(size=(15, 2)), rng.normal(size=(40, 2))
+    kwargs = dict(
+        k=2, max_iter=3, stop_criterion="data_size", scale_factor=0.0, v_init="jump", grad_desc_iter=2
+    )
+    t = reference.greedy_select(pool, X, X[:3] + 5.0, rng=random.Random(7), **kwargs)
+    theirs = random.Random(7)
+    expected = [theirs.sample(X.tolist(), 1)[0]]  # the first v, before the loop
+    for _ in range(len(t.v_opts) - 1):
+        expected.append(theirs.sample(X.tolist(), 1)[0])  # the jump after a candidate
+        theirs.random()  # the next iteration's restart coin
+    assert len(t.v_opts) == kwargs["max_iter"] + 2  # max_iter + 1 rows, one candidate discarded
+    np.testing.assert_array_equal(np.array(t.v_opts), np.array(expected))
 
 
 def test_fit_start_modes_draw_like_the_reference():
