@@ -186,7 +186,7 @@ class GIOKL:
             rng: Any = _random
             np_rng: Any = np.random
         else:
-            seed = check_int("seed", self.seed, minimum=0)
+            seed = check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)  # RandomState's range
             rng, np_rng = _random.Random(seed), np.random.RandomState(seed)
 
         def uniform_rows() -> np.ndarray:

@@ -466,7 +466,7 @@ def select(
         Learning rate of the descent.
     seed : int, optional
         Seeds every random draw (uniform start, random_init_pct, jump, restarts): the same seed gives
-        the same selection, whatever the thread count.
+        the same selection, whatever the thread count. 0 <= seed < 2**32 (NumPy's RandomState).
     callback : callable, optional
         Called with a `CandidateEvent` after every candidate. An exception raised by it stops the run
         and propagates.
@@ -560,7 +560,7 @@ def select(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable or None, got {type(callback).__name__}")
     if seed is not None:
-        seed = check_int("seed", seed, minimum=0)
+        seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)  # RandomState's range
     rng = _random.Random(seed)
 
     def uniform_rows() -> np.ndarray:
