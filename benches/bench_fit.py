@@ -37,7 +37,7 @@ def make_problem(n: int, M: int, d: int, seed: int = 0):
 
 
 def fit_kwargs(rows: int) -> dict:
-    # data_size with max_data_size=1 runs exactly max_iter + 1 rows (SPEC.md).
+    # data_size with max_data_size=1 runs exactly max_iter + 1 rows (docs/reference.md).
     return dict(k=5, max_iter=rows - 1, stop_criterion="data_size", max_data_size=1)
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create a venv holding the real reference (grad-info-opt 0.1.2, module GIO, class GIOKL)
-# so benchmarks and comparison tests can run it beside gio_rs (see SPEC.md,
+# so benchmarks and comparison tests can run it beside gio_rs (see docs/reference.md,
 # "Running the reference beside gio_rs").
 #
 #   benches/install_reference.sh            # venv at $REPO/.venv-reference
@@ -21,7 +21,7 @@ VENV="${GIO_REFERENCE_VENV:-$REPO/.venv-reference}"
 PYTHON="${GIO_REFERENCE_PYTHON:-python3.11}"
 FORCE="${GIO_REFERENCE_FORCE:-0}"
 
-# Pins: the versions SPEC.md's measurements and fixtures were made with.
+# Pins: the versions docs/reference.md's measurements and tests/data's fixtures were made with.
 GIO_PIN="grad-info-opt==0.1.2"
 JAX_VERSION="0.10.2"
 PYSPARK_VERSION="4.3.0"

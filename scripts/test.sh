@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check and test, from a fresh machine: venv + release build, Rust lints and tests,
-# Python lints, pytest (hypothesis profile from GIO_TEST_PROFILE: ci (default) or thorough).
+# Python lints, the extension's type stubs, pytest (hypothesis profile from GIO_TEST_PROFILE: ci, the
+# default, seeded from the commit or GIO_TEST_SEED; or thorough).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${GIO_VENV:-.venv}
@@ -28,6 +29,9 @@ done
 echo "== ruff"
 "$venv/bin/ruff" check python tests benches examples
 "$venv/bin/ruff" format --check python tests benches examples
+
+echo "== stubtest: python/gio_rs/_core.pyi against the built extension"
+"$venv/bin/python" -m mypy.stubtest gio_rs._core
 
 echo "== pytest"
 "$venv/bin/python" -m pytest -q "$@"

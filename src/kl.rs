@@ -1,4 +1,4 @@
-//! The averaged k-NN KL estimator of the reference (SPEC.md, "The estimator"), kept as an
+//! The averaged k-NN KL estimator of the reference (docs/reference.md, "The estimator"), kept as an
 //! incremental state: the X-to-X term is computed once, each added row costs O(n·d).
 //!
 //! KL(X ‖ W) = d/(n·m') Σ_i Σ_j log(ν(x_i, w_j) + ε) − d/n Σ_i log(ρ_k(i) + ε)
@@ -338,7 +338,7 @@ impl<'a, T: Element> KlState<'a, T> {
         self.m += 1;
     }
 
-    /// Gradient of KL(X ‖ W ∪ {v}) with respect to v (SPEC.md):
+    /// Gradient of KL(X ‖ W ∪ {v}) with respect to v (docs/reference.md):
     /// d/(n·m') Σ_i (v − x_i) / (r_i (r_i + ε)), r_i = ‖x_i − v‖, terms with the squared distance
     /// outside (1e-10, 1e20) are 0; with discard, m' = |W| and row i is dropped where v is
     /// strictly nearer to x_i than every row of W.

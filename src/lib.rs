@@ -2,7 +2,7 @@
 //!
 //! The pure-Rust core lives in the modules below; only `python` (behind the `python`
 //! feature) knows about Python. Formulas and reference quirks are documented in
-//! `../shared/SPEC.md` and in the Python package's docs.
+//! `docs/reference.md` and in the Python package's docs.
 
 pub mod descent;
 pub mod distance;

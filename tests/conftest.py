@@ -1,39 +1,98 @@
-"""Shared test setup: hypothesis profiles and the real-reference fixtures."""
+"""Shared test setup: hypothesis profiles and their seed, and the real-reference fixtures."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-# GIO_TEST_PROFILE=thorough runs many more generated cases; "ci" is the default.
-settings.register_profile(
-    "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
-)
+REPO = Path(__file__).resolve().parents[1]
+
+# GIO_TEST_PROFILE=thorough runs many more generated cases (a fresh random seed each run); "ci",
+# the default, is seeded from the commit (see ci_seed).
+PROFILE = os.environ.get("GIO_TEST_PROFILE", "ci")
+settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=15, deadline=None)
-settings.load_profile(os.environ.get("GIO_TEST_PROFILE", "ci"))
+settings.load_profile(PROFILE)
 
-REPO = Path(__file__).resolve().parents[1]
+
+def ci_seed() -> tuple[int, str]:
+    """The ci profile's hypothesis seed and where it came from: $GIO_TEST_SEED, else the commit
+    under test (new examples on every commit, the same ones on every run of one commit), else 0
+    outside a git checkout."""
+    if os.environ.get("GIO_TEST_SEED"):
+        return int(os.environ["GIO_TEST_SEED"]), "GIO_TEST_SEED"
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+        ).stdout.strip()
+        return int(head[:16], 16), f"commit {head[:12]}"
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return 0, "not a git checkout"
+
+
+SEED_ORIGIN: list[str] = []
+
+
+@pytest.hookimpl(tryfirst=True)  # before hypothesis's own plugin reads --hypothesis-seed
+def pytest_configure(config):
+    if PROFILE == "ci" and config.getoption("hypothesis_seed", None) is None:
+        seed, origin = ci_seed()
+        config.option.hypothesis_seed = str(seed)
+        SEED_ORIGIN.append(origin)
+
+
+def seed_line(config) -> str:
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is None:
+        return f"hypothesis profile {PROFILE!r}: a random seed per test (printed with a failure)"
+    origin = SEED_ORIGIN[0] if SEED_ORIGIN else "--hypothesis-seed"
+    return (
+        f"hypothesis profile {PROFILE!r}, seed {seed} ({origin}); GIO_TEST_SEED={seed} reruns these examples"
+    )
+
+
+def pytest_report_header(config):
+    return seed_line(config)
 
 
 def fixtures_dir() -> Path:
-    return Path(os.environ.get("GIO_FIXTURES_DIR", REPO.parent / "shared" / "fixtures"))
+    """The reference outputs the tests compare with: tests/data (see its README), or
+    $GIO_FIXTURES_DIR."""
+    return Path(os.environ.get("GIO_FIXTURES_DIR", REPO / "tests" / "data"))
+
+
+def fixture_path(name: str) -> Path:
+    """A fixture file; a missing one fails the test (it is part of the repository, never optional)."""
+    path = fixtures_dir() / name
+    if not path.is_file():
+        pytest.fail(
+            f"fixture missing: {path} (tests/data is part of the repository; GIO_FIXTURES_DIR overrides it)"
+        )
+    return path
 
 
 @pytest.fixture(scope="session")
 def reference_npz():
-    """The real grad-info-opt outputs (../shared/fixtures/reference_public.npz)."""
-    path = fixtures_dir() / "reference_public.npz"
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"fixtures missing in CI: {path}")
-        pytest.skip(f"fixtures not found at {path} (set GIO_FIXTURES_DIR)")
-    data = np.load(path)
+    """The real grad-info-opt outputs (tests/data/reference_public.npz)."""
+    data = np.load(fixture_path("reference_public.npz"))
     return data, json.loads(str(data["meta_json"]))
+
+
+# Lines a test module wants shown after the run (the robustness suite's example counts).
+SUMMARY_LINES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus):
+    for line in SUMMARY_LINES:
+        terminalreporter.write_line(line)
+    if exitstatus != 0:  # the seed again, next to the failures
+        terminalreporter.write_line(seed_line(terminalreporter.config))

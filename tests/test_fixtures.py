@@ -1,5 +1,5 @@
 """gio_rs against outputs of the real reference (grad-info-opt 0.1.2, JAX), with the tolerances
-of ../shared/fixtures/README.md, in float64 and float32."""
+of tests/data/README.md, in float64 and float32."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gio_rs
+from gio_rs import reference
 
 DTYPES = [np.float64, np.float32]
 
@@ -26,11 +27,11 @@ def test_kl_matches_reference(reference_npz, case, dtype):
     got = gio_rs.kl_divergence(x, y, c["k"], eps=c["eps"], discard_nearest_for_xy=c["discard_nearest_for_xy"])
     expected = float(z[f"stat{case}_expected_f64"])
     assert abs(got - expected) <= _tol_kl(dtype, expected)
-    # The drop-in spelling gives the same number.
-    same = gio_rs.GIOKL(verbose=False).calculate_statistical_distance(
+    # The drop-in spelling, under the reference's own name, against the reference too.
+    dropin = gio_rs.GIOKL(verbose=False).calculate_statistical_distance(
         x, y, k=c["k"], discard_nearest_for_xy=c["discard_nearest_for_xy"]
     )
-    assert same == got
+    assert abs(dropin - expected) <= _tol_kl(dtype, expected)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -75,6 +76,21 @@ def test_five_step_descent_matches_reference(reference_npz, case, dtype):
         assert np.abs(got - expected).max() <= 1e-8
     elif case != 6:
         assert np.abs(got - expected).max() <= 1e-4
+    else:
+        # v starts within 1e-3 of X[1]: rounding the input to float32 alone moves the 5-step result
+        # by about 3e-4 (the reference's own float32 run, which also cancels in |x|²+|v|²−2x·v, is
+        # 0.36 off). So: within 1e-3 of the float64 reference, and within float32 resolution of
+        # the NumPy oracle run on the same float32-rounded input.
+        assert np.abs(got - expected).max() <= 1e-3
+        rounded = [a.astype(dtype).astype(np.float64) for a in (X, W, v)]
+        oracle = reference.gradient_descend(
+            *rounded,
+            gd["scaling_factor"],
+            gd["max_iterations"],
+            lr=gd["lr"],
+            discard_nearest_for_xy=c["discard_nearest_for_xy"],
+        )
+        assert np.abs(got - oracle).max() <= 1e-6 * max(1.0, float(np.abs(oracle).max()))
 
 
 def _fit(z, meta, case, dtype):
@@ -102,7 +118,7 @@ def test_fit_selects_exactly_the_reference_rows(reference_npz, case, dtype):
     assert isinstance(kl_divs, list) and all(isinstance(v, float) for v in kl_divs)
     tol = 1e-9 if dtype == np.float64 else 2e-5
     np.testing.assert_allclose(kl_divs, expected_kl, rtol=0, atol=tol)
-    v, scale_factor, just_reset, num_resets, increases, adder, kl_again = state
+    v, scale_factor, just_reset, num_resets, increases, adder, _ = state
     info = meta["fit_cases"][case][f"info_{precision}"]
     assert (just_reset, num_resets, increases, len(adder)) == (
         info["just_reset"],
@@ -110,7 +126,6 @@ def test_fit_selects_exactly_the_reference_rows(reference_npz, case, dtype):
         info["increases"],
         info["adder_len"],
     )
-    assert kl_again == kl_divs
     assert abs(scale_factor - float(z[f"fit{case}_f64_scale_factor"])) <= 1e-6 * abs(scale_factor)
 
 

@@ -58,8 +58,21 @@ def test_seeded_fit_is_reproducible_and_given_centers_are_used():
     np.testing.assert_allclose(
         c.cluster_centers_, [X[nearest == j].mean(axis=0) for j in range(5)], rtol=1e-12
     )
-    r = gio_rs.KMeans(5, init="random", random_state=3).fit(X)
-    assert r.inertia_ > 0 and r.n_iter_ >= 1
+    # init="random" starts from K distinct rows: with K = N, from every row (each its own center).
+    few = X[:6]
+    s = gio_rs.KMeans(6, init="random", random_state=3, max_iter=1).fit(few)
+    assert sorted(map(tuple, s.cluster_centers_)) == sorted(map(tuple, few))
+    assert s.inertia_ == 0.0
+    # Run to convergence, it ends on a Lloyd fixed point: every row labelled with its nearest
+    # center, every center the mean of its rows, the inertia their squared distances.
+    r = gio_rs.KMeans(5, init="random", random_state=3, tol=0.0, max_iter=300).fit(X)
+    assert r.n_iter_ < 300
+    sq = ((X[:, None, :] - r.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(r.labels_, sq.argmin(axis=1))
+    np.testing.assert_allclose(
+        r.cluster_centers_, [X[r.labels_ == j].mean(axis=0) for j in range(5)], rtol=1e-9
+    )
+    assert r.inertia_ == pytest.approx(sq.min(axis=1).sum(), rel=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """`gio_rs.reference` (the slow NumPy oracle) against the REAL reference outputs.
 
-The fixtures (../shared/fixtures/reference_public.npz, or $GIO_FIXTURES_DIR) hold what
+The fixtures (tests/data/reference_public.npz, or $GIO_FIXTURES_DIR) hold what
 grad-info-opt 0.1.2 itself computed (KL values, JAX gradients, 5-step descents, whole `fit` runs);
 the tolerances are those of the fixtures README. The second half has small handmade cases for the
 the bug fixes of ``greedy_select(fixed=True)``, the reference's draw order and counters, and
@@ -33,20 +33,14 @@ except ImportError:  # the package is not built / installed: load the file by pa
     sys.modules[_spec.name] = reference  # dataclasses need the module registered
     _spec.loader.exec_module(reference)
 
-FIXTURES_DIR = Path(
-    os.environ.get("GIO_FIXTURES_DIR", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
-)
+FIXTURES_DIR = Path(os.environ.get("GIO_FIXTURES_DIR", Path(__file__).resolve().parent / "data"))
 FIXTURES = FIXTURES_DIR / "reference_public.npz"
-if not FIXTURES.exists():
-    pytest.skip(
-        f"reference fixtures not found at {FIXTURES} (set GIO_FIXTURES_DIR to the folder holding "
-        "reference_public.npz)",
-        allow_module_level=True,
-    )
 
 
 @functools.cache
 def _data():
+    if not FIXTURES.is_file():  # part of the repository: missing is a failure, never a skip
+        pytest.fail(f"fixture missing: {FIXTURES} (see tests/data/README.md; GIO_FIXTURES_DIR overrides it)")
     z = np.load(FIXTURES)
     return {key: z[key] for key in z.files}, json.loads(str(z["meta_json"]))
 
@@ -422,12 +416,24 @@ def test_restart_coin_lengthens_the_descent():
     assert t.stop_reason == "max_iter" and rng.log == ["sample", "sample", "random", "sample", "random"]
 
 
-def test_jump_draw_consumes_the_stream_like_the_reference():
-    X = np.arange(30.0).reshape(15, 2)
-    a, b = random.Random(7), random.Random(7)
-    for _ in range(5):
-        assert a.sample(X.tolist(), 1)[0] == X[b.sample(range(15), 1)[0]].tolist()
-    assert a.random() == b.random()
+def test_jump_draws_the_rows_the_reference_draws():
+    """v_init='jump' starts every descent at the row the reference's `random.sample(X.tolist(), 1)`
+    draws, interleaved with its restart coin (`random.random()`, drawn on every iteration but
+    the first): the expected rows are computed here with the reference's own calls. With
+    scale_factor=0 the descent never moves v, so v_opts are the drawn rows."""
+    rng = np.random.default_rng(5)
+    X, pool = rng.normal(size=(15, 2)), rng.normal(size=(40, 2))
+    kwargs = dict(
+        k=2, max_iter=3, stop_criterion="data_size", scale_factor=0.0, v_init="jump", grad_desc_iter=2
+    )
+    t = reference.greedy_select(pool, X, X[:3] + 5.0, rng=random.Random(7), **kwargs)
+    theirs = random.Random(7)
+    expected = [theirs.sample(X.tolist(), 1)[0]]  # the first v, before the loop
+    for _ in range(len(t.v_opts) - 1):
+        expected.append(theirs.sample(X.tolist(), 1)[0])  # the jump after a candidate
+        theirs.random()  # the next iteration's restart coin
+    assert len(t.v_opts) == kwargs["max_iter"] + 2  # max_iter + 1 rows, one candidate discarded
+    np.testing.assert_array_equal(np.array(t.v_opts), np.array(expected))
 
 
 def test_fit_start_modes_draw_like_the_reference():

@@ -6,6 +6,20 @@ from typing import Any, Callable, Optional
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "GioError",
+    "kl_divergence",
+    "kl_gradient",
+    "gradient_descend",
+    "greedy_select",
+    "exact_greedy_select",
+    "knn_kl_divergence",
+    "kmeans",
+    "kmeans_assign",
+    "simd_level",
+    "__version__",
+]
+
 __version__: str
 
 class GioError(ValueError):

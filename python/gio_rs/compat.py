@@ -253,7 +253,7 @@ class GIOKL:
             rng: Any = _random
             np_rng: Any = np.random
         else:
-            seed = check_int("seed", self.seed, minimum=0)
+            seed = check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)  # RandomState's range
             rng, np_rng = _random.Random(seed), np.random.RandomState(seed)
 
         def uniform_rows() -> np.ndarray:
@@ -286,7 +286,7 @@ class GIOKL:
         # The result copies the unselected pool (`adder`), on top of the loop's own working set.
         adder_bytes = train_arr.shape[0] * train_arr.shape[1] * dtype.itemsize
         train_c, x_c, init_c = loop_arrays(
-            train_arr, x_arr, init_arr, opts.max_iter, greedy=False, extra=adder_bytes
+            train_arr, x_arr, init_arr, opts.max_iter, greedy=False, extra=adder_bytes, init_name="D"
         )
         out = run_loop(train_c, x_c, init_c, opts, fixed=False, rng=rng, reporter=reporter)
         indices = out["indices"]

@@ -1,5 +1,5 @@
 """Quantise pool and target with K-Means, and explode chosen clusters back to their rows: how
-GIO scales (SPEC.md, "Scale helpers"), on one machine and without Spark."""
+GIO scales (docs/reference.md, "Scale helpers"), on one machine and without Spark."""
 
 from __future__ import annotations
 

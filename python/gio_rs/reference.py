@@ -5,7 +5,7 @@ loop of the reference implementation, `grad-info-opt` 0.1.2 (`GIO.GIOKL`). It ex
 and to be tested against: it is exact and simple rather than fast, and it imports nothing from
 `gio_rs`, so it also works as a standalone file.
 
-Conventions (see SPEC.md, "What GIO computes"):
+Conventions (see docs/reference.md, "What the reference computes"):
 
 - everything is computed in float64 (inputs are converted with ``np.asarray(..., np.float64)``);
 - squared distances are formed from exact differences, ``((x_i - w_j) ** 2).sum()``, never by the

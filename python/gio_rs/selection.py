@@ -70,7 +70,8 @@ class Selection:
     init : array
         The initial selection's rows (not part of `indices` unless drawn from train).
     init_indices : int64 array or None
-        Rows of `train` used as the initial selection with `random_init_pct`, else None.
+        Rows of `train` used as the initial selection with `random_init_pct` (rows of
+        `quantization.train_centers` with `n_clusters`), else None.
     scale_factor : float
         The gradient scale used by the descent (NaN with method="greedy").
     n_resets : int
@@ -234,12 +235,26 @@ def pick_row(rng: Any) -> Callable[[int], int]:
 
 
 def loop_arrays(
-    train: np.ndarray, target: np.ndarray, init: np.ndarray, max_iter: int, *, greedy: bool, extra: int = 0
+    train: np.ndarray,
+    target: np.ndarray,
+    init: np.ndarray,
+    max_iter: int,
+    *,
+    greedy: bool,
+    extra: int = 0,
+    init_name: str = "init",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """train, target and init cast to one working dtype (float32 stays float32; init follows),
     once the loop's working set (see gio_rs.memory; `extra` bytes more for the caller's own use)
-    fits the memory budget. Arrays must be validated already."""
+    fits the memory budget. Arrays must be validated already; init (named `init_name` in
+    errors) must fit the working dtype."""
     dtype = working_dtype(train, target)
+    f32_max = float(np.finfo(np.float32).max)
+    if dtype == np.float32 and init.dtype.itemsize > 4 and init.size and float(np.abs(init).max()) > f32_max:
+        raise _core.GioError(
+            f"{init_name}: has values beyond the float32 range (±{f32_max:.3g}), while train and the "
+            "target are float32, so the selection runs in float32; pass them as float64"
+        )
     copies = sum(memory.copy_bytes(a, dtype) for a in (train, target, init))
     needed = copies + extra
     needed += memory.select_bytes(
@@ -475,7 +490,7 @@ def select(
         Learning rate of the descent.
     seed : int, optional
         Seeds every random draw (uniform start, random_init_pct, jump, restarts): the same seed gives
-        the same selection, whatever the thread count.
+        the same selection, whatever the thread count. 0 <= seed < 2**32 (NumPy's RandomState).
     callback : callable, optional
         Called with a `CandidateEvent` after every candidate. An exception raised by it stops the run
         and propagates.
@@ -565,8 +580,11 @@ def select(
     )
     random_init_pct = check_float("random_init_pct", random_init_pct, minimum=0.0, maximum=1.0)
     normalize = check_bool("normalize", normalize)
+    record_v_opts = check_bool("record_v_opts", record_v_opts)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a callable or None, got {type(callback).__name__}")
     if seed is not None:
-        seed = check_int("seed", seed, minimum=0)
+        seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)  # RandomState's range
     rng = _random.Random(seed)
 
     def uniform_rows() -> np.ndarray:
@@ -592,7 +610,9 @@ def select(
     )
 
     reporter = Reporter(callback, check_bool("progress", progress), total=opts.max_iter + 1)
-    arrays = loop_arrays(train_arr, target_arr, init_arr, opts.max_iter, greedy=greedy)
+    # init_name: what a start that does not fit float32 came from (the uniform start's bounds)
+    init_name = "init" if init is not None or init_indices is not None else "uniform_low"
+    arrays = loop_arrays(train_arr, target_arr, init_arr, opts.max_iter, greedy=greedy, init_name=init_name)
     if greedy:
         out = run_exact_greedy(*arrays, opts, max_table_bytes=max_table_bytes, reporter=reporter)
     else:
