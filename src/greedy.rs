@@ -20,12 +20,10 @@
 //! Σ_i log ν_r(i), where ν_r(i) is the distance to the farthest selected row (the first row is the
 //! one with the smallest sum of log distances to the target). From |W ∪ {c}| = k on, r = k.
 
-use rayon::prelude::*;
-
 use crate::distance::{clip_sq, kth_neighbour_sq, sq_dist};
 use crate::error::GioError;
 use crate::kl::validate_target;
-use crate::parallel::{install, map_row_chunks, num_threads, rows_per_chunk, worth_parallel};
+use crate::parallel::{map_chunks_mut, map_row_chunks, num_threads, rows_per_chunk};
 use crate::rows::{Element, Rows};
 use crate::select::{CandidateEvent, LoopHost, Selection, StopCriterion, StopReason};
 use crate::simd::sq_dists;
@@ -185,20 +183,9 @@ impl DistanceTable {
         let per_batch = per_chunk * num_threads().max(1) * 4;
         for (b, batch) in logs.chunks_mut(per_batch * n.max(1)).enumerate() {
             let first = b * per_batch;
-            let fill = |(c, out): (usize, &mut [f64])| {
-                let start = first + c * per_chunk;
-                fill_rows(train, x, start, out);
-            };
-            if worth_parallel(batch.len() * dim) {
-                install(|| {
-                    batch
-                        .par_chunks_mut(per_chunk * n)
-                        .enumerate()
-                        .for_each(fill)
-                });
-            } else {
-                batch.chunks_mut(per_chunk * n).enumerate().for_each(fill);
-            }
+            map_chunks_mut(batch.len() * dim, batch, per_chunk * n, |(c, out)| {
+                fill_rows(train, x, first + c * per_chunk, out)
+            });
             host.poll()?;
         }
         Ok(DistanceTable { n, logs })
@@ -258,24 +245,15 @@ impl Neighbours {
         }
         let k = self.k;
         let per = rows_per_chunk(w.len() * x.dim());
-        let fill = |(c, lists): (usize, &mut [f64])| {
+        let work = x.len() * w.len() * x.dim();
+        map_chunks_mut(work, &mut self.lists, per * k, |(c, lists)| {
             for (r, list) in lists.chunks_exact_mut(k).enumerate() {
                 let xi = x.row(c * per + r);
                 for j in 0..w.len() {
                     insert_sorted(list, log_sq(xi, w.row(j)));
                 }
             }
-        };
-        if worth_parallel(x.len() * w.len() * x.dim()) {
-            install(|| {
-                self.lists
-                    .par_chunks_mut(per * k)
-                    .enumerate()
-                    .for_each(fill)
-            });
-        } else {
-            self.lists.chunks_mut(per * k).enumerate().for_each(fill);
-        }
+        });
         self.size += w.len();
     }
 

@@ -8,13 +8,12 @@ use crate::distance::{
     F32_UNDERFLOW_PER_DIM,
 };
 use crate::error::GioError;
-use crate::parallel::{install, rows_per_chunk, worth_parallel};
+use crate::parallel::{map_in_order, rows_per_chunk};
 use crate::rng::SplitMix64;
 use crate::rows::{Element, Rows};
 use crate::simd::{
     dot, dot_block, nearest_centers_f32, sq_dists, PackedCenters, MAX_PACKED_CENTERS,
 };
-use rayon::prelude::*;
 
 /// How the first centers are chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -229,16 +228,13 @@ fn assign_with_bounds<T: Element>(
             (*label, *dist, *low) = settle(rows.row(r), x_norms[start + r], c, best, second);
         }
     };
-    let chunks = labels
+    let chunks: Vec<AssignChunk<'_>> = labels
         .chunks_mut(ASSIGN_ROWS)
         .zip(dists.chunks_mut(ASSIGN_ROWS))
         .zip(lower.chunks_mut(ASSIGN_ROWS))
-        .enumerate();
-    if worth_parallel(x.len() * dim * k.min(64)) {
-        install(|| chunks.collect::<Vec<_>>().into_par_iter().for_each(work));
-    } else {
-        chunks.for_each(work);
-    }
+        .enumerate()
+        .collect();
+    map_in_order(x.len() * dim * k.min(64), chunks, work);
 }
 
 /// How far the centers moved in the last update: the largest shift, its center, and the
@@ -316,21 +312,12 @@ fn reassign<T: Element>(
         }
         redo
     };
-    let chunks = dists
+    let chunks: Vec<_> = dists
         .chunks_mut(ASSIGN_ROWS)
         .zip(lower.chunks_mut(ASSIGN_ROWS))
-        .enumerate();
-    let per_chunk: Vec<Vec<usize>> = if worth_parallel(x.len() * dim) {
-        install(|| {
-            chunks
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .map(run)
-                .collect()
-        })
-    } else {
-        chunks.map(run).collect()
-    };
+        .enumerate()
+        .collect();
+    let per_chunk = map_in_order(x.len() * dim, chunks, run);
     let redo: Vec<usize> = per_chunk.into_iter().flatten().collect();
     if redo.is_empty() {
         return Ok(());
@@ -426,11 +413,7 @@ fn kmeans_plus_plus<T: Element>(
             }
             (gram, potential)
         };
-        if worth_parallel(s * dim * t) {
-            install(|| (0..n_chunks).into_par_iter().map(run).collect())
-        } else {
-            (0..n_chunks).map(run).collect()
-        }
+        map_in_order(s * dim * t, 0..n_chunks, run)
     };
     // closest[i] = min(closest[i], distance to candidate `t` of `scored`), chunk by chunk;
     // returns each chunk's new Σ closest.
@@ -444,12 +427,11 @@ fn kmeans_plus_plus<T: Element>(
             }
             sum
         };
-        let pairs = closest.chunks_mut(per).zip(scored);
-        if worth_parallel(s * dim) {
-            install(|| pairs.collect::<Vec<_>>().into_par_iter().map(run).collect())
-        } else {
-            pairs.map(run).collect()
-        }
+        map_in_order(
+            s * dim,
+            closest.chunks_mut(per).zip(scored).collect::<Vec<_>>(),
+            run,
+        )
     };
     let first = rng.below(s);
     let mut chosen = vec![first];
@@ -530,11 +512,7 @@ fn centroid_sums<T: Element>(x: Rows<'_, T>, labels: &[u32], k: usize) -> (Vec<f
         (sums, counts)
     };
     let n_parts = n.div_ceil(rows_per_part);
-    let partials: Vec<(Vec<f64>, Vec<u64>)> = if worth_parallel(n * dim) {
-        install(|| (0..n_parts).into_par_iter().map(run).collect())
-    } else {
-        (0..n_parts).map(run).collect()
-    };
+    let partials = map_in_order(n * dim, 0..n_parts, run);
     let mut iter = partials.into_iter();
     let (mut sums, mut counts) = iter
         .next()
