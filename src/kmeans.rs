@@ -7,12 +7,10 @@ use crate::distance::{
     expansion_error_factor, f32_expansion_error_factor, row_norms, sq_dist, F32_SAFE_NORM,
     F32_UNDERFLOW_PER_DIM,
 };
-use std::ops::Deref;
-
 use crate::error::GioError;
 use crate::memory;
 use crate::parallel::{map_in_order, rows_per_chunk};
-use crate::params::{at_least, finite};
+use crate::params::{at_least, finite, Valid};
 use crate::rng::SplitMix64;
 use crate::rows::{nonfinite_problem, Element, Rows};
 use crate::simd::{
@@ -52,16 +50,8 @@ pub struct KMeansParams {
     pub init_sample_size: usize,
 }
 
-/// Options that passed `KMeansParams::check`: the only kind `kmeans` accepts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidKMeansParams(KMeansParams);
-
-impl Deref for ValidKMeansParams {
-    type Target = KMeansParams;
-    fn deref(&self) -> &KMeansParams {
-        &self.0
-    }
-}
+/// `KMeansParams` that passed `check`.
+pub type ValidKMeansParams = Valid<KMeansParams>;
 
 impl KMeansParams {
     /// Checks every option (the rules that need X, such as K <= rows, are checked by `kmeans`).
@@ -88,7 +78,7 @@ impl KMeansParams {
                 return Err(GioError::invalid("init", problem));
             }
         }
-        Ok(ValidKMeansParams(self))
+        Ok(Valid::checked(self))
     }
 }
 

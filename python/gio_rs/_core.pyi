@@ -43,16 +43,10 @@ class SelectParams:
     core's defaults."""
 
     def __new__(cls, **options: Any) -> SelectParams: ...
-    @property
-    def method(self) -> str: ...
-    @property
-    def k(self) -> int: ...
-    @property
-    def max_iter(self) -> int: ...
-    @property
-    def discard_nearest_for_xy(self) -> bool: ...
-    @property
-    def record_v_opts(self) -> bool: ...
+    method: str
+    max_iter: int
+    discard_nearest_for_xy: bool
+    record_v_opts: bool
 
 @final
 class KMeansParams:
@@ -60,56 +54,36 @@ class KMeansParams:
     `init` "k-means++", "random" or a float64 array of K rows)."""
 
     def __new__(cls, **options: Any) -> KMeansParams: ...
-    @property
-    def n_clusters(self) -> int: ...
-    @property
-    def max_iter(self) -> int: ...
-    @property
-    def init_sample_size(self) -> int: ...
+    n_clusters: int
+    max_iter: int
+    init_sample_size: int
 
 @final
 class SelectionResult:
     """What a selection loop produced."""
 
-    @property
-    def indices(self) -> npt.NDArray[np.int64]: ...
-    @property
-    def kl_trace(self) -> npt.NDArray[np.float64]: ...
-    @property
-    def kl_start(self) -> float: ...
-    @property
-    def candidate_kl(self) -> npt.NDArray[np.float64]: ...
-    @property
-    def descent_iters(self) -> npt.NDArray[np.int64]: ...
-    @property
-    def v_opts(self) -> npt.NDArray[np.float64]: ...
-    @property
-    def scale_factor(self) -> float: ...
-    @property
-    def v(self) -> npt.NDArray[np.float64]: ...
-    @property
-    def just_reset(self) -> bool: ...
-    @property
-    def num_resets(self) -> int: ...
-    @property
-    def increases(self) -> int: ...
-    @property
-    def used(self) -> npt.NDArray[np.bool_]: ...
-    @property
-    def stop_reason(self) -> str: ...
+    indices: npt.NDArray[np.int64]
+    kl_trace: npt.NDArray[np.float64]
+    kl_start: float
+    candidate_kl: npt.NDArray[np.float64]
+    descent_iters: npt.NDArray[np.int64]
+    v_opts: npt.NDArray[np.float64]
+    scale_factor: float
+    v: npt.NDArray[np.float64]
+    just_reset: bool
+    num_resets: int
+    increases: int
+    used: npt.NDArray[np.bool_]
+    stop_reason: str
 
 @final
 class KMeansFit:
     """A fitted K-Means model."""
 
-    @property
-    def centers(self) -> npt.NDArray[np.float64]: ...
-    @property
-    def labels(self) -> npt.NDArray[np.int64]: ...
-    @property
-    def inertia(self) -> float: ...
-    @property
-    def n_iter(self) -> int: ...
+    centers: npt.NDArray[np.float64]
+    labels: npt.NDArray[np.int64]
+    inertia: float
+    n_iter: int
 
 def check_int(name: str, value: Any, *, minimum: int, maximum: int = ...) -> int: ...
 def check_float(

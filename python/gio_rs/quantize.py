@@ -106,14 +106,7 @@ def quantize(
     target_arr = as_matrix("target", target)
     same_columns("train", train_arr, "target", target_arr.shape[1])
     return quantize_matrices(
-        train_arr,
-        target_arr,
-        n_clusters,
-        n_clusters_target=n_clusters_target,
-        seed=seed,
-        n_init=n_init,
-        max_iter=max_iter,
-        progress=progress,
+        train_arr, target_arr, n_clusters, n_clusters_target, seed, n_init, max_iter, progress
     )
 
 
@@ -121,22 +114,22 @@ def quantize_matrices(
     train_arr: np.ndarray,
     target_arr: np.ndarray,
     n_clusters: Any,
-    *,
     n_clusters_target: Any = None,
     seed: Any = None,
     n_init: Any = 1,
     max_iter: Any = 300,
     progress: Any = False,
 ) -> Quantization:
-    """`quantize` on matrices `as_matrix` accepted already (each is checked once per call)."""
+    """`quantize` on matrices `as_matrix` accepted already (each input is scanned once)."""
     k = check_int("n_clusters", n_clusters, minimum=1)
     k_target = (
         k if n_clusters_target is None else check_int("n_clusters_target", n_clusters_target, minimum=1)
     )
     if seed is not None:
         seed = check_int("seed", seed, minimum=0)
-    train_model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=seed, progress=progress)
-    train_model._fit(train_arr)
+    train_model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=seed, progress=progress)._fit(
+        train_arr
+    )
     if k_target >= len(target_arr):
         target_model = None
         target_centers = np.asarray(target_arr)

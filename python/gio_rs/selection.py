@@ -29,7 +29,6 @@ from ._arrays import (
 from ._progress import CandidateEvent, Reporter
 from .quantize import Quantization, quantize_matrices
 
-METHODS = ("gradient", "greedy")
 # The default cap on method="greedy"'s distance table (pool rows × target rows × 8 bytes).
 GREEDY_MAX_BYTES = 1 << 32
 # The uniform start's options with their defaults: method="greedy" starts from an empty selection

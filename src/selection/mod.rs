@@ -13,7 +13,7 @@ mod params;
 pub use gradient::gradient_select;
 pub use greedy::{greedy_select, knn_kl_divergence};
 pub use params::{
-    gradient_only, Method, SelectParams, Semantics, StopCriterion, VInit, ValidSelectParams,
+    Method, SelectParams, Semantics, StopCriterion, VInit, ValidSelectParams,
     DEFAULT_GREEDY_MAX_BYTES,
 };
 

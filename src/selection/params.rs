@@ -1,10 +1,8 @@
 //! The options of a selection run, checked once: `SelectParams::check` gives the
 //! `ValidSelectParams` the loops accept.
 
-use std::ops::Deref;
-
 use crate::error::GioError;
-use crate::params::{at_least, finite, str_repr, FloatRepr, Named};
+use crate::params::{at_least, finite, Named, Valid};
 
 /// Which loop selects (`select(method=...)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,17 +59,11 @@ impl StopCriterion {
     }
 
     /// The criterion called `name`. Reference semantics take an unknown name as `Never`, as the
-    /// reference does (it never stops); fixed semantics refuse it.
-    pub fn from_name(name: &str, semantics: Semantics) -> Result<Self, GioError> {
-        match (Self::parse(name), semantics) {
-            (Some(c), _) => Ok(c),
-            (None, Semantics::Reference) => Ok(StopCriterion::Never),
-            (None, Semantics::Fixed) => Err(crate::params::unknown(
-                "stop_criterion",
-                "criterion",
-                &str_repr(name),
-                Self::NAMES,
-            )),
+    /// reference does (it never stops); fixed semantics know no such criterion.
+    pub fn from_name(name: &str, semantics: Semantics) -> Option<Self> {
+        match semantics {
+            Semantics::Reference => Some(Self::parse(name).unwrap_or(StopCriterion::Never)),
+            Semantics::Fixed => Self::parse(name),
         }
     }
 }
@@ -167,16 +159,8 @@ impl Default for SelectParams {
     }
 }
 
-/// Options that passed `SelectParams::check`: the only kind the loops accept.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidSelectParams(SelectParams);
-
-impl Deref for ValidSelectParams {
-    type Target = SelectParams;
-    fn deref(&self) -> &SelectParams {
-        &self.0
-    }
-}
+/// `SelectParams` that passed `check`.
+pub type ValidSelectParams = Valid<SelectParams>;
 
 impl SelectParams {
     /// Checks every option on its own and against the others (the rules that need data, such as
@@ -205,7 +189,7 @@ impl SelectParams {
         if self.method == Method::Greedy {
             self.check_greedy()?;
         }
-        Ok(ValidSelectParams(self))
+        Ok(Valid::checked(self))
     }
 
     /// The greedy method: fixed semantics, no pool resets, the gradient method's options at
@@ -224,61 +208,45 @@ impl SelectParams {
                  'min_difference', 'sequential_increase_tolerance', 'min_kl' or 'data_size'",
             ));
         }
+        // The gradient method's options, each with its default as Python writes it.
         let d = SelectParams::default();
-        let python_bool = |b: bool| if b { "True" } else { "False" }.to_string();
-        let defaults = [
+        let changed = [
             (
                 "resets_allowed",
-                self.resets_allowed == d.resets_allowed,
-                python_bool(d.resets_allowed),
+                "False",
+                self.resets_allowed != d.resets_allowed,
             ),
-            (
-                "max_resets",
-                self.max_resets == d.max_resets,
-                d.max_resets.to_string(),
-            ),
+            ("max_resets", "2", self.max_resets != d.max_resets),
             (
                 "random_restart_prob",
-                self.random_restart_prob == d.random_restart_prob,
-                FloatRepr(d.random_restart_prob).to_string(),
+                "0.0",
+                self.random_restart_prob != d.random_restart_prob,
             ),
             (
                 "scale_factor",
-                self.scale_factor == d.scale_factor,
-                str_repr("auto"),
+                "'auto'",
+                self.scale_factor != d.scale_factor,
             ),
-            ("v_init", self.v_init == d.v_init, str_repr(VInit::NAMES[0])),
+            ("v_init", "'mean'", self.v_init != d.v_init),
             (
                 "grad_desc_iter",
-                self.grad_desc_iter == d.grad_desc_iter,
-                d.grad_desc_iter.to_string(),
+                "50",
+                self.grad_desc_iter != d.grad_desc_iter,
             ),
             (
                 "discard_nearest_for_xy",
-                self.discard_nearest_for_xy == d.discard_nearest_for_xy,
-                python_bool(d.discard_nearest_for_xy),
+                "False",
+                self.discard_nearest_for_xy,
             ),
-            ("lr", self.lr == d.lr, FloatRepr(d.lr).to_string()),
-            (
-                "record_v_opts",
-                self.record_v_opts == d.record_v_opts,
-                python_bool(d.record_v_opts),
-            ),
+            ("lr", "0.01", self.lr != d.lr),
+            ("record_v_opts", "False", self.record_v_opts),
         ];
-        match defaults.into_iter().find(|(_, at_default, _)| !at_default) {
-            Some((name, _, default)) => Err(gradient_only(name, &default)),
+        match changed.into_iter().find(|(_, _, changed)| *changed) {
+            Some((name, default, _)) => Err(GioError::invalid(
+                name,
+                format!("only used by method='gradient'; leave it at its default ({default}) with method='greedy'"),
+            )),
             None => Ok(()),
         }
     }
-}
-
-/// The greedy method's refusal of an option only the gradient method uses.
-pub fn gradient_only(name: &'static str, default: &str) -> GioError {
-    GioError::invalid(
-        name,
-        format!(
-            "only used by method='gradient'; leave it at its default ({default}) with \
-             method='greedy'"
-        ),
-    )
 }
