@@ -650,8 +650,8 @@ fn panel_dots_tiled<
     // The leftover points (fewer than C) together, on enough panels at a time to keep about as
     // many accumulators in flight as the one-point tile does.
     let rem = n_points - full_points;
-    if rem > 0 {
-        let nr = (NR1 / rem).max(1);
+    if let Some(nr) = NR1.checked_div(rem) {
+        let nr = nr.max(1);
         let mut g = 0;
         while g < n_panels {
             let take = if g + nr <= n_panels { nr } else { 1 };
