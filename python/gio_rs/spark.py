@@ -450,8 +450,10 @@ class SparkSelection:
         The distinct chosen clusters, in first-chosen order.
     repeated_clusters : int64 array
         Clusters chosen more than once (their rows appear once in `rows`).
-    train_centers, target_centers : float64 arrays (K, d)
-        The centroids the selection ran on.
+    train_centers : float64 array (K, d)
+        The pool's centroids the selection ran on.
+    target_centers : float64 array (K_target, d)
+        The target's centroids the selection ran on.
     assigned : DataFrame
         `train_df` with the cluster column (lazy).
     """
