@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check and test, from a fresh machine: venv + release build, Rust lints and tests,
-# Python lints, pytest (hypothesis profile from GIO_TEST_PROFILE: ci (default) or thorough).
+# Python lints, the docs build, pytest (hypothesis profile from GIO_TEST_PROFILE: ci (default) or
+# thorough), then the release wheel built and smoke-tested without Rust.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${GIO_VENV:-.venv}
@@ -26,8 +27,12 @@ for level in "${lower_levels[@]}"; do
 done
 
 echo "== ruff"
-"$venv/bin/ruff" check python tests benches examples
-"$venv/bin/ruff" format --check python tests benches examples
+"$venv/bin/ruff" check python tests benches examples scripts docs/hooks
+"$venv/bin/ruff" format --check python tests benches examples scripts docs/hooks
+
+# Before pytest: it installs the docs extra, which tests/test_docs.py builds the site with.
+echo "== docs (mkdocs build --strict)"
+scripts/docs.sh
 
 echo "== pytest"
 "$venv/bin/python" -m pytest -q "$@"
@@ -39,3 +44,8 @@ for level in "${lower_levels[@]}"; do
         tests/test_fixtures.py tests/test_reference_fixtures.py tests/test_properties.py \
         tests/test_greedy.py tests/test_kmeans.py tests/test_quantize.py tests/test_robustness.py
 done
+
+# The release wheel, installed and smoke-tested in a fresh venv without Rust (a few minutes: a
+# zig-linked release build in its own target/ subfolder).
+echo "== wheel"
+scripts/wheel.sh

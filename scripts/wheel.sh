@@ -13,7 +13,7 @@
 #   --no-demo                     without the `demo` extra and `gio-rs demo`
 #
 # Exits non-zero on any failure, a wheel whose extension cannot load included (the smoke test
-# prints the loader's message). The build reuses target/ (its own target/x86_64-unknown-linux-gnu/
+# prints the loader's message). The build reuses target/ (its own target/<host triple>/
 # subfolder: the zig-linked build never invalidates `scripts/setup.sh`'s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
