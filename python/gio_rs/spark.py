@@ -73,8 +73,9 @@ def session(
     """A SparkSession for gio_rs (or the active one, reconfigured where Spark allows).
 
     On a local master the Python workers run this interpreter (`PYSPARK_PYTHON`, unless already
-    set), so they import the same gio_rs; on a cluster the executors need gio_rs installed (see the
-    README). `quiet` turns off the web UI, the console progress bars and INFO/WARN logs."""
+    set), so they import the same gio_rs; on a cluster the executors need gio_rs installed (see
+    docs/scale.md, "Running on a real cluster"). `quiet` turns off the web UI, the console progress
+    bars and INFO/WARN logs."""
     if master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
