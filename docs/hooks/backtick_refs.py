@@ -1,5 +1,6 @@
 """Griffe extension for the API pages: names in single backticks in gio_rs's docstrings become
-links, and a dotted one that names nothing fails the docs build.
+links, and a dotted one that names nothing fails the docs build. (Also: `<` outside code spans is
+text, as in plain docstrings, not the start of an HTML tag.)
 
 The docstrings are numpydoc, where `name` in single backticks refers to a parameter or an object.
 For each such span that is a dotted Python name, the first part is looked up the way a reader
@@ -25,6 +26,16 @@ import griffe
 
 SPAN = re.compile(r"(?<![`\w])`(?!`)([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)`(?!`)")
 FENCE = re.compile(r"^\s*(```|~~~)")
+CODE_SPAN = re.compile(r"(`+)(?:.+?)\1")
+
+
+def _escape_angle_brackets(line: str) -> str:
+    """`array<double>` outside a code span is text in a docstring, not an HTML tag: keep it."""
+    out, end = [], 0
+    for code in CODE_SPAN.finditer(line):
+        out += [line[end : code.start()].replace("<", "&lt;"), code.group(0)]
+        end = code.end()
+    return "".join(out) + line[end:].replace("<", "&lt;")
 
 
 class _External(Exception):
@@ -76,7 +87,7 @@ class BacktickReferences(griffe.Extension):
             if FENCE.match(line):
                 in_code = not in_code
             if not in_code and not line.lstrip().startswith(">>>"):
-                line = SPAN.sub(lambda m: self._replace(obj, m), line)
+                line = SPAN.sub(lambda m: self._replace(obj, m), _escape_angle_brackets(line))
             lines.append(line)
         return "\n".join(lines)
 
