@@ -109,4 +109,6 @@ echo "== smoke test: $("$smoke_python" --version) in a fresh venv, PATH=$clean_p
 "${without_rust[@]}" "$tmp/venv/bin/python" -m pip install --quiet --only-binary :all: \
     "$wheel${demo:+[demo]}"
 cd "$tmp"  # nothing of the checkout on sys.path
-"${without_rust[@]}" "$tmp/venv/bin/python" "$repo/scripts/smoke_wheel.py" ${demo:---no-demo}
+smoke_args=()
+if [ -z "$demo" ]; then smoke_args=(--no-demo); fi
+"${without_rust[@]}" "$tmp/venv/bin/python" "$repo/scripts/smoke_wheel.py" "${smoke_args[@]}"
