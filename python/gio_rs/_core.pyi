@@ -101,4 +101,7 @@ def kmeans(
 def kmeans_assign(
     x: npt.NDArray[np.floating], centers: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
-def simd_level() -> str: ...
+def simd_level() -> str:
+    """The SIMD level the kernels dispatched to on this CPU: "avx512" or "avx2" (x86-64 with FMA),
+    "neon" (aarch64) or "scalar" (elsewhere, or with GIO_RS_NO_SIMD=1; GIO_RS_NO_AVX512=1 skips
+    AVX-512). Chosen once per process."""
