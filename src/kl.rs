@@ -22,7 +22,7 @@ const GRADIENT_BLOCK_BYTES: usize = 256 * 1024;
 const MAX_GRADIENT_BLOCK: usize = 64;
 /// `add_rows` forms target × selection distances in Gram tiles of this many rows of each...
 const ADD_TARGET_BLOCK: usize = 16;
-const ADD_SELECTION_BLOCK: usize = 256;
+const ADD_SELECTION_BLOCK: usize = 30;
 /// ...and recomputes pairs closer than this share of ‖x‖² + ‖w‖² from exact differences.
 const EXACT_SHARE: f64 = 0.1;
 /// Points whose gradients are computed in one pass over X.

@@ -5,7 +5,7 @@ same results, quirks included (listed on `GIOKL.fit`); the scale helpers (`spark
 the reference, and `quantize`/`explode` on arrays too.
 
 grad-info-opt's `from GIO import GIOKL` imports the *module* GIO/GIOKL.py, so its users write
-``GIOKL.GIOKL(...)``; `GIOKL.GIOKL` is the class itself here, so that line, ``GIOKL(...)`` and
+``GIOKL.GIOKL(...)``; ``GIOKL.GIOKL`` is the class itself here, so that line, ``GIOKL(...)`` and
 ``from gio_rs.GIOKL import GIOKL`` all work. Change ``from GIO import GIOKL`` to
 ``from gio_rs import GIOKL`` and the subset is the same (docs/migrating.md).
 """
@@ -42,9 +42,15 @@ class GIOKL:
 
     Parameters
     ----------
-    uniform_low, uniform_high, uniform_start_size, dim
-        The uniform start used by `fit` when neither `D` nor `random_init_pct` is given:
-        `uniform_start_size` rows of `dim` values drawn from U[uniform_low, uniform_high).
+    uniform_low : float
+        Lower bound of the uniform start, used by `fit` when neither `D` nor `random_init_pct`
+        is given: `uniform_start_size` rows of `dim` values drawn from U[uniform_low, uniform_high).
+    uniform_high : float
+        Upper bound (excluded) of the uniform start.
+    uniform_start_size : int
+        Rows of the uniform start.
+    dim : int
+        Columns of the uniform start: the data's dimension.
     seed : int, optional
         Not in the reference. When given, `fit` draws from its own `random.Random(seed)` and
         `numpy.random.RandomState(seed)`, made afresh for each call, so that a fit is reproducible.
@@ -56,6 +62,8 @@ class GIOKL:
     progress : bool
         Not in the reference. Show a progress bar during `fit`.
 
+    Notes
+    -----
     Unlike the reference, the constructor starts no SparkSession: `spark` starts one (or takes
     the active one) on first use, so array users never wait for Spark or need pyspark.
     """

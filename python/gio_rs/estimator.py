@@ -52,7 +52,10 @@ def kl_divergence(
     discard_nearest_for_xy : bool
         Each target row ignores its nearest row of y (needs m >= 2).
 
-    Returns the estimate as a float; it can be negative. float32 input is not upcast in memory.
+    Returns
+    -------
+    float
+        The estimate; it can be negative. float32 input is not upcast in memory.
     """
     x_arr = as_matrix("x", x, min_rows=2)
     y_arr = as_matrix("y", y, min_rows=2 if discard_nearest_for_xy else 1)

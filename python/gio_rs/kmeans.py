@@ -41,8 +41,18 @@ class KMeans:
     progress : bool
         Show a progress bar of the Lloyd iterations on stderr (tqdm when installed).
 
-    Attributes after `fit`: `cluster_centers_` (K, d) in the input's float dtype, `labels_`,
-    `inertia_` (sum of squared distances to the nearest center), `n_iter_`, `n_features_in_`.
+    Attributes
+    ----------
+    cluster_centers_ : array (K, d)
+        The centers after `fit`, in the input's float dtype.
+    labels_ : array (N,)
+        The nearest center of each row `fit` saw.
+    inertia_ : float
+        Sum of squared distances to the nearest center.
+    n_iter_ : int
+        Lloyd iterations run.
+    n_features_in_ : int
+        Columns of the data `fit` saw.
     """
 
     def __init__(

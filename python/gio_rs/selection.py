@@ -57,16 +57,21 @@ class Selection:
         The initial selection's rows (not part of `indices` unless drawn from train).
     init_indices : int64 array or None
         Rows of `train` used as the initial selection with `random_init_pct` (rows of
-        `quantization.train_centers` with `n_clusters`), else None.
+        `Quantization.train_centers` with `n_clusters`), else None.
     scale_factor : float
         The gradient scale used by the descent (NaN with method="greedy").
     n_resets : int
         Pool resets performed.
     v_opts : array or None
         v after every descent (rows), when `record_v_opts=True`.
-    clusters, cluster_of_row, repeated_clusters, quantization : with `n_clusters` only
-        The chosen pool clusters in selection order, the cluster of each row of `indices`, the
-        clusters chosen more than once, and the K-Means models (`gio_rs.quantize.Quantization`).
+    clusters : int64 array or None
+        With `n_clusters` only: the chosen pool clusters, in selection order.
+    cluster_of_row : int64 array or None
+        With `n_clusters` only: the cluster of each row of `indices`.
+    repeated_clusters : int64 array or None
+        With `n_clusters` only: the clusters chosen more than once.
+    quantization : Quantization or None
+        With `n_clusters` only: the K-Means models (`gio_rs.Quantization`).
     """
 
     indices: np.ndarray
@@ -309,8 +314,33 @@ def select(
         See above.
     k : int
         Neighbour rank of the estimator.
-    max_iter, stop_criterion, min_difference, resets_allowed, max_resets, max_data_size, min_kl,
-    max_sequential_increases : stopping (see above).
+    max_iter : int
+        The run accepts at most max_iter + 1 rows (the reference's count; see above).
+    stop_criterion : str
+        "increase", "min_difference", "min_kl", "data_size", "max_resets" or
+        "sequential_increase_tolerance" (see above).
+    min_difference : float
+        "min_difference" stops when the KL fell by less than this.
+    resets_allowed : bool
+        On a stop, refill the pool with all of train and go on, up to `max_resets` times.
+    max_resets : int
+        Resets allowed, with `resets_allowed` or stop_criterion="max_resets".
+    max_data_size : float in [0, 1]
+        "data_size" accepts int(max_data_size·len(train)) + 1 rows.
+    min_kl : float
+        "min_kl" stops at the first row whose KL falls below this, keeping it.
+    max_sequential_increases : int
+        "sequential_increase_tolerance" accepts up to this many consecutive increases.
+    random_init_pct : float in [0, 1]
+        Without `init`: start from this share of train rows, drawn at random (see `init`).
+    uniform_low : float
+        Lower bound of the uniform start used without `init` and `random_init_pct` (see `init`).
+    uniform_high : float
+        Upper bound (excluded) of the uniform start.
+    uniform_start_size : int
+        Rows of the uniform start.
+    normalize : bool
+        Scale each row of the uniform start to unit L2 norm.
     random_restart_prob : float in [0, 1]
         Probability of a 3× longer descent on an ordinary iteration.
     scale_factor : "auto" or float
@@ -334,7 +364,7 @@ def select(
         Show a progress bar (tqdm when installed, else a line on stderr).
     record_v_opts : bool
         Keep v after every descent in `Selection.v_opts`.
-    n_clusters, n_clusters_target : int, optional
+    n_clusters : int, optional
         Quantise first (GIO at scale): K-Means on the pool (`n_clusters`) and on the target
         (`n_clusters_target`, default the same; a target with at most that many rows is used as
         it is), select among the pool's centroids for the target's centroids, then explode the
@@ -344,11 +374,22 @@ def select(
         reset appears twice there, and in `repeated_clusters`, but its rows once in `indices`);
         `kl_trace` is measured on centroids. `seed` also seeds the K-Means fits, which run at
         most `kmeans_max_iter` Lloyd iterations each.
+    n_clusters_target : int, optional
+        Clusters of the target with `n_clusters` (default: `n_clusters`; see there).
+    kmeans_max_iter : int
+        Lloyd iterations per K-Means fit with `n_clusters`.
     greedy_max_bytes : int
         method="greedy" refuses to build a distance table larger than this (default 4 GiB) and
         raises GioError naming `train`; quantise (`n_clusters`) for larger problems.
 
-    Returns a `Selection`. The GIL is released while the core runs; Ctrl-C interrupts it. A run
+    Returns
+    -------
+    Selection
+        The selected rows, the KL trace and how the run ended.
+
+    Notes
+    -----
+    The GIL is released while the core runs; Ctrl-C interrupts it. A run
     whose working set would exceed the memory budget (`gio_rs.set_memory_budget`, env
     GIO_RS_MEMORY_BUDGET, default the memory available; see `gio_rs.memory`) raises GioError
     before it starts.

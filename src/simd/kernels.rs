@@ -647,20 +647,78 @@ fn panel_dots_tiled<
         }
         g += nr;
     }
-    let mut g = 0;
-    while g < n_panels {
-        let nr = if g + NR1 <= n_panels { NR1 } else { 1 };
-        for p in full_points..n_points {
-            // SAFETY: as above.
+    // The leftover points (fewer than C) together, on enough panels at a time to keep about as
+    // many accumulators in flight as the one-point tile does.
+    let rem = n_points - full_points;
+    if let Some(nr) = NR1.checked_div(rem) {
+        let nr = nr.max(1);
+        let mut g = 0;
+        while g < n_panels {
+            let take = if g + nr <= n_panels { nr } else { 1 };
+            // SAFETY: panels g..g+take and points full_points..n_points exist.
             unsafe {
-                if nr == NR1 {
-                    panel_tile::<S, T, B, NR1, 1>(s, panels, points, dim, n_points, g, p, out)
-                } else {
-                    panel_tile::<S, T, B, 1, 1>(s, panels, points, dim, n_points, g, p, out)
+                remainder_tile::<S, T, B>(
+                    s,
+                    panels,
+                    points,
+                    dim,
+                    n_points,
+                    g,
+                    full_points,
+                    rem,
+                    take,
+                    out,
+                )
+            };
+            g += take;
+        }
+    }
+}
+
+/// `panel_tile` for `rem` points and `nr` panels chosen at run time, dispatched to the shapes
+/// the levels use (any other shape runs as single panels and points).
+/// SAFETY: as `panel_tile`, for the panels g..g+nr and points p0..p0+rem.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn remainder_tile<S: Isa, T: Element, B: Element>(
+    s: S,
+    panels: &[T],
+    points: &[B],
+    dim: usize,
+    n_points: usize,
+    g: usize,
+    p0: usize,
+    rem: usize,
+    nr: usize,
+    out: &mut [f64],
+) {
+    macro_rules! tile {
+        ($nr:literal, $c:literal) => {
+            panel_tile::<S, T, B, $nr, $c>(s, panels, points, dim, n_points, g, p0, out)
+        };
+    }
+    match (nr, rem) {
+        (8, 1) => tile!(8, 1),
+        (4, 1) => tile!(4, 1),
+        (4, 2) => tile!(4, 2),
+        (3, 3) => tile!(3, 3),
+        (2, 1) => tile!(2, 1),
+        (2, 2) => tile!(2, 2),
+        (2, 3) => tile!(2, 3),
+        (2, 4) => tile!(2, 4),
+        (2, 5) => tile!(2, 5),
+        (1, 1) => tile!(1, 1),
+        (1, 2) => tile!(1, 2),
+        (1, 3) => tile!(1, 3),
+        (1, 4) => tile!(1, 4),
+        (1, 5) => tile!(1, 5),
+        _ => {
+            for i in 0..nr {
+                for p in p0..p0 + rem {
+                    panel_tile::<S, T, B, 1, 1>(s, panels, points, dim, n_points, g + i, p, out);
                 }
             }
         }
-        g += nr;
     }
 }
 
