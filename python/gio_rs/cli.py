@@ -245,7 +245,42 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     for path in outputs:  # fail before the long work, not after it
         io.check_writable(path, overwrite=args.overwrite)
     out_format = io.output_format(args.out, args.out_format)
+    read = _read_inputs(args)
+    train, target = read["train"], read["target"]
+    timings = {"read": time.perf_counter() - started}
+    report(
+        f"read {len(train)} pool rows, {len(target)} target rows"
+        + (f", {len(read['init'])} initial rows" if "init" in read else "")
+        + f" of dimension {train.features.shape[1]} in {timings['read']:.2f} s"
+    )
 
+    options = {p.name: getattr(args, p.name) for p in _select_parameters()}
+    select_started = time.perf_counter()
+    result = selection.select(
+        train.features,
+        target.features,
+        init=read["init"].features if "init" in read else None,
+        progress=_show_progress(args),
+        **options,
+    )
+    timings["select"] = time.perf_counter() - select_started
+
+    write_started = time.perf_counter()
+    _write_selection(args, train, target, result, out_format)
+    timings["write"] = time.perf_counter() - write_started
+    timings["total"] = time.perf_counter() - started
+    summary = _summary(args, options, read, result, out_format, timings)
+    _write_json(summary_file, summary, overwrite=args.overwrite)
+    report(
+        f"selected {len(result)} rows ({result.stop_reason}) in {timings['select']:.2f} s; "
+        f"KL {result.kl_start:.4g} -> {result.kl_final:.4g}"
+    )
+    report(f"wrote {args.out}, {summary_file}" + (f", {args.plot}" if args.plot else ""))
+    return summary
+
+
+def _read_inputs(args: argparse.Namespace) -> dict[str, io.Table]:
+    """--train, --target and (when given) --init as tables of one vector dimension."""
     columns = [c.strip() for c in args.feature_columns.split(",")] if args.feature_columns else None
     read = {}
     for side in ("train", "target", "init"):
@@ -259,32 +294,20 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
                 text_column=args.text_column,
                 embed_options={"progress": _show_progress(args)},
             )
-    train, target = read["train"], read["target"]
+    train = read["train"]
     for side, table in read.items():
         if table.features.shape[1] != train.features.shape[1]:
             raise GioError(
                 f"--{side}: {table.path} has vectors of {table.features.shape[1]} components "
                 f"but --train {train.path} has {train.features.shape[1]}"
             )
-    read_seconds = time.perf_counter() - started
-    report(
-        f"read {len(train)} pool rows, {len(target)} target rows"
-        + (f", {len(read['init'])} initial rows" if "init" in read else "")
-        + f" of dimension {train.features.shape[1]} in {read_seconds:.2f} s"
-    )
+    return read
 
-    options = {p.name: getattr(args, p.name) for p in _select_parameters()}
-    select_started = time.perf_counter()
-    result = selection.select(
-        train.features,
-        target.features,
-        init=read["init"].features if "init" in read else None,
-        progress=_show_progress(args),
-        **options,
-    )
-    select_seconds = time.perf_counter() - select_started
 
-    write_started = time.perf_counter()
+def _write_selection(
+    args: argparse.Namespace, train: io.Table, target: io.Table, result: Any, out_format: str
+) -> None:
+    """The selected rows to --out, and the plot to --plot when asked."""
     io.write_selection(
         args.out, train, result.indices, result.cluster_of_row, fmt=out_format, overwrite=args.overwrite
     )
@@ -302,9 +325,18 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
             overwrite=args.overwrite,
             seed=args.seed or 0,
         )
-    write_seconds = time.perf_counter() - write_started
 
-    summary: dict[str, Any] = {
+
+def _summary(
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    read: dict[str, io.Table],
+    result: Any,
+    out_format: str,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The JSON summary of a local `select` run."""
+    return {
         "gio_rs_version": __version__,
         "simd_level": simd_level(),
         "command": "select",
@@ -318,8 +350,8 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
         "kl_trace": _floats(result.kl_trace),
         "candidate_kl": _floats(result.candidate_kl),
         "counts": {
-            "pool_rows": len(train),
-            "target_rows": len(target),
+            "pool_rows": len(read["train"]),
+            "target_rows": len(read["target"]),
             "init_rows": len(read["init"]) if "init" in read else 0,
             "selected_rows": len(result),
             "distinct_selected_rows": int(len(np.unique(result.indices))),
@@ -329,26 +361,19 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
         },
         "indices": result.indices.tolist(),
         "clusters": None if result.clusters is None else result.clusters.tolist(),
-        "timings_seconds": {
-            "read": read_seconds,
-            "select": select_seconds,
-            "write": write_seconds,
-            "total": time.perf_counter() - started,
-        },
+        "timings_seconds": timings,
     }
-    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
 
-    def write_summary(tmp: str) -> None:
+
+def _write_json(path: str, data: dict[str, Any], *, overwrite: bool) -> None:
+    """`data` as indented JSON (strict: no NaN), written whole or not at all."""
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+    def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
 
-    io.atomic_write(summary_file, write_summary, overwrite=args.overwrite)
-    report(
-        f"selected {len(result)} rows ({result.stop_reason}) in {select_seconds:.2f} s; "
-        f"KL {result.kl_start:.4g} -> {result.kl_final:.4g}"
-    )
-    report(f"wrote {args.out}, {summary_file}" + (f", {args.plot}" if args.plot else ""))
-    return summary
+    io.atomic_write(path, write, overwrite=overwrite)
 
 
 def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None]) -> dict[str, Any]:
@@ -418,13 +443,7 @@ def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None])
         "repeated_clusters": result.repeated_clusters.tolist(),
         "timings_seconds": {"total": time.perf_counter() - started},
     }
-    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-
-    def write_summary(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-
-    io.atomic_write(summary_file, write_summary, overwrite=args.overwrite)
+    _write_json(summary_file, summary, overwrite=args.overwrite)
     report(f"chose {len(result.clusters)} clusters ({chosen.stop_reason}); wrote {args.out}, {summary_file}")
     return summary
 

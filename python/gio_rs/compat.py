@@ -34,7 +34,7 @@ from ._progress import Reporter
 from .estimator import kl_divergence
 from .kmeans import KMeans
 from .quantize import explode
-from .selection import initial_selection, loop_arrays, loop_options, run_loop, uniform_start
+from .selection import initial_selection, loop_arrays, run_loop, uniform_start
 
 
 class GIOKL:
@@ -151,14 +151,11 @@ class GIOKL:
         w_arr = as_matrix("W", W, min_rows=1)
         same_columns("W", w_arr, "X", x_arr.shape[1])
         v_arr = as_vector("v", v, x_arr.shape[1])
-        scale = check_float("scaling_factor", scaling_factor)
-        steps = check_int("max_iterations", max_iterations, minimum=0)
-        lr = check_float("lr", lr)
         check_int("k", k, minimum=1)
-        discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)
         dtype = working_dtype(x_arr, w_arr)
+        x_c, w_c = cast(x_arr, dtype), cast(w_arr, dtype)
         v_out, _ = _core.gradient_descend(
-            cast(x_arr, dtype), cast(w_arr, dtype), v_arr, scale, steps, lr, discard
+            x_c, w_c, v_arr, scaling_factor, max_iterations, lr, discard_nearest_for_xy
         )
         return v_out.astype(dtype, copy=False)
 
@@ -236,7 +233,8 @@ class GIOKL:
         x_arr = as_matrix("X", X, min_rows=2)
         dim = x_arr.shape[1]
         same_columns("train", train_arr, "X", dim)
-        opts = loop_options(
+        params = _core.SelectParams(
+            semantics="reference",
             k=k,
             max_iter=max_iter,
             stop_criterion=stop_criterion,
@@ -252,8 +250,6 @@ class GIOKL:
             grad_desc_iter=grad_desc_iter,
             discard_nearest_for_xy=discard_nearest_for_xy,
             lr=lr,
-            fixed=False,
-            n_target=x_arr.shape[0],
         )
         random_init_pct = check_float("random_init_pct", random_init_pct, minimum=0.0, maximum=1.0)
         normalize = check_bool("normalize", normalize)
@@ -284,29 +280,27 @@ class GIOKL:
             random_init_pct=random_init_pct,
             uniform_rows=uniform_rows,
             rng=rng,
-            discard_nearest_for_xy=opts.discard_nearest_for_xy,
+            discard_nearest_for_xy=params.discard_nearest_for_xy,
         )
 
         reporter = Reporter(
-            print_reference=bool(self.verbose), progress=bool(self.progress), total=opts.max_iter + 1
+            print_reference=bool(self.verbose), progress=bool(self.progress), total=params.max_iter + 1
         )
         dtype = working_dtype(train_arr, x_arr)
         # The result copies the unselected pool (`adder`), on top of the loop's own working set.
         adder_bytes = train_arr.shape[0] * train_arr.shape[1] * dtype.itemsize
-        train_c, x_c, init_c = loop_arrays(
-            train_arr, x_arr, init_arr, opts.max_iter, greedy=False, extra=adder_bytes, init_name="D"
-        )
-        out = run_loop(train_c, x_c, init_c, opts, fixed=False, rng=rng, reporter=reporter)
-        indices = out["indices"]
-        W = np.concatenate([init_c, train_c[indices]], axis=0)
-        kl_divs = [float(v) for v in out["kl_trace"]]
-        adder = train_c[~out["used"]]
+        arrays = loop_arrays(train_arr, x_arr, init_arr, params, extra=adder_bytes, init_name="D")
+        out = run_loop(arrays, params, rng=rng, reporter=reporter)
+        train_c, _, init_c = arrays
+        W = np.concatenate([init_c, train_c[out.indices]], axis=0)
+        kl_divs = [float(v) for v in out.kl_trace]
+        adder = train_c[~out.used]
         state = (
-            out["v"].astype(dtype),
-            float(out["scale_factor"]),
-            bool(out["just_reset"]),
-            int(out["num_resets"]),
-            int(out["increases"]),
+            out.v.astype(dtype),
+            out.scale_factor,
+            out.just_reset,
+            out.num_resets,
+            out.increases,
             adder,
             kl_divs,
         )

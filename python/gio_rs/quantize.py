@@ -105,13 +105,29 @@ def quantize(
     train_arr = as_matrix("train", train)
     target_arr = as_matrix("target", target)
     same_columns("train", train_arr, "target", target_arr.shape[1])
+    return quantize_matrices(
+        train_arr, target_arr, n_clusters, n_clusters_target, seed, n_init, max_iter, progress
+    )
+
+
+def quantize_matrices(
+    train_arr: np.ndarray,
+    target_arr: np.ndarray,
+    n_clusters: Any,
+    n_clusters_target: Any = None,
+    seed: Any = None,
+    n_init: Any = 1,
+    max_iter: Any = 300,
+    progress: Any = False,
+) -> Quantization:
+    """`quantize` on matrices `as_matrix` accepted already (each input is scanned once)."""
     k = check_int("n_clusters", n_clusters, minimum=1)
     k_target = (
         k if n_clusters_target is None else check_int("n_clusters_target", n_clusters_target, minimum=1)
     )
     if seed is not None:
         seed = check_int("seed", seed, minimum=0)
-    train_model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=seed, progress=progress).fit(
+    train_model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=seed, progress=progress)._fit(
         train_arr
     )
     if k_target >= len(target_arr):
@@ -122,7 +138,7 @@ def quantize(
         target_seed = None if seed is None else seed + 1
         target_model = KMeans(
             k_target, n_init=n_init, max_iter=max_iter, random_state=target_seed, progress=progress
-        ).fit(target_arr)
+        )._fit(target_arr)
         target_centers = target_model.cluster_centers_
         target_labels = target_model.labels_
     return Quantization(
