@@ -850,7 +850,9 @@ fn assign_bytes(n_rows: usize, dim: usize, n_clusters: usize) -> usize {
     core_kmeans::predict_working_set(n_rows, dim, n_clusters)
 }
 
-/// The SIMD level the kernels dispatched to on this CPU ("avx512", "avx2" or "scalar").
+/// The SIMD level the kernels dispatched to on this CPU: "avx512" or "avx2" (x86-64 with FMA),
+/// "neon" (aarch64) or "scalar" (elsewhere, or with GIO_RS_NO_SIMD=1; GIO_RS_NO_AVX512=1 skips
+/// AVX-512). Chosen once per process.
 #[pyfunction]
 fn simd_level() -> &'static str {
     crate::simd::level_name()
