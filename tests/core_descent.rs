@@ -1,14 +1,85 @@
-//! Descents of several points at once equal descents of each point alone, bit for bit: the
-//! selection loop relies on it to run upcoming descents together.
+//! Descents follow the reference's step rule, and descents of several points at once equal
+//! descents of each point alone, bit for bit: the selection loop relies on it to run upcoming
+//! descents together.
 
-use gio_rs::descent::{descend, descend_many, DescentWork};
-use gio_rs::kl::{KlParams, KlState};
+use gio_rs::descent::{descend, descend_from, descend_many, DescentWork};
+use gio_rs::kl::{kl_gradient, KlParams, KlState};
 use gio_rs::Rows;
 
 fn matrix(n: usize, d: usize, seed: f64) -> Vec<f32> {
     (0..n * d)
         .map(|i| ((i as f64 * 0.7548 + seed).sin() * 2.0) as f32)
         .collect()
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|a| a * a).sum::<f64>().sqrt()
+}
+
+#[test]
+fn descent_follows_the_reference_step_rule() {
+    // v ← v − lr·scale·∇KL(v), with the automatic scale ‖v₀‖ / ‖∇KL(v₀)‖ (docs/reference.md),
+    // written out here from kl_gradient, which core_kl checks against finite differences.
+    let (n, m, d, lr, steps) = (30usize, 6usize, 4usize, 0.01, 3usize);
+    let x: Vec<f64> = matrix(n, d, 0.2).iter().map(|&a| a as f64).collect();
+    let w: Vec<f64> = matrix(m, d, 1.3).iter().map(|&a| a as f64 + 0.5).collect();
+    let (xr, wr) = (
+        Rows::new("x", &x, d).unwrap(),
+        Rows::new("w", &w, d).unwrap(),
+    );
+    for discard in [false, true] {
+        let v0: Vec<f64> = (0..d).map(|j| 0.3 - 0.2 * j as f64).collect();
+        let gradient = |v: &[f64]| kl_gradient(xr, wr, v, discard).unwrap();
+        let want_scale = norm(&v0) / norm(&gradient(&v0));
+        let mut want = v0.clone();
+        for _ in 0..steps {
+            let g = gradient(&want);
+            for (vj, gj) in want.iter_mut().zip(&g) {
+                *vj -= lr * want_scale * gj;
+            }
+        }
+        let (got, scale) =
+            descend_from(xr, wr, v0.clone(), None, steps, lr, discard, &mut || Ok(())).unwrap();
+        assert!(
+            (scale - want_scale).abs() <= 1e-12 * want_scale,
+            "{scale} vs {want_scale}"
+        );
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                "{got:?} vs {want:?}"
+            );
+        }
+        // A given scale factor is used as it is, and zero steps leave v alone.
+        let (same, given) = descend_from(
+            xr,
+            wr,
+            v0.clone(),
+            Some(2.5),
+            0,
+            lr,
+            discard,
+            &mut || Ok(()),
+        )
+        .unwrap();
+        assert_eq!((same, given), (v0.clone(), 2.5));
+        let (one, _) = descend_from(
+            xr,
+            wr,
+            v0.clone(),
+            Some(2.5),
+            1,
+            lr,
+            discard,
+            &mut || Ok(()),
+        )
+        .unwrap();
+        let g = gradient(&v0);
+        for j in 0..d {
+            let expected = v0[j] - lr * 2.5 * g[j];
+            assert!((one[j] - expected).abs() <= 1e-12 * expected.abs().max(1.0));
+        }
+    }
 }
 
 #[test]
