@@ -2,7 +2,7 @@
 //! full recomputation, and the closed-form gradient against finite differences.
 
 use gio_rs::kl::{kl_divergence, kl_gradient, Candidate, KlParams, KlState};
-use gio_rs::Rows;
+use gio_rs::{GioError, Rows};
 
 /// A small deterministic generator (SplitMix64) for test data.
 struct Gen(u64);
@@ -177,17 +177,36 @@ fn gradient_matches_finite_differences() {
     }
 }
 
+/// The argument a failed call names (the Python error starts with it).
+fn refused(result: Result<f64, GioError>) -> &'static str {
+    match result {
+        Err(GioError::InvalidArgument { name, .. }) => name,
+        other => panic!("expected an invalid argument, got {other:?}"),
+    }
+}
+
 #[test]
 fn bad_k_and_shapes_are_errors_not_panics() {
     let x = [0.0f64, 1.0, 2.0];
     let y = [0.5f64];
     let xr = Rows::new("x", &x, 1).unwrap();
     let yr = Rows::new("y", &y, 1).unwrap();
-    assert!(kl_divergence(xr, yr, KlParams::new(3, false)).is_err());
-    assert!(kl_divergence(xr, yr, KlParams::new(0, false)).is_err());
-    assert!(
-        kl_divergence(xr, yr, KlParams::new(1, true)).is_err(),
-        "discard needs two y rows"
+    assert_eq!(refused(kl_divergence(xr, yr, KlParams::new(3, false))), "k");
+    assert_eq!(refused(kl_divergence(xr, yr, KlParams::new(0, false))), "k");
+    assert_eq!(
+        refused(kl_divergence(xr, yr, KlParams::new(1, true))),
+        "y",
+        "discard needs two y rows (named as the caller named them)"
+    );
+    // The smallest target (2 rows, k = 1) is accepted; one row is refused by naming X.
+    let two = Rows::new("x", &x[..2], 1).unwrap();
+    assert!(kl_divergence(two, yr, KlParams::new(1, false))
+        .unwrap()
+        .is_finite());
+    let one = Rows::new("x", &x[..1], 1).unwrap();
+    assert_eq!(
+        refused(kl_divergence(one, yr, KlParams::new(1, false))),
+        "X"
     );
     assert!(Rows::new("x", &x, 2).is_err());
     assert!(Rows::new_finite("x", &[0.0f64, f64::NAN], 1).is_err());
