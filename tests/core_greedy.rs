@@ -81,12 +81,24 @@ fn naive_kl(x: &[f64], w: &[Vec<f64>], d: usize, k: usize) -> f64 {
 
 /// Brute-force greedy until the pool is exhausted: indices and KL after each row.
 fn brute_force(train: &[f64], x: &[f64], w0: &[f64], d: usize, k: usize) -> (Vec<usize>, Vec<f64>) {
+    brute_force_steps(train, x, w0, d, k, usize::MAX)
+}
+
+/// `brute_force` for at most `steps` rows.
+fn brute_force_steps(
+    train: &[f64],
+    x: &[f64],
+    w0: &[f64],
+    d: usize,
+    k: usize,
+    steps: usize,
+) -> (Vec<usize>, Vec<f64>) {
     let mut w: Vec<Vec<f64>> = w0.chunks(d).map(|r| r.to_vec()).collect();
     let pool: Vec<&[f64]> = train.chunks(d).collect();
     let mut used = vec![false; pool.len()];
     let (mut indices, mut trace) = (Vec::new(), Vec::new());
     while let Some(best) = (0..pool.len())
-        .filter(|&c| !used[c])
+        .filter(|&c| !used[c] && indices.len() < steps)
         .map(|c| {
             let mut with = w.clone();
             with.push(pool[c].to_vec());
@@ -203,6 +215,28 @@ fn same_choices_as_brute_force() {
         let w0_rows: Vec<Vec<f64>> = w0.chunks(d).map(|r| r.to_vec()).collect();
         assert_close(&[got.kl_start], &[naive_kl(&x, &w0_rows, d, k)]);
     }
+}
+
+#[test]
+fn same_choices_as_brute_force_on_a_pool_scored_in_many_chunks() {
+    // 3000 pool rows against 60 target rows are scored in chunks of a few hundred rows; the
+    // best rows (near copies of target rows) are in the last chunk, so the choice must compare
+    // every chunk's best, not keep the first chunk's.
+    let (m, n, d, k) = (3000, 60, 4, 2);
+    let x = data(11, n, d, 0.0);
+    let mut train = data(12, m - 5, d, 1.5);
+    train.extend(x[..5 * d].iter().map(|v| v + 1e-3));
+    let opts = SelectParams {
+        max_iter: 5,
+        stop_criterion: StopCriterion::DataSize,
+        ..exhaustive(k)
+    };
+    let got = run(&train, &x, &[], d, &opts).unwrap();
+    let (indices, trace) = brute_force_steps(&train, &x, &[], d, k, got.indices.len());
+    assert_eq!(got.indices.len(), 6);
+    assert!(indices.iter().any(|&i| i >= m - 5), "{indices:?}");
+    assert_eq!(got.indices, indices);
+    assert_close(&got.kl_trace, &trace);
 }
 
 #[test]
