@@ -1,7 +1,7 @@
 //! The estimator against a naive transcription of docs/reference.md, the incremental state against a
 //! full recomputation, and the closed-form gradient against finite differences.
 
-use gio_rs::kl::{kl_divergence, kl_gradient, Candidate, KlParams, KlState};
+use gio_rs::kl::{kl_divergence, kl_gradient, log_root_sum, Candidate, KlParams, KlState};
 use gio_rs::{GioError, Rows};
 
 /// A small deterministic generator (SplitMix64) for test data.
@@ -175,6 +175,31 @@ fn gradient_matches_finite_differences() {
             );
         }
     }
+}
+
+#[test]
+fn log_root_sum_is_a_sum_of_logarithms() {
+    // Over several 256-term renormalisations, magnitudes from 1e-300 to 1e300.
+    let mut g = Gen(9);
+    let sq: Vec<f64> = (0..1000)
+        .map(|i| 10f64.powf(600.0 * g.next() - 300.0) * (1.0 + (i % 7) as f64))
+        .collect();
+    let want: f64 = sq.iter().map(|&s| (s.sqrt() + 1e-10).ln()).sum();
+    let got = log_root_sum(&sq, 1e-10);
+    assert!(
+        (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+        "{got} vs {want}"
+    );
+    // Terms that have no mantissa and exponent are summed as logarithms: -inf, inf, NaN.
+    let with = |bad: f64| log_root_sum(&[1.0, bad, 4.0], 0.0);
+    assert_eq!(with(0.0), f64::NEG_INFINITY);
+    assert_eq!(with(f64::INFINITY), f64::INFINITY);
+    assert!(with(f64::NAN).is_nan());
+    // A subnormal term (a root of 0 plus a subnormal ε).
+    let eps = 1e-320;
+    let want = (1f64 + eps).ln() + eps.ln();
+    let got = log_root_sum(&[1.0, 0.0], eps);
+    assert!((got - want).abs() <= 1e-12 * want.abs(), "{got} vs {want}");
 }
 
 /// The argument a failed call names (the Python error starts with it).
