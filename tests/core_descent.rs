@@ -84,13 +84,14 @@ fn descent_follows_the_reference_step_rule() {
 
 #[test]
 fn batched_descents_equal_single_descents() {
-    // Several chunk counts and block shapes: d not a multiple of 16, n over a chunk.
+    // Several chunk counts and block shapes: d not a multiple of 16, n over a chunk; 19 points,
+    // more than the 16 one pass over X takes.
+    let sizes: Vec<usize> = (0..19).map(|b| 4 + b % 9).collect();
     for &(n, d) in &[(50usize, 3usize), (700, 37), (1200, 64)] {
         let x = matrix(n, d, 0.1);
         let w = matrix(12, d, 0.9);
         let xr = Rows::new("x", &x, d).unwrap();
         let mean = xr.column_means();
-        let sizes = [4usize, 5, 6, 9, 12];
         let mut batch: Vec<f64> = sizes.iter().flat_map(|_| mean.clone()).collect();
         let state = KlState::without_target_term(
             xr,
