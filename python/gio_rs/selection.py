@@ -394,6 +394,7 @@ def select(
     n_clusters_target: Optional[int] = None,
     kmeans_max_iter: int = 300,
     greedy_max_bytes: int = GREEDY_MAX_BYTES,
+    budget_rows: Optional[int] = None,
 ) -> Selection:
     """Select rows of `train` that make `init ∪ selection` most informative about `target`:
     greedily minimise the k-NN estimate of KL(target ‖ init ∪ selection) (GIO).
@@ -511,6 +512,14 @@ def select(
     greedy_max_bytes : int
         method="greedy" refuses to build a distance table larger than this (default 4 GiB) and
         raises GioError naming `train`; quantise (`n_clusters`) for larger problems.
+    budget_rows : int, optional
+        Exactly this many pool rows, ranked (`gio_rs.ranking`): `indices[:m]` is what a budget of
+        m rows gives. Replaces `max_iter`, `stop_criterion` and `max_data_size` (leave them at
+        their defaults): without `n_clusters` the loop runs until it has accepted `budget_rows`
+        distinct rows; with it, until the chosen clusters hold that many rows, whose members are
+        ranked cluster by cluster in selection order and, inside a cluster, by squared distance to
+        the nearest target centroid (nearest first, ties by row), the last cluster trimmed.
+        `stop_reason` is then "budget_rows".
 
     Returns a `Selection`. The GIL is released while the core runs; Ctrl-C interrupts it. A run
     whose working set would exceed the memory budget (`gio_rs.set_memory_budget`, env
@@ -518,6 +527,11 @@ def select(
     before it starts.
     float32 input stays float32 in memory; distances and sums are computed in float64.
     """
+    if budget_rows is not None:
+        arguments = dict(locals())  # every argument as given, for the budget's own loop
+        from .ranking import select_with_budget
+
+        return select_with_budget(select, arguments)
     if not isinstance(method, str) or method not in METHODS:
         raise _core.GioError(f"method: unknown value {method!r}; expected one of {METHODS}")
     greedy = method == "greedy"
