@@ -597,3 +597,82 @@ def _text_lines(path: str, rows: int) -> Iterator[list]:
                 break
     if pending:
         yield pending
+
+
+# ------------------------------------------------------------------------------------------------
+# Arrays and iterators of arrays
+
+
+class ArraySource:
+    """Vectors given as arrays rather than files, with the interface of `RowSource`.
+
+    `data` is a 2-D array (a `np.memmap` works: it is read a slice at a time), a list or tuple
+    of 2-D arrays (one shard each), or a callable returning a fresh iterator of 2-D arrays each
+    time it is called (every pass over the pool calls it). A plain iterator can be read once
+    only: `gio_rs.stream` copies it to a spill file on its first pass.
+    """
+
+    def __init__(self, data: Any, *, name: str = "train", batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
+        self.name = name
+        self.batch_rows = int(batch_rows)
+        self.dim: Optional[int] = None
+        self.features_col: Optional[str] = "features"
+        self.feature_columns = None
+        self.text_column = None
+        self.is_text = False
+        self.fmt = "npy"
+        if callable(data):
+            self._factory = data
+            self.shards = [Shard(f"{name} (batches)", "npy")]
+        elif isinstance(data, (list, tuple)):
+            if not data:
+                raise GioError(f"{name}: an empty list of arrays")
+            arrays = list(data)
+            self._factory = lambda: iter(arrays)
+            self.shards = [Shard(f"{name}[{i}]", "npy") for i in range(len(arrays))]
+            self._per_shard = True
+        else:
+            array = data
+            self._factory = lambda: iter([array])
+            self.shards = [Shard(name, "npy")]
+        self._per_shard = isinstance(data, (list, tuple))
+
+    def fingerprint(self) -> list[dict[str, Any]]:
+        raise GioError(
+            f"work_dir: {self.name} is given as arrays or batches, whose contents cannot be checked "
+            "cheaply; resuming needs file inputs"
+        )
+
+    def chunks(
+        self, *, vectors: bool = True, table: bool = False, start_shard: int = 0, embed: bool = True
+    ) -> Iterator[Chunk]:
+        from ._arrays import as_matrix
+
+        first_row = 0
+        for number, item in enumerate(self._factory()):
+            shard = number if self._per_shard else 0
+            label = self.shards[shard].path if self._per_shard else f"{self.name} batch {number}"
+            if self._per_shard:
+                first_row = 0
+            if shard < start_shard:
+                continue
+            if not hasattr(item, "shape") or len(item.shape) != 2:
+                item = as_matrix(label, item, min_rows=0)  # lists and the like: checked whole
+            for start in range(0, item.shape[0], self.batch_rows):
+                # Checked a slice at a time: a memory-mapped array is read once per pass.
+                x = np.asarray(item[start : start + self.batch_rows])
+                if x.dtype.kind == "f" and x.ndim == 2 and x.shape[1]:
+                    io.check_vectors(x, label, io.RowNames(first_row=first_row))  # rows of the whole
+                x = as_matrix(label, x, min_rows=0)
+                if self.dim is None:
+                    self.dim = int(x.shape[1])
+                elif x.shape[1] != self.dim:
+                    raise GioError(
+                        f"{label}: has {x.shape[1]} columns, earlier rows of {self.name} have {self.dim}"
+                    )
+                chunk = Chunk(shard, first_row, len(x), names=io.RowNames(first_row=first_row))
+                chunk.vectors = x
+                if table:
+                    chunk.table = vectors_table(x)
+                yield chunk
+                first_row += len(x)

@@ -115,7 +115,7 @@ class DuplicateFinder:
         """Rows `first_row`, `first_row + 1`, ... (default: right after the previous batch)."""
         if first_row is None:
             first_row = self._next_row
-        h1, h2 = row_hashes(x)
+        h1, h2 = canonical_hashes(x)
         self.add_hashes(h1, h2, first_row)
 
     def add_hashes(self, h1: np.ndarray, h2: np.ndarray, first_row: int) -> None:
@@ -210,3 +210,21 @@ def find_duplicates(x: np.ndarray) -> Duplicates:
     for start in range(0, len(x), step):
         finder.add(x[start : start + step], start)
     return finder.finish()
+
+
+def canonical_hashes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`row_hashes` of a canonical form, so that equal vectors hash equally whatever dtype their
+    file stores them in: a row whose values are all exactly float32 is hashed as float32, any
+    other as float64 (float32 -> float64 is exact, so equal values always meet)."""
+    x = np.asarray(x)
+    if x.dtype == np.float32:
+        return row_hashes(x)
+    x64 = np.asarray(x, dtype=np.float64)
+    x32 = x64.astype(np.float32)
+    exact = (x32 == x64).all(axis=1)
+    if exact.all():
+        return row_hashes(x32)
+    h1, h2 = row_hashes(x64)
+    if exact.any():
+        h1[exact], h2[exact] = row_hashes(x32[exact])
+    return h1, h2
