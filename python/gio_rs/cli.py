@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import inspect
 import json
 import math
@@ -27,7 +28,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import __version__, io, memory, selection
+from . import __version__, dedup, io, memory, selection, writers
 from ._core import GioError, simd_level
 
 EXIT_ERROR = 2
@@ -41,8 +42,15 @@ _ALIASES = {
     "stop_criterion": ["--stop"],
     "n_clusters_target": ["--clusters-target"],
 }
-_INT_OPTIONAL = {"n_clusters", "n_clusters_target", "seed"}
+_INT_OPTIONAL = {"n_clusters", "n_clusters_target", "seed", "budget_rows", "kmeans_sample_rows"}
 _DEFAULT_SEED = 0  # a command line run is reproducible unless asked otherwise
+
+
+def _size(text: str) -> int:
+    value = memory.parse_budget("--shard-size", text)
+    if not isinstance(value, int):
+        raise argparse.ArgumentTypeError(f"expected a size such as 256MiB, got {text!r}")
+    return value
 
 
 def _scale_factor(text: str) -> Any:
@@ -91,6 +99,10 @@ _HELP = {
     "n_clusters": "quantise first: K-Means with this many pool clusters, select among centroids, explode",
     "n_clusters_target": "target clusters with --clusters (default: the same)",
     "kmeans_max_iter": "Lloyd iterations per K-Means fit",
+    "budget_rows": "exactly this many pool rows, ranked (the output's `rank`: any prefix is a smaller "
+    "budget); replaces --max-iter and --stop",
+    "kmeans_sample_rows": "with --clusters: fit K-Means on this many sampled rows (default: every row "
+    "if it fits the memory budget, else as many as fit)",
 }
 
 
@@ -120,9 +132,18 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", required=True, help="the pool G to select from (file or parquet folder)")
     parser.add_argument("--target", required=True, help="sample X of the target distribution")
     parser.add_argument("--init", help="rows already selected (D), optional")
-    parser.add_argument("--out", required=True, help="selected rows: .parquet, .csv, .tsv, .npy or .txt")
     parser.add_argument(
-        "--out-format", choices=["parquet", "csv", "tsv", "npy", "text"], help="instead of by extension"
+        "--out",
+        required=True,
+        help="selected rows: .parquet, .jsonl[.gz|.zst], .csv, .tsv, .npy or .txt; a folder (ending in /) "
+        "gets part files of at most --shard-size",
+    )
+    parser.add_argument("--out-format", choices=list(writers.OUTPUT_FORMATS), help="instead of by extension")
+    parser.add_argument(
+        "--shard-size",
+        dest="shard_bytes",
+        type=_size,
+        help="with a folder --out: size of each part file (default 256MiB)",
     )
     parser.add_argument("--summary", help="JSON summary path (default: OUT with .summary.json)")
     parser.add_argument(
@@ -151,6 +172,22 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     fmt.add_argument(
         "--feature-columns",
         help="comma-separated numeric columns forming the vector (CSV/TSV; default: every numeric column)",
+    )
+    scale = parser.add_argument_group("large pools (--clusters reads the pool in pieces: gio_rs.stream)")
+    scale.add_argument(
+        "--dedup",
+        choices=["exact", "none"],
+        default="exact",
+        help="exact: leave pool rows equal to an earlier row out (never selected twice); none: keep them. "
+        "Both report duplicates; duplicate target rows are always dropped, with a warning",
+    )
+    scale.add_argument(
+        "--work-dir",
+        help="with --clusters: keep each finished stage here; a rerun with the same inputs and options "
+        "reuses them",
+    )
+    scale.add_argument(
+        "--batch-rows", type=int, default=32768, help="with --clusters: rows read at a time (default 32768)"
     )
 
 
@@ -237,14 +274,20 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     """The `select` command: read, select, write output + summary (+ plot). Returns the summary."""
     if args.engine == "spark":
         return run_select_spark(args, report=report)
+    if args.n_clusters is not None:  # the pool is read in pieces, whatever its size
+        from . import _stream_cli
+
+        options = {p.name: getattr(args, p.name) for p in _select_parameters()}
+        return _stream_cli.run(args, options, report=report)
     started = time.perf_counter()
     summary_file = summary_path(args.out, args.summary)
     outputs = [args.out, summary_file] + ([args.plot] if args.plot else [])
     if len(set(map(os.path.abspath, outputs))) != len(outputs):
         raise GioError(f"--out/--summary/--plot: must be different files, got {outputs}")
-    for path in outputs:  # fail before the long work, not after it
+    writers.check_output(args.out, overwrite=args.overwrite)  # fail before the long work, not after it
+    for path in outputs[1:]:
         io.check_writable(path, overwrite=args.overwrite)
-    out_format = io.output_format(args.out, args.out_format)
+    out_format = writers.output_format(args.out, args.out_format)
 
     columns = [c.strip() for c in args.feature_columns.split(",")] if args.feature_columns else None
     read = {}
@@ -274,20 +317,47 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     )
 
     options = {p.name: getattr(args, p.name) for p in _select_parameters()}
+    pool_duplicates = dedup.find_duplicates(train.features)
+    target_features, target_duplicates = dedup.drop_target_duplicates(target.features, "--target")
+    kept = None
+    pool_features = train.features
+    if args.dedup == "exact" and len(pool_duplicates):
+        kept = np.delete(np.arange(len(train)), pool_duplicates.rows)
+        pool_features = train.features[kept]
     select_started = time.perf_counter()
     result = selection.select(
-        train.features,
-        target.features,
+        pool_features,
+        target_features,
         init=read["init"].features if "init" in read else None,
         progress=_show_progress(args),
         **options,
     )
+    if kept is not None:  # rows of the deduplicated pool back to rows of the file
+        result = dataclasses.replace(
+            result,
+            indices=kept[result.indices],
+            init_indices=None if result.init_indices is None else kept[result.init_indices],
+        )
     select_seconds = time.perf_counter() - select_started
 
     write_started = time.perf_counter()
-    io.write_selection(
-        args.out, train, result.indices, result.cluster_of_row, fmt=out_format, overwrite=args.overwrite
-    )
+    if out_format == "jsonl" or writers.is_folder_output(args.out):
+        rows = io.selected_rows(train, result.indices, result.cluster_of_row)
+        text_col = train.features_col if (args.text_column or train.fmt == "text") else None
+        with writers.RowWriter(
+            args.out,
+            out_format,
+            overwrite=args.overwrite,
+            shard_bytes=args.shard_bytes,
+            vector_col=None if text_col else (train.features_col or "features"),
+            text_col=text_col,
+            n_rows=len(result.indices),
+        ) as writer:
+            writer.write(rows)
+    else:
+        io.write_selection(
+            args.out, train, result.indices, result.cluster_of_row, fmt=out_format, overwrite=args.overwrite
+        )
     if args.plot:
         from .plot import plot_selection
 
@@ -326,6 +396,11 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
             "candidates_evaluated": len(result.candidate_kl),
             "resets": result.n_resets,
             "clusters_chosen": None if result.clusters is None else len(np.unique(result.clusters)),
+        },
+        "duplicates": {
+            "mode": args.dedup,
+            "pool": pool_duplicates.report(dropped=args.dedup == "exact"),
+            "target": target_duplicates.report(dropped=True),
         },
         "indices": result.indices.tolist(),
         "clusters": None if result.clusters is None else result.clusters.tolist(),

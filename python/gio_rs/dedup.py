@@ -228,3 +228,23 @@ def canonical_hashes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if exact.any():
         h1[exact], h2[exact] = row_hashes(x32[exact])
     return h1, h2
+
+
+def drop_target_duplicates(x: np.ndarray, name: str = "target") -> tuple[np.ndarray, Duplicates]:
+    """`x` without its exact duplicate rows (the first of each group kept), with a warning
+    naming them: a repeated target row is at distance zero from its copy, which the k-NN
+    estimator clips to 1e-10, so it weighs as if it were its own dense region."""
+    import warnings
+
+    found = find_duplicates(x)
+    if not len(found):
+        return x, found
+    shown = ", ".join(map(str, found.rows[:10].tolist())) + (", ..." if len(found) > 10 else "")
+    warnings.warn(
+        f"{name}: {len(found)} exact duplicate rows dropped (rows {shown}): a repeated target row is at "
+        "distance zero from its copy, which the estimator clips",
+        stacklevel=3,
+    )
+    keep = np.ones(len(x), dtype=bool)
+    keep[found.rows] = False
+    return x[keep], found

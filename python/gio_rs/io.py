@@ -34,6 +34,7 @@ _COMPRESSED_SUFFIXES = (".gz", ".zst")
 _ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
 ROW_INDEX_COLUMN = "row_index"
 CLUSTER_COLUMN = "cluster"
+RANK_COLUMN = "rank"
 _BAD_ROWS_SHOWN = 10
 _MESSAGE_CHARS = 500  # of a reader's own error message, in ours
 
@@ -521,7 +522,8 @@ def output_format(path: Any, fmt: Optional[str] = None) -> str:
 def selected_rows(table: Table, indices: np.ndarray, cluster_of_row: Optional[np.ndarray] = None) -> Any:
     """A pyarrow table of the selected rows, in selection order: the file's columns (for `.npy`
     input, the vector as a `features` column), then `row_index` (the row in the input file) and,
-    when quantised, `cluster`."""
+    when quantised, `cluster`, then `rank` (the position in the selection: any prefix of the
+    rows is the selection of a smaller budget)."""
     pa = _pyarrow()
     indices = np.asarray(indices, dtype=np.int64)
     if table.columns is None:
@@ -532,13 +534,13 @@ def selected_rows(table: Table, indices: np.ndarray, cluster_of_row: Optional[np
     else:
         out = table.columns.take(pa.array(indices))
     taken = set(out.column_names)
-    for name in (ROW_INDEX_COLUMN, CLUSTER_COLUMN):
+    for name in (ROW_INDEX_COLUMN, CLUSTER_COLUMN, RANK_COLUMN):
         if name in taken:
             raise GioError(f"{table.path}: already has a column {name!r}, which the output adds")
     out = out.append_column(ROW_INDEX_COLUMN, pa.array(indices))
     if cluster_of_row is not None:
         out = out.append_column(CLUSTER_COLUMN, pa.array(np.asarray(cluster_of_row, dtype=np.int64)))
-    return out
+    return out.append_column(RANK_COLUMN, pa.array(np.arange(len(indices), dtype=np.int64)))
 
 
 def write_selection(

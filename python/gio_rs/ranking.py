@@ -75,12 +75,14 @@ def select_with_budget(select: Callable[..., Any], options: dict[str, Any]) -> A
     n_clusters = options.pop("n_clusters")
     n_clusters_target = options.pop("n_clusters_target")
     kmeans_max_iter = options.pop("kmeans_max_iter")
+    kmeans_sample_rows = options.pop("kmeans_sample_rows")
     for name in _REPLACED:
         options.pop(name)
     train_arr = as_matrix("train", train)
     if n_clusters is None:
-        if n_clusters_target is not None:
-            raise _core.GioError("n_clusters_target: only used together with n_clusters")
+        if n_clusters_target is not None or kmeans_sample_rows is not None:
+            name = "n_clusters_target" if n_clusters_target is not None else "kmeans_sample_rows"
+            raise _core.GioError(f"{name}: only used together with n_clusters")
         if budget > len(train_arr):
             raise _core.GioError(f"budget_rows: {budget} is more than the {len(train_arr)} pool rows")
 
@@ -108,6 +110,7 @@ def select_with_budget(select: Callable[..., Any], options: dict[str, Any]) -> A
         seed=options.get("seed"),
         max_iter=check_int("kmeans_max_iter", kmeans_max_iter, minimum=1),
         progress=bool(options.get("progress", False)),
+        kmeans_sample_rows=kmeans_sample_rows,
     )
     sizes = np.bincount(quantization.train_labels, minlength=len(quantization.train_centers))
     chosen = choose_clusters(

@@ -395,6 +395,7 @@ def select(
     kmeans_max_iter: int = 300,
     greedy_max_bytes: int = GREEDY_MAX_BYTES,
     budget_rows: Optional[int] = None,
+    kmeans_sample_rows: Optional[int] = None,
 ) -> Selection:
     """Select rows of `train` that make `init ∪ selection` most informative about `target`:
     greedily minimise the k-NN estimate of KL(target ‖ init ∪ selection) (GIO).
@@ -508,7 +509,10 @@ def select(
         `clusters` holds the chosen cluster ids in selection order (a cluster chosen twice after a
         reset appears twice there, and in `repeated_clusters`, but its rows once in `indices`);
         `kl_trace` is measured on centroids. `seed` also seeds the K-Means fits, which run at
-        most `kmeans_max_iter` Lloyd iterations each.
+        most `kmeans_max_iter` Lloyd iterations each. The pool's fit runs on every row when it
+        fits the memory budget, else on a seeded sample of as many rows as fit (then every row
+        is labelled by `predict`, a slice at a time): `kmeans_sample_rows` sets that sample's
+        size. For pools in files larger than memory, see `gio_rs.select_stream`.
     greedy_max_bytes : int
         method="greedy" refuses to build a distance table larger than this (default 4 GiB) and
         raises GioError naming `train`; quantise (`n_clusters`) for larger problems.
@@ -569,10 +573,13 @@ def select(
             seed=seed,
             max_iter=check_int("kmeans_max_iter", kmeans_max_iter, minimum=1),
             progress=check_bool("progress", progress),
+            kmeans_sample_rows=kmeans_sample_rows,
         )
         train_arr, target_arr = quantization.train_centers, quantization.target_centers
     elif n_clusters_target is not None:
         raise _core.GioError("n_clusters_target: only used together with n_clusters")
+    elif kmeans_sample_rows is not None:
+        raise _core.GioError("kmeans_sample_rows: only used together with n_clusters")
     opts = loop_options(
         k=k,
         max_iter=max_iter,

@@ -51,7 +51,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import _core, io, memory, ranking
+from . import _core, io, memory, ranking, sampling
 from ._arrays import as_matrix, check_int, same_columns
 from ._progress import _make_bar
 from .batches import DEFAULT_BATCH_ROWS, ArraySource, Chunk, RowSource, vectors_table
@@ -61,7 +61,7 @@ from .workdir import WorkDir, key_of
 from .writers import RowWriter
 
 DEDUP_MODES = ("exact", "none")
-RANK_COLUMN = "rank"
+RANK_COLUMN = io.RANK_COLUMN
 _POSITION = "_gio_position"  # helper columns of the explode, dropped before writing
 _DISTANCE = "_gio_distance"
 _LABEL_BYTES = 4
@@ -537,65 +537,20 @@ class _Run:
 
     def sample_size(self) -> int:
         """Rows K-Means is fitted on: `kmeans_sample_rows`, else every kept row when that fits
-        the memory budget, else as many as fit."""
+        the memory budget, else as many as fit (gio_rs.sampling)."""
         opts = self.options
-        k = self.k
         if opts["kmeans_sample_rows"] is not None:
             wanted = check_int("kmeans_sample_rows", opts["kmeans_sample_rows"], minimum=1)
-            if wanted < k:
-                raise _core.GioError(f"kmeans_sample_rows: {wanted} rows cannot hold {k} clusters")
+            if wanted < self.k:
+                raise _core.GioError(f"kmeans_sample_rows: {wanted} rows cannot hold {self.k} clusters")
             return min(wanted, self.kept_rows)
-        budget = memory.memory_budget()
-        if budget is None:
-            return self.kept_rows
-        itemsize = self.dtype.itemsize
-        fixed = _rss_bytes() + memory.assign_bytes(self.batch_rows, self.dim, k) + 16 * k * self.dim
-        room = _SAFETY * (budget - fixed)
-
-        def need(rows: int) -> int:  # the sample itself + K-Means' working set on it
-            return rows * self.dim * itemsize + memory.kmeans_bytes(rows, self.dim, k, itemsize)
-
-        if need(self.kept_rows) <= room:
-            return self.kept_rows
-        lo, hi = k, self.kept_rows
-        if need(lo) > room:
-            raise _core.GioError(
-                f"memory_budget: K-Means with {k} clusters of dimension {self.dim} needs about "
-                f"{need(lo) / 2**20:.0f} MiB even on {k} sampled rows, more than the budget leaves "
-                f"({max(room, 0) / 2**20:.0f} MiB); raise the budget or lower n_clusters"
-            )
-        while lo < hi:  # the largest sample that fits
-            mid = (lo + hi + 1) // 2
-            if need(mid) <= room:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
-
-    def sample_rows_ids(self, size: int) -> np.ndarray:
-        """A seeded uniform sample of `size` kept rows, ascending: the rows with the smallest
-        hash of (seed, row), so the same seed and pool give the same sample."""
-        if size >= self.kept_rows:
-            keep = np.ones(self.pool_rows, dtype=bool)
-            keep[self.dropped] = False
-            return np.flatnonzero(keep).astype(np.int64)
-        from .dedup import _mix
-
-        seed = np.uint64((self.options["seed"] or 0) * 0x9E3779B97F4A7C15 % (1 << 64))
-        best_keys = np.zeros(0, np.uint64)
-        best_rows = np.zeros(0, np.int64)
-        step = 1 << 20
-        for start in range(0, self.pool_rows, step):
-            rows = np.arange(start, min(self.pool_rows, start + step), dtype=np.int64)
-            rows = rows[self._kept_mask(start, len(rows))]
-            keys = _mix(rows.astype(np.uint64) * np.uint64(0xD1B54A32D192ED03) ^ seed)
-            keys = np.concatenate([best_keys, keys])
-            rows = np.concatenate([best_rows, rows])
-            if len(keys) > size:
-                part = np.argpartition(keys, size - 1)[:size]
-                keys, rows = keys[part], rows[part]
-            best_keys, best_rows = keys, rows
-        return np.sort(best_rows)
+        # Held meanwhile: what is resident now, the centroids and one batch's labelling.
+        reserved = (
+            _rss_bytes() + memory.assign_bytes(self.batch_rows, self.dim, self.k) + 16 * self.k * self.dim
+        )
+        return sampling.fitting_sample_size(
+            self.kept_rows, self.dim, self.k, self.dtype.itemsize, reserved=reserved, share=_SAFETY
+        )
 
     def kmeans(self) -> None:
         opts = self.options
@@ -618,7 +573,7 @@ class _Run:
             self.sample_labels = np.load(self.work.path("sample_labels.npy")) if saved["every_row"] else None
             self.timings["kmeans"] = time.perf_counter() - started
             return
-        rows = self.sample_rows_ids(size)
+        rows = sampling.sample_rows(self.pool_rows, size, opts["seed"], self.dropped)
         sample = np.empty((len(rows), self.dim), dtype=self.dtype)
         filled = 0
         bar = self._bar(self.pool_rows, "K-Means sample")
@@ -1128,6 +1083,8 @@ def select_stream(
     progress: bool = False,
     report: Optional[Callable[[str], None]] = None,
     embed_options: Optional[dict] = None,
+    train_name: str = "train",
+    target_name: str = "target",
     **select_options: Any,
 ) -> StreamSelection:
     """GIO at scale on a pool read in pieces (see the module docstring for the stages).
@@ -1154,6 +1111,7 @@ def select_stream(
     features_col, feature_columns, text_column, *_format : how to read the files (gio_rs.io).
     batch_rows : rows per piece read.
     progress : progress bars on stderr; report: called with one line per finished stage.
+    train_name, target_name : what errors call the inputs (e.g. "--train").
     **select_options : any other option of `gio_rs.select` (k, stop_criterion, v_init, ...).
     """
     if not isinstance(dedup, str) or dedup not in DEDUP_MODES:
@@ -1193,6 +1151,8 @@ def select_stream(
         progress=bool(progress),
         report=report or (lambda line: None),
         embed_options=embed_options,
+        train_name=train_name,
+        target_name=target_name,
         select_options=select_options,
     )
     run = _Run(train, target, options)
