@@ -46,12 +46,12 @@ def write_parquet_shards(folder: Path, pool: np.ndarray, ids: list, shards: int 
     return folder
 
 
-def write_jsonl(path: Path, pool: np.ndarray, ids: list, opener=open) -> Path:
+def write_jsonl(path: Path, pool: np.ndarray, ids: list, opener=open, notes: bool = True) -> Path:
+    """One object per line; `note` is text on every other line (null on all with notes=False)."""
     with opener(path, "wt", encoding="utf-8") as fh:
         for i, row in enumerate(pool):
-            fh.write(
-                json.dumps({"id": ids[i], "features": row.tolist(), "note": None if i % 2 else "x"}) + "\n"
-            )
+            note = "x" if notes and i % 2 == 0 else None
+            fh.write(json.dumps({"id": ids[i], "features": row.tolist(), "note": note}) + "\n")
     return path
 
 
@@ -96,7 +96,8 @@ def test_stream_selects_what_the_in_memory_path_selects(layout, blobs, tmp_path)
         source = write_jsonl(tmp_path / "pool.jsonl", pool, ids)
     elif layout == "jsonl.gz-shards":
         (tmp_path / "pool").mkdir()
-        write_jsonl(tmp_path / "pool" / "a.jsonl.gz", pool[:1000], ids[:1000], gzip.open)
+        # The first shard's `note` is null throughout (type null), the second's text.
+        write_jsonl(tmp_path / "pool" / "a.jsonl.gz", pool[:1000], ids[:1000], gzip.open, notes=False)
         write_jsonl(tmp_path / "pool" / "b.jsonl.gz", pool[1000:], ids[1000:], gzip.open)
         source = tmp_path / "pool"
     else:
@@ -117,6 +118,8 @@ def test_stream_selects_what_the_in_memory_path_selects(layout, blobs, tmp_path)
     np.testing.assert_array_equal(written.column("cluster").to_numpy(), got.cluster_of_row)
     if layout != "npy-memmap":
         assert written.column("id").to_pylist() == [ids[i] for i in got.indices]
+    if "jsonl" in layout:
+        assert written.column("note").type == pa.string()
 
 
 def test_hugging_face_folder_without_the_datasets_package(tmp_path):
@@ -446,3 +449,17 @@ def test_formats_read_the_same_vectors(blobs, tmp_path):
         read = gio_io.read_table(tmp_path / name)
         np.testing.assert_array_equal(read.features, pool.astype(np.float64))
         assert read.columns.column("note").type == pa.string()  # null in some lines, text in others
+
+
+def test_explode_through_sort_runs_on_disk_gives_the_same_output(blobs, tmp_path, monkeypatch):
+    """Rows that would not fit in memory at once are sorted in rank ranges on disk: the output
+    is the same as when they all fit."""
+    pool, target = blobs["pool"], blobs["target"]
+    source = write_jsonl(tmp_path / "pool.jsonl", pool, blobs["ids"])
+    options = dict(n_clusters=K, n_clusters_target=K_TARGET, seed=SEED, kmeans_max_iter=KMEANS_ITER,
+                   budget_rows=900, batch_rows=128, k=4, v_init="jump")  # fmt: skip
+    whole = gio_rs.select_stream(source, target, out=tmp_path / "a.parquet", **options)
+    monkeypatch.setattr(stream._Run, "_bucket_bytes", lambda self: 2000)  # a few rows per run
+    spilled = gio_rs.select_stream(source, target, out=tmp_path / "b.parquet", **options)
+    np.testing.assert_array_equal(spilled.indices, whole.indices)
+    assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(tmp_path / "a.parquet"))

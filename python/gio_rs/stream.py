@@ -41,6 +41,7 @@ sorted go to disk (the work dir, else a temporary folder beside the output).
 
 from __future__ import annotations
 
+import base64
 import os
 import resource
 import time
@@ -58,14 +59,15 @@ from .batches import DEFAULT_BATCH_ROWS, ArraySource, Chunk, RowSource, vectors_
 from .dedup import DuplicateFinder, Duplicates, find_duplicates
 from .kmeans import KMeans
 from .workdir import WorkDir, key_of
-from .writers import RowWriter
+from .writers import RowWriter, conform
 
 DEDUP_MODES = ("exact", "none")
 RANK_COLUMN = io.RANK_COLUMN
 _POSITION = "_gio_position"  # helper columns of the explode, dropped before writing
 _DISTANCE = "_gio_distance"
 _LABEL_BYTES = 4
-_SAFETY = 0.85  # of the budget left after what is already resident, planned for
+_SAFETY = 0.85
+_MAX_BUCKETS = 256  # of the budget left after what is already resident, planned for
 
 
 @dataclass(frozen=True)
@@ -386,10 +388,15 @@ class _Run:
         float32 = True
         total = 0
         bar = self._bar(None, "scan")
+        # Text formats infer each piece's column types: the output's come from all of them.
+        schemas: list = []
+        typed_by_pieces = self.pool.fmt in ("jsonl", "csv", "tsv") and not self.one_shot
         try:
-            for chunk in self.pool.chunks(vectors=True, table=False):
+            for chunk in self.pool.chunks(vectors=True, table=typed_by_pieces):
                 x = chunk.vectors
                 assert x is not None
+                if chunk.table is not None and (not schemas or not chunk.table.schema.equals(schemas[-1])):
+                    schemas.append(chunk.table.schema)
                 if chunk.shard >= len(shard_rows):  # batches of a callable: one shard
                     shard_rows.extend([0] * (chunk.shard + 1 - len(shard_rows)))
                 shard_rows[chunk.shard] += chunk.n_rows
@@ -418,12 +425,19 @@ class _Run:
         if self.spill is not None:
             self.spill.dtype = np.dtype(self.spill.dtype)
         self._finish_offsets()
+        self.schema = None
+        if schemas:
+            with io.reader_errors(self.pool.shards[0].path, self.pool.fmt):
+                self.schema = io._pyarrow().unify_schemas(schemas, promote_options="permissive")
         np.save(self.work.path("duplicates.npy"), np.stack([self.duplicates.rows, self.duplicates.first]))
         meta = {
             "shard_rows": shard_rows,
             "dim": self.dim,
             "dtype": str(self.dtype),
             "spill": self.spill.meta() if self.spill is not None else None,
+            "schema": None
+            if self.schema is None
+            else base64.b64encode(self.schema.serialize().to_pybytes()).decode(),
         }
         files = ["duplicates.npy"] + (["vectors.bin"] if self.spill is not None else [])
         if self.work.resumable and not self.one_shot:
@@ -444,6 +458,10 @@ class _Run:
         self.duplicates = Duplicates(pairs[0].astype(np.int64), pairs[1].astype(np.int64))
         if saved.get("spill"):
             self.spill = _Spill.from_meta(self.work.path("vectors.bin"), saved["spill"])
+        self.schema = None
+        if saved.get("schema"):
+            pa = io._pyarrow()
+            self.schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(saved["schema"])))
         self._finish_offsets()
 
     def _finish_offsets(self) -> None:
@@ -863,6 +881,9 @@ class _Run:
     def _output_rows(self, chunk: Chunk, picked: np.ndarray, rows: np.ndarray, labels: np.ndarray) -> Any:
         pa = io._pyarrow()
         table = chunk.table.take(pa.array(picked))
+        if self.schema is not None:
+            with io.reader_errors(self.pool.shards[chunk.shard].path, self.pool.fmt):
+                table = conform(table, self.schema)
         for name in (io.ROW_INDEX_COLUMN, io.CLUSTER_COLUMN, RANK_COLUMN):
             if name in table.column_names:
                 raise _core.GioError(
@@ -946,6 +967,7 @@ class _Buckets:
         self.cumulative = cumulative
         total_rows = int(cumulative[-1]) if len(cumulative) else 0
         per_bucket = max(1, int(bucket_bytes / max(row_bytes * (8 if tables else 1), 1.0)))
+        per_bucket = max(per_bucket, -(-total_rows // _MAX_BUCKETS))  # open files stay few
         # bucket of each cluster position: rank of its first row // rows per bucket
         self.bucket_of_position = (
             (cumulative[:-1] // per_bucket).astype(np.int64) if total_rows else np.zeros(0, np.int64)
