@@ -266,6 +266,13 @@ def _describe(table: io.Table) -> dict[str, Any]:
     }
 
 
+def _texts(table: io.Table, args: argparse.Namespace) -> Optional[list]:
+    """The sentences a table's vectors were embedded from, or None for vector input."""
+    if table.fmt == "text" or args.text_column is not None:
+        return table.columns.column(table.features_col).to_pylist()
+    return None
+
+
 def _show_progress(args: argparse.Namespace) -> bool:
     return not args.quiet and (args.progress or sys.stderr.isatty())
 
@@ -317,8 +324,14 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     )
 
     options = {p.name: getattr(args, p.name) for p in _select_parameters()}
-    pool_duplicates = dedup.find_duplicates(train.features)
-    target_features, target_duplicates = dedup.drop_target_duplicates(target.features, "--target")
+    pool_texts = _texts(train, args)
+    if pool_texts is None:
+        pool_duplicates = dedup.find_duplicates(train.features)
+    else:  # the same text twice can embed to vectors that differ in the last bits
+        pool_duplicates = dedup.find_text_duplicates(pool_texts)
+    target_features, target_duplicates = dedup.drop_duplicates(
+        target.features, "--target", _texts(target, args)
+    )
     kept = None
     pool_features = train.features
     if args.dedup == "exact" and len(pool_duplicates):

@@ -248,3 +248,44 @@ def drop_target_duplicates(x: np.ndarray, name: str = "target") -> tuple[np.ndar
     keep = np.ones(len(x), dtype=bool)
     keep[found.rows] = False
     return x[keep], found
+
+
+def text_hashes(texts: list) -> tuple[np.ndarray, np.ndarray]:
+    """Two 64-bit hashes (one 128-bit BLAKE2b digest) of each text's UTF-8 bytes. For text input
+    duplicates are rows with the same text: embedding the same sentence twice can differ in the
+    last bits (the batch it was padded in changes the rounding), so its vectors are not compared."""
+    import hashlib
+
+    digests = b"".join(hashlib.blake2b(str(t).encode("utf-8"), digest_size=16).digest() for t in texts)
+    pairs = np.frombuffer(digests, dtype="<u8").reshape(len(texts), 2) if texts else np.zeros((0, 2), "<u8")
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def find_text_duplicates(texts: list) -> Duplicates:
+    """The rows of `texts` whose text repeats an earlier row's."""
+    finder = DuplicateFinder()
+    h1, h2 = text_hashes(list(texts))
+    finder.add_hashes(h1, h2, 0)
+    return finder.finish()
+
+
+def drop_duplicates(
+    x: np.ndarray, name: str = "target", texts: Optional[list] = None
+) -> tuple[np.ndarray, Duplicates]:
+    """`drop_target_duplicates`, comparing `texts` instead of the vectors when given."""
+    if texts is None:
+        return drop_target_duplicates(x, name)
+    import warnings
+
+    found = find_text_duplicates(texts)
+    if len(found):
+        shown = ", ".join(map(str, found.rows[:10].tolist())) + (", ..." if len(found) > 10 else "")
+        warnings.warn(
+            f"{name}: {len(found)} rows repeat an earlier row's text and are dropped (rows {shown}): "
+            "a repeated target row is at distance zero from its copy, which the estimator clips",
+            stacklevel=3,
+        )
+        keep = np.ones(len(x), dtype=bool)
+        keep[found.rows] = False
+        x = x[keep]
+    return x, found

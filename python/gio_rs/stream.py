@@ -45,7 +45,6 @@ import base64
 import os
 import resource
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -56,7 +55,7 @@ from . import _core, io, memory, ranking, sampling
 from ._arrays import as_matrix, check_int, same_columns
 from ._progress import _make_bar
 from .batches import DEFAULT_BATCH_ROWS, ArraySource, Chunk, RowSource, vectors_table
-from .dedup import DuplicateFinder, Duplicates, find_duplicates
+from .dedup import DuplicateFinder, Duplicates, drop_duplicates, text_hashes
 from .kmeans import KMeans
 from .workdir import WorkDir, key_of
 from .writers import RowWriter, conform
@@ -233,6 +232,11 @@ def _open_pool(train: Any, options: dict, batch_rows: int) -> Any:
 
 def _read_whole(value: Any, name: str, options: dict, fmt_key: str) -> np.ndarray:
     """The target (or init): read whole, from a file or folder, or taken as an array."""
+    return _read_whole_with_texts(value, name, options, fmt_key)[0]
+
+
+def _read_whole_with_texts(value: Any, name: str, options: dict, fmt_key: str) -> tuple[np.ndarray, Any]:
+    """`_read_whole`, and the texts the vectors were embedded from (None for vectors)."""
     if _is_path_like(value):
         path = value if isinstance(value, (str, os.PathLike)) else value[0]
         if not isinstance(value, (str, os.PathLike)) and len(value) > 1:
@@ -245,8 +249,11 @@ def _read_whole(value: Any, name: str, options: dict, fmt_key: str) -> np.ndarra
             text_column=options.get("text_column"),
             embed_options=options.get("embed_options"),
         )
-        return table.features
-    return as_matrix(name, value)
+        texts = None
+        if table.fmt == "text" or options.get("text_column") is not None:
+            texts = table.columns.column(table.features_col).to_pylist()
+        return table.features, texts
+    return as_matrix(name, value), None
 
 
 def _fingerprint(value: Any, name: str) -> Any:
@@ -401,7 +408,10 @@ class _Run:
                     shard_rows.extend([0] * (chunk.shard + 1 - len(shard_rows)))
                 shard_rows[chunk.shard] += chunk.n_rows
                 float32 = float32 and x.dtype in (np.float32, np.float16)
-                finder.add(x, total)
+                if chunk.texts is not None:  # text: the same text is the duplicate (see dedup)
+                    finder.add_hashes(*text_hashes(chunk.texts), total)
+                else:
+                    finder.add(x, total)
                 if self.spill is not None:
                     self.spill.append(x if x.dtype != np.float16 else x.astype(np.float32))
                 total += chunk.n_rows
@@ -510,21 +520,11 @@ class _Run:
             self.target_rows = int(saved["rows"])
             self.timings["target"] = time.perf_counter() - started
             return
-        x = _read_whole(self.target_value, opts.get("target_name", "target"), opts, "target_format")
-        same_columns(opts.get("target_name", "target"), x, opts.get("train_name", "train"), self.dim)
+        name = opts.get("target_name", "target")
+        x, texts = _read_whole_with_texts(self.target_value, name, opts, "target_format")
+        same_columns(name, x, opts.get("train_name", "train"), self.dim)
         self.target_rows = len(x)
-        self.target_duplicates = find_duplicates(x)
-        if len(self.target_duplicates):
-            warnings.warn(
-                f"{opts.get('target_name', 'target')}: {len(self.target_duplicates)} exact duplicate rows "
-                f"dropped (rows {', '.join(map(str, self.target_duplicates.rows[:10].tolist()))}"
-                f"{', ...' if len(self.target_duplicates) > 10 else ''}): a repeated target row has "
-                "a zero distance to its copy, which the estimator clips",
-                stacklevel=4,
-            )
-            keep = np.ones(len(x), dtype=bool)
-            keep[self.target_duplicates.rows] = False
-            x = x[keep]
+        x, self.target_duplicates = drop_duplicates(x, name, texts)
         if len(x) < 2:
             raise _core.GioError(f"{opts.get('target_name', 'target')}: needs at least 2 distinct rows")
         if k_target >= len(x):
