@@ -463,3 +463,23 @@ def test_explode_through_sort_runs_on_disk_gives_the_same_output(blobs, tmp_path
     spilled = gio_rs.select_stream(source, target, out=tmp_path / "b.parquet", **options)
     np.testing.assert_array_equal(spilled.indices, whole.indices)
     assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(tmp_path / "a.parquet"))
+
+
+def test_duplicate_hashing_rules():
+    from gio_rs import dedup
+
+    rng = np.random.default_rng(3)
+    x32 = rng.normal(size=(50, 5)).astype(np.float32)
+    # The same values stored as float32 in one file and float64 in another are duplicates.
+    a, b = dedup.canonical_hashes(x32), dedup.canonical_hashes(x32.astype(np.float64))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    finder = dedup.DuplicateFinder(memory_rows=20)  # spills to partition files past 20 rows
+    finder.add(x32, 0)
+    finder.add(np.concatenate([x32[[4, 9]].astype(np.float64), rng.normal(size=(3, 5))]), 50)
+    found = finder.finish()
+    assert found.rows.tolist() == [50, 51] and found.first.tolist() == [4, 9]
+    near = x32[:1].copy()
+    near[0, 0] = np.nextafter(near[0, 0], np.float32(np.inf))  # one bit apart: not a duplicate
+    assert len(dedup.find_duplicates(np.concatenate([x32[:1], near]))) == 0
+    texts = ["a", "b", "a", "é", "e\u0301", "é"]
+    assert dedup.find_text_duplicates(texts).rows.tolist() == [2, 5]

@@ -1,13 +1,19 @@
 """Embeddings in files: read a matrix of vectors (plus the file's other columns) from `.npy`,
-parquet, the reference's headerless TSV (`_c2` = JSON vector) or CSV/TSV with a header, and write
-selected rows back out atomically. Used by the `gio-rs` command; usable on its own.
+parquet, Arrow IPC, jsonl, the reference's headerless TSV (`_c2` = JSON vector), CSV/TSV with a
+header or `.txt` sentences, and write selected rows back out atomically. Used by the `gio-rs`
+command; usable on its own.
 
 Formats (by extension unless given): ``npy``; ``parquet`` (a file or a directory of parquet
-files; an array column, default ``features``); ``reference-tsv`` (headerless, tab-separated, the
-third column ``_c2`` a JSON list, as `grad-info-opt` reads it; a ``.tsv`` whose first line looks
-like that is read this way); ``csv`` / ``tsv`` with a header, the vector either a column of JSON
-lists (default ``features``, else ``_c2``) or numeric columns (``feature_columns``, default every
-numeric column). Parquet and CSV/TSV need pyarrow (``pip install gio_rs[io]``).
+files; an array column, default ``features``); ``arrow`` (``.arrow``/``.feather``/``.ipc``, the
+IPC file or stream format; a Hugging Face ``datasets`` folder written by ``save_to_disk`` is a
+folder of these); ``jsonl`` (``.jsonl``/``.ndjson``, also ``.gz``/``.zst``: one JSON object per
+line, the vector a list field, default ``features``); ``reference-tsv`` (headerless,
+tab-separated, the third column ``_c2`` a JSON list, as `grad-info-opt` reads it; a ``.tsv`` whose
+first line looks like that is read this way); ``csv`` / ``tsv`` with a header, the vector either
+a column of JSON lists (default ``features``, else ``_c2``) or numeric columns
+(``feature_columns``, default every numeric column); ``text`` (``.txt``, embedded). A folder is a
+dataset of shards of one format (`gio_rs.batches`). Everything but ``.npy`` needs pyarrow
+(``pip install gio_rs[io]``); the jsonl decompression is pyarrow's own (gzip and zstd).
 """
 
 from __future__ import annotations
