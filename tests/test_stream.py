@@ -483,3 +483,35 @@ def test_duplicate_hashing_rules():
     assert len(dedup.find_duplicates(np.concatenate([x32[:1], near]))) == 0
     texts = ["a", "b", "a", "é", "e\u0301", "é"]
     assert dedup.find_text_duplicates(texts).rows.tolist() == [2, 5]
+
+
+def test_bad_arguments_are_named(blobs, tmp_path):
+    pool, target = blobs["pool"][:300], blobs["target"]
+    cases = [
+        (dict(train=pool, target=target, n_clusters=4, dedup="fuzzy"), r"^dedup: expected one of"),
+        (dict(train=pool, target=target, n_clusters=0), r"^n_clusters: "),
+        (dict(train=pool, target=target, n_clusters=4, budget_rows=0), r"^budget_rows: "),
+        (dict(train=pool, target=target[:, :4], n_clusters=4), r"^target: "),
+        (
+            dict(train=pool, target=target, n_clusters=400),
+            r"^n_clusters: 400 clusters need at least 400 rows",
+        ),
+        (dict(train=pool, target=target, n_clusters=4, kmeans_sample_rows=2), r"^kmeans_sample_rows: "),
+        (dict(train=[pool, pool[:, :5]], target=target, n_clusters=4), r"^train\[1\]: has 5 columns"),
+        (dict(train=iter([pool]), target=target, n_clusters=4, work_dir=tmp_path / "w"), r"^work_dir: "),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(gio_rs.GioError, match=message):
+            gio_rs.select_stream(**kwargs)
+    bad = pool.copy()
+    bad[[5, 250], 1] = np.nan
+    with pytest.raises(gio_rs.GioError, match=r"^train: rows with NaN or infinite values: 5$"):
+        gio_rs.select_stream(bad, target, n_clusters=4, batch_rows=100)
+    with pytest.raises(TypeError, match="^callback: "):
+        gio_rs.select_stream(pool, target, n_clusters=4, callback=print)
+    # An iterator is read once and copied to a spill file: the same result as the array.
+    options = dict(n_clusters=6, seed=1, k=3, max_iter=3, batch_rows=64)
+    from_iterator = gio_rs.select_stream(iter([pool[:100], pool[100:]]), target, **options)
+    np.testing.assert_array_equal(
+        from_iterator.indices, gio_rs.select_stream(pool, target, **options).indices
+    )

@@ -636,6 +636,7 @@ class ArraySource:
             self._factory = lambda: iter([array])
             self.shards = [Shard(name, "npy")]
         self._per_shard = isinstance(data, (list, tuple))
+        self._single = not self._per_shard and not callable(data)
 
     def fingerprint(self) -> list[dict[str, Any]]:
         raise GioError(
@@ -651,7 +652,11 @@ class ArraySource:
         first_row = 0
         for number, item in enumerate(self._factory()):
             shard = number if self._per_shard else 0
-            label = self.shards[shard].path if self._per_shard else f"{self.name} batch {number}"
+            label = (
+                self.shards[shard].path
+                if (self._per_shard or self._single)
+                else f"{self.name} batch {number}"
+            )
             if self._per_shard:
                 first_row = 0
             if shard < start_shard:
