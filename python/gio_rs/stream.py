@@ -802,7 +802,8 @@ class _Run:
         cumulative = np.concatenate([[0], np.cumsum(counts)])
         target64 = np.ascontiguousarray(self.target_centers, dtype=np.float64)
         out = opts.get("out")
-        buckets = _Buckets(self.work, cumulative, self._bucket_bytes(), out is not None, self._row_bytes())
+        row_bytes = self._row_bytes(out is not None)
+        buckets = _Buckets(self.work, cumulative, self._bucket_bytes(), out is not None, row_bytes)
         bar = self._bar(self.pool_rows, "explode")
         try:
             for start, chunk in self.pool_chunks(table=out is not None):
@@ -869,8 +870,17 @@ class _Run:
             return self.pool.features_col
         return "_c2" if self.pool.fmt == "reference-tsv" else "features"
 
-    def _row_bytes(self) -> float:
-        return float(self.dim * self.dtype.itemsize + 64)
+    def _row_bytes(self, tables: bool) -> float:
+        """Memory a picked row takes while it waits to be sorted: its keys, and with an output
+        its columns, measured (twice, for the copies a sort makes) on the pool's first piece."""
+        keys = 40.0
+        if not tables:
+            return keys
+        for _, chunk in self.pool_chunks(table=True):
+            if chunk.n_rows and chunk.table is not None:
+                return keys + 2.0 * chunk.table.nbytes / chunk.n_rows
+            break
+        return keys + 2.0 * self.dim * self.dtype.itemsize
 
     def _bucket_bytes(self) -> int:
         budget = memory.memory_budget()
@@ -966,7 +976,7 @@ class _Buckets:
         self.work = work
         self.cumulative = cumulative
         total_rows = int(cumulative[-1]) if len(cumulative) else 0
-        per_bucket = max(1, int(bucket_bytes / max(row_bytes * (8 if tables else 1), 1.0)))
+        per_bucket = max(1, int(bucket_bytes / max(row_bytes, 1.0)))
         per_bucket = max(per_bucket, -(-total_rows // _MAX_BUCKETS))  # open files stay few
         # bucket of each cluster position: rank of its first row // rows per bucket
         self.bucket_of_position = (
