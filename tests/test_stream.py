@@ -515,3 +515,28 @@ def test_bad_arguments_are_named(blobs, tmp_path):
     np.testing.assert_array_equal(
         from_iterator.indices, gio_rs.select_stream(pool, target, **options).indices
     )
+
+
+def test_text_pool_is_embedded_once_and_deduplicated_by_text(tmp_path, capsys):
+    cooking = ["Whisk the eggs with sugar.", "Bake the bread for forty minutes.", "Simmer the sauce slowly.",
+               "Chop the onions finely.", "Season the soup with salt."]  # fmt: skip
+    other = ["The stock market fell today.", "Interest rates rose again.", "The striker scored twice.",
+             "The match ended in a draw.", "Bonds rallied after the report."]  # fmt: skip
+    pool = (cooking + other) * 2
+    (tmp_path / "pool.jsonl").write_text(
+        "".join(json.dumps({"n": i, "text": t}) + "\n" for i, t in enumerate(pool))
+    )
+    (tmp_path / "target.txt").write_text(
+        "Fry the garlic in olive oil.\nKnead the dough.\nRoast the carrots.\n"
+    )
+    code = cli.main(["select", "--train", str(tmp_path / "pool.jsonl"),
+                     "--target", str(tmp_path / "target.txt"), "--text-column", "text", "--clusters", "3",
+                     "--k", "2", "--budget-rows", "4", "--seed", "1", "--batch-rows", "4",
+                     "--out", str(tmp_path / "sel.jsonl"), "--quiet"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in (tmp_path / "sel.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and len({r["text"] for r in rows}) == 4
+    assert sum(r["text"] in cooking for r in rows) >= 3
+    summary = json.loads((tmp_path / "sel.summary.json").read_text())
+    assert summary["duplicates"]["pool"]["duplicate_rows"] == 10
+    assert summary["duplicates"]["pool"]["rows"][:2] == [[10, 0], [11, 1]]
