@@ -3,7 +3,7 @@ parquet shards larger than the memory budget, quantised, selected and exploded e
 resident memory against the budget; K-Means inertia of the sampled fit against a full in-memory
 fit; the same pipeline on Spark local[2] for the time ratio.
 
-    python benches/bench_stream.py generate --folder /data/gio-bench   # 20 M x 128 float32 (10 GB) + 50 k target
+    python benches/bench_stream.py generate --folder /data/gio-bench   # 20 M x 128 float32 + 50 k target
     python benches/bench_stream.py run --folder /data/gio-bench        # gio-rs select, budget 3GiB
     python benches/bench_stream.py inertia --folder /data/gio-bench    # sampled vs full fit on 2 M rows
     python benches/bench_stream.py spark --folder /data/gio-bench --rows 1000000 --clusters 1000
@@ -83,9 +83,7 @@ def generate(args: argparse.Namespace) -> None:
         chosen = target_rng.choice(every, 200, replace=False)
         _write_parquet(target_path, _rows(target_rng, args.target, args.dim, chosen), 0)
     size = sum(p.stat().st_size for p in (folder / "pool").iterdir())
-    print(
-        f"pool: {args.rows} x {args.dim} in {shards} shards, {size / 2**30:.2f} GiB on disk; target {args.target}"
-    )
+    print(f"pool: {args.rows} x {args.dim} in {shards} shards, {size / 2**30:.2f} GiB; target {args.target}")
 
 
 def _record(folder: Path, entry: dict) -> None:
@@ -98,10 +96,10 @@ def _gio_rs(*args: str) -> tuple[float, int, subprocess.CompletedProcess]:
     """Runs `gio-rs` in a child process; returns its wall time and peak RSS (bytes)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "gio_rs", *args], text=True, capture_output=True)
+    # Its report lines go straight to our stderr, as they come.
+    done = subprocess.run([sys.executable, "-m", "gio_rs", *args], text=True, stdout=subprocess.PIPE)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    sys.stderr.write(done.stderr)
     if done.returncode != 0:
         raise SystemExit(f"gio-rs failed ({done.returncode})")
     if peak <= before * 1024:
