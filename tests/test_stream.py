@@ -352,6 +352,41 @@ def test_a_resumed_run_equals_an_uninterrupted_one(blobs, tmp_path, monkeypatch)
     assert any("made with other inputs or options" in line for line in lines)
 
 
+def test_the_sample_depends_on_the_budget_not_on_the_resident_memory(blobs, tmp_path, monkeypatch):
+    """The same inputs, options and budget choose the same K-Means sample (so the same centroids
+    and selection) however much memory the process holds, and a rerun reuses the kmeans stage."""
+    pool, target = blobs["pool"], blobs["target"]
+    source = write_parquet_shards(tmp_path / "pool", pool, blobs["ids"])
+    write_target(tmp_path / "target.parquet", target)
+    batch = 128
+    # Room for about half the pool's fit besides what the stage reserves.
+    reserved = (
+        stream.RUNTIME_ALLOWANCE + gio_rs.memory.assign_bytes(batch, 6, K) + 16 * K * 6 + 8 * K_TARGET * 6
+    )
+    budget = reserved + int(gio_rs.sampling.kmeans_need(900, 6, K, 4) / stream._SAFETY)
+    work = tmp_path / "work"
+    runs = []
+    for resident in (50 << 20, budget - (1 << 20)):  # little, and nearly all of the budget
+        monkeypatch.setattr(stream, "_rss_bytes", lambda resident=resident: resident)
+        with gio_rs.memory.temporary_budget(budget, "test"):
+            runs.append(streamed(source, tmp_path / "target.parquet", work_dir=work))
+    first, second = runs
+    assert K < first.sample_rows < len(pool)
+    assert second.sample_rows == first.sample_rows
+    assert second.reused == ["scan", "target", "kmeans", "labels", "selection"]
+    np.testing.assert_array_equal(second.centers, first.centers)
+    np.testing.assert_array_equal(second.indices, first.indices)
+    # Without a work dir, and with a large array held in between: the same sample again.
+    held = np.ones(64 << 20, dtype=np.uint8)
+    monkeypatch.undo()
+    with gio_rs.memory.temporary_budget(budget, "test"):
+        third = streamed(source, tmp_path / "target.parquet")
+    del held
+    assert third.sample_rows == first.sample_rows and third.reused == []
+    np.testing.assert_array_equal(third.centers, first.centers)
+    np.testing.assert_array_equal(third.indices, first.indices)
+
+
 # --- bad input: one line naming the file and row or line, nothing written -----------------------
 
 

@@ -21,7 +21,11 @@ options, which says so):
    estimator's ρ zero), quantised as `gio_rs.quantize` does.
 3. kmeans: K-Means (`gio_rs.KMeans`, seeded) fitted on every pool row when its working set fits
    the budget, else on a seeded uniform sample of as many rows as fit (`kmeans_sample_rows` sets
-   the number). On every row, the centroids and labels are those of `select(n_clusters=K)`.
+   the number). How many fit is computed from the budget, the inputs and the options with a fixed
+   allowance (`RUNTIME_ALLOWANCE`) for the interpreter and readers, never from the memory in use,
+   so an explicit budget or `kmeans_sample_rows` pins the sample; with the default "auto" budget
+   (the memory available now) it depends on the machine. The result reports `sample_rows`. On
+   every row, the centroids and labels are those of `select(n_clusters=K)`.
 4. labels: one pass assigning every row to its nearest centroid (the exact kernel of
    `KMeans.predict`), keeping a 4-byte label per row, on disk.
 5. selection: `gio_rs.select` among the centroids (every option of select), or with
@@ -66,6 +70,11 @@ _POSITION = "_gio_position"  # helper columns of the explode, dropped before wri
 _DISTANCE = "_gio_distance"
 _LABEL_BYTES = 4
 _SAFETY = 0.85
+# What the interpreter, NumPy, pyarrow, the packaged text model and a reader's buffers take
+# besides the arrays counted one by one (350-460 MiB measured on the 20 M-row benchmark): a fixed
+# allowance, not the resident memory of the moment, so that the K-Means sample (and so the
+# centroids and the selection) depends only on the inputs, the options and the budget.
+RUNTIME_ALLOWANCE = 512 << 20
 _MAX_BUCKETS = 256  # of the budget left after what is already resident, planned for
 
 
@@ -479,6 +488,8 @@ class _Run:
         self.dropped = self.duplicates.rows if self.options["dedup"] == "exact" else np.zeros(0, np.int64)
         self.kept_rows = self.pool_rows - len(self.dropped)
 
+    # The two sizes below follow the resident memory: they set when hashes spill to partition
+    # files and how long the explode's sort runs are, which change speed and memory, not results.
     def _dedup_memory_rows(self) -> int:
         budget = memory.memory_budget()
         if budget is None:
@@ -555,16 +566,23 @@ class _Run:
 
     def sample_size(self) -> int:
         """Rows K-Means is fitted on: `kmeans_sample_rows`, else every kept row when that fits
-        the memory budget, else as many as fit (gio_rs.sampling)."""
+        the memory budget, else as many as fit (gio_rs.sampling). Never measured: the same
+        inputs, options and budget give the same number (with the "auto" budget, the memory
+        available when the stage starts, it depends on the machine and the moment)."""
         opts = self.options
         if opts["kmeans_sample_rows"] is not None:
             wanted = check_int("kmeans_sample_rows", opts["kmeans_sample_rows"], minimum=1)
             if wanted < self.k:
                 raise _core.GioError(f"kmeans_sample_rows: {wanted} rows cannot hold {self.k} clusters")
             return min(wanted, self.kept_rows)
-        # Held meanwhile: what is resident now, the centroids and one batch's labelling.
+        # Held meanwhile: the runtime, the centroids, one batch's labelling, the target's
+        # centroids and the duplicates' row numbers; all fixed by the inputs and options.
         reserved = (
-            _rss_bytes() + memory.assign_bytes(self.batch_rows, self.dim, self.k) + 16 * self.k * self.dim
+            RUNTIME_ALLOWANCE
+            + memory.assign_bytes(self.batch_rows, self.dim, self.k)
+            + 16 * self.k * self.dim
+            + self.target_centers.nbytes
+            + 24 * len(self.duplicates)
         )
         return sampling.fitting_sample_size(
             self.kept_rows, self.dim, self.k, self.dtype.itemsize, reserved=reserved, share=_SAFETY
