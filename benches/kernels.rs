@@ -143,9 +143,14 @@ fn kmeans_iteration(c: &mut Criterion) {
         tol: 0.0,
         n_init: 1,
         seed: 0,
-        init: KMeansInit::Centers(start),
+        init: KMeansInit::Centers {
+            values: start,
+            dim: d,
+        },
         init_sample_size: 0,
-    };
+    }
+    .check()
+    .unwrap();
     let mut g = c.benchmark_group("kmeans");
     g.sample_size(20);
     g.throughput(Throughput::Elements((n * k * d) as u64));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test, from a fresh machine: venv + release build, Rust lints and tests,
-# Python lints, the extension's type stubs, pytest (hypothesis profile from GIO_TEST_PROFILE: ci, the
-# default, seeded from the commit or GIO_TEST_SEED; or thorough).
+# Python lints, the docs build, the extension's type stubs, pytest (hypothesis profile from
+# GIO_TEST_PROFILE: ci, the default, seeded from the commit or GIO_TEST_SEED; or thorough), the core
+# tests again at the lower SIMD levels, then the release wheel built and smoke-tested without Rust.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${GIO_VENV:-.venv}
@@ -27,8 +28,12 @@ for level in "${lower_levels[@]}"; do
 done
 
 echo "== ruff"
-"$venv/bin/ruff" check python tests benches examples
-"$venv/bin/ruff" format --check python tests benches examples
+"$venv/bin/ruff" check python tests benches examples scripts docs/hooks
+"$venv/bin/ruff" format --check python tests benches examples scripts docs/hooks
+
+# Before pytest: it installs the docs extra, which tests/test_docs.py builds the site with.
+echo "== docs (mkdocs build --strict)"
+scripts/docs.sh
 
 echo "== stubtest: python/gio_rs/_core.pyi against the built extension"
 "$venv/bin/python" -m mypy.stubtest gio_rs._core
@@ -43,3 +48,8 @@ for level in "${lower_levels[@]}"; do
         tests/test_fixtures.py tests/test_reference_fixtures.py tests/test_properties.py \
         tests/test_greedy.py tests/test_kmeans.py tests/test_quantize.py tests/test_robustness.py
 done
+
+# The release wheel, installed and smoke-tested in a fresh venv without Rust (a few minutes: a
+# zig-linked release build in its own target/ subfolder).
+echo "== wheel"
+scripts/wheel.sh

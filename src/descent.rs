@@ -2,8 +2,8 @@
 //! v ← v − (lr · scale) · ∇_v KL(X ‖ W ∪ {v}).
 
 use crate::error::GioError;
-use crate::kl::{GradientWork, KlState};
-use crate::rows::Element;
+use crate::kl::{GradientWork, KlParams, KlState};
+use crate::rows::{Element, Rows};
 
 /// Reusable buffers for descents, so the selection loop does not allocate per step.
 #[derive(Debug, Default)]
@@ -85,4 +85,40 @@ pub fn descend_many<T: Element>(
         }
     }
     Ok(())
+}
+
+/// `steps` descent steps from `v` for target `x` and selection `w`, in one call (the reference's
+/// `gradient_descend`): v afterwards and the scale factor used (`None`: the automatic one, so
+/// that `steps = 0` gives just the scale factor).
+#[allow(clippy::too_many_arguments)]
+pub fn descend_from<T: Element>(
+    x: Rows<'_, T>,
+    w: Rows<'_, T>,
+    mut v: Vec<f64>,
+    scale_factor: Option<f64>,
+    steps: usize,
+    lr: f64,
+    discard_nearest_for_xy: bool,
+    poll: &mut dyn FnMut() -> Result<(), GioError>,
+) -> Result<(Vec<f64>, f64), GioError> {
+    if v.len() != x.dim() {
+        return Err(GioError::invalid(
+            "v",
+            format!("has {} values but X has {} columns", v.len(), x.dim()),
+        ));
+    }
+    if discard_nearest_for_xy && w.is_empty() {
+        return Err(GioError::invalid(
+            "W",
+            "needs at least one row with discard_nearest_for_xy=True",
+        ));
+    }
+    let state = KlState::without_target_term(x, w, KlParams::new(1, discard_nearest_for_xy))?;
+    let mut work = DescentWork::default();
+    let scale = match scale_factor {
+        Some(s) => s,
+        None => auto_scale_factor(&state, &v, &mut work),
+    };
+    descend(&state, &mut v, scale, lr, steps, &mut work, poll)?;
+    Ok((v, scale))
 }

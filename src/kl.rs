@@ -60,10 +60,14 @@ pub fn validate_target<T: Element>(x: &Rows<'_, T>, k: usize) -> Result<(), GioE
             format!("the target needs at least 2 rows, got {n}"),
         ));
     }
-    if k == 0 || k >= n {
+    crate::params::at_least("k", k, 1)?;
+    if k >= n {
         return Err(GioError::invalid(
             "k",
-            format!("must satisfy 1 <= k <= n - 1 = {}, got {k}", n - 1),
+            format!(
+                "must be <= n - 1 = {} for a target of {n} rows, got {k}",
+                n - 1
+            ),
         ));
     }
     Ok(())
@@ -165,12 +169,7 @@ impl<'a, T: Element> KlState<'a, T> {
             return Err(GioError::invalid("X", "the target needs at least one row"));
         }
         // A negative or non-finite ε makes every log NaN or infinite: refuse it.
-        if !(params.eps >= 0.0 && params.eps.is_finite()) {
-            return Err(GioError::invalid(
-                "eps",
-                format!("must be finite and >= 0, got {}", params.eps),
-            ));
-        }
+        crate::params::finite("eps", params.eps, Some(0.0), None)?;
         if w.dim() != x.dim() {
             return Err(GioError::invalid(
                 "W",

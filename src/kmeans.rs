@@ -8,13 +8,14 @@ use crate::distance::{
     F32_UNDERFLOW_PER_DIM,
 };
 use crate::error::GioError;
-use crate::parallel::{install, rows_per_chunk, worth_parallel};
+use crate::memory;
+use crate::parallel::{map_in_order, rows_per_chunk};
+use crate::params::{at_least, finite, Valid};
 use crate::rng::SplitMix64;
-use crate::rows::{Element, Rows};
+use crate::rows::{nonfinite_problem, Element, Rows};
 use crate::simd::{
     dot, dot_block, nearest_centers_f32, sq_dists, PackedCenters, MAX_PACKED_CENTERS,
 };
-use rayon::prelude::*;
 
 /// How the first centers are chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,13 +25,20 @@ pub enum KMeansInit {
     KMeansPlusPlus,
     /// K distinct rows drawn uniformly.
     Random,
-    /// These centers (K × d, row-major).
-    Centers(Vec<f64>),
+    /// These centers: K rows of `dim` values, row-major.
+    Centers { values: Vec<f64>, dim: usize },
 }
 
+impl KMeansInit {
+    /// The names of the initialisations that are not explicit centers.
+    pub const NAMES: [&'static str; 2] = ["k-means++", "random"];
+}
+
+/// The options of a K-Means fit, as the caller gave them (`gio_rs.KMeans`'s names).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KMeansParams {
     pub n_clusters: usize,
+    /// Lloyd iterations per run, at least 1.
     pub max_iter: usize,
     /// Convergence when the centers moved by at most `tol` × (mean per-feature variance of X),
     /// in summed squared distance (scikit-learn's rule), or when no label changed.
@@ -38,9 +46,40 @@ pub struct KMeansParams {
     pub n_init: usize,
     pub seed: u64,
     pub init: KMeansInit,
-    /// Rows k-means++ looks at (0: automatic, bounded so the init costs about as much as one
-    /// Lloyd iteration).
+    /// Rows k-means++ looks at (0: automatic, see `plus_plus_sample`).
     pub init_sample_size: usize,
+}
+
+/// `KMeansParams` that passed `check`.
+pub type ValidKMeansParams = Valid<KMeansParams>;
+
+impl KMeansParams {
+    /// Checks every option (the rules that need X, such as K <= rows, are checked by `kmeans`).
+    pub fn check(self) -> Result<ValidKMeansParams, GioError> {
+        at_least("n_clusters", self.n_clusters, 1)?;
+        at_least("n_init", self.n_init, 1)?;
+        at_least("max_iter", self.max_iter, 1)?;
+        finite("tol", self.tol, Some(0.0), None)?;
+        if let KMeansInit::Centers { values, dim } = &self.init {
+            if *dim == 0 || values.len() % dim != 0 {
+                return Err(GioError::invalid(
+                    "init",
+                    format!("{} values do not split into rows of {dim}", values.len()),
+                ));
+            }
+            let rows = values.len() / dim;
+            if rows != self.n_clusters {
+                return Err(GioError::invalid(
+                    "init",
+                    format!("has {rows} rows but n_clusters is {}", self.n_clusters),
+                ));
+            }
+            if let Some(problem) = nonfinite_problem(values, *dim, "rows") {
+                return Err(GioError::invalid("init", problem));
+            }
+        }
+        Ok(Valid::checked(self))
+    }
 }
 
 /// A fitted model.
@@ -60,40 +99,6 @@ const ASSIGN_ROWS: usize = 256;
 const ASSIGN_CENTERS: usize = 256;
 /// Memory for the per-chunk centroid sums of one update step.
 const UPDATE_PARTIALS_BYTES: usize = 64 << 20;
-
-fn check(x: &Rows<'_, impl Element>, params: &KMeansParams) -> Result<(), GioError> {
-    let k = params.n_clusters;
-    if k == 0 {
-        return Err(GioError::invalid("n_clusters", "must be >= 1"));
-    }
-    if k > x.len() {
-        return Err(GioError::invalid(
-            "n_clusters",
-            format!("{k} clusters need at least {k} rows, X has {}", x.len()),
-        ));
-    }
-    if params.n_init == 0 {
-        return Err(GioError::invalid("n_init", "must be >= 1"));
-    }
-    if !(params.tol >= 0.0 && params.tol.is_finite()) {
-        return Err(GioError::invalid(
-            "tol",
-            format!("must be finite and >= 0, got {}", params.tol),
-        ));
-    }
-    if let KMeansInit::Centers(c) = &params.init {
-        if c.len() != k * x.dim() {
-            return Err(GioError::invalid(
-                "init",
-                format!("needs {k} × {} centers, got {} values", x.dim(), c.len()),
-            ));
-        }
-        if c.iter().any(|v| !v.is_finite()) {
-            return Err(GioError::invalid("init", "contains NaN or infinite values"));
-        }
-    }
-    Ok(())
-}
 
 /// The nearest center of every row: the smallest squared distance from exact differences
 /// (`sq_dist`), ties to the lowest center index, written to `labels`, that distance to `dists`.
@@ -189,36 +194,11 @@ fn assign_with_bounds<T: Element>(
     let work = |(block, ((labels, dists), lower)): AssignChunk<'_>| {
         let start = block * ASSIGN_ROWS;
         let rows = x.slice(start, start + labels.len());
-        let n = labels.len();
-        let mut candidates = vec![(0u32, f64::INFINITY, f64::INFINITY); n];
-        if let Some(packed) = &packed {
-            let (mut best, mut second) = (vec![0.0f32; n], vec![0.0f32; n]);
-            nearest_centers_f32(rows.data(), packed, labels, &mut best, &mut second);
-            for (r, cand) in candidates.iter_mut().enumerate() {
-                let xn = x_norms[start + r];
-                *cand = (labels[r], best[r] as f64 + xn, second[r] as f64 + xn);
-            }
-        } else {
-            let mut gram = vec![0.0f64; ASSIGN_ROWS * ASSIGN_CENTERS];
-            for c0 in (0..k).step_by(ASSIGN_CENTERS) {
-                let c1 = (c0 + ASSIGN_CENTERS).min(k);
-                let cols = c1 - c0;
-                let gram = &mut gram[..n * cols];
-                dot_block(rows.data(), centers.slice(c0, c1).data(), dim, gram);
-                for (r, gram_row) in gram.chunks_exact(cols).enumerate() {
-                    let xn = x_norms[start + r];
-                    let b = &mut candidates[r];
-                    for (c, &g) in (c0..c1).zip(gram_row) {
-                        let s = xn + c_norms[c] - 2.0 * g;
-                        if s < b.1 {
-                            *b = (c as u32, s, b.1);
-                        } else if s < b.2 {
-                            b.2 = s;
-                        }
-                    }
-                }
-            }
-        }
+        let norms = &x_norms[start..start + labels.len()];
+        let candidates = match &packed {
+            Some(packed) => packed_candidates(rows, norms, packed, labels),
+            None => gram_candidates(rows, norms, centers, &c_norms),
+        };
         for (r, (((label, dist), low), &(c, best, second))) in labels
             .iter_mut()
             .zip(dists.iter_mut())
@@ -226,19 +206,67 @@ fn assign_with_bounds<T: Element>(
             .zip(&candidates)
             .enumerate()
         {
-            (*label, *dist, *low) = settle(rows.row(r), x_norms[start + r], c, best, second);
+            (*label, *dist, *low) = settle(rows.row(r), norms[r], c, best, second);
         }
     };
-    let chunks = labels
+    let chunks: Vec<AssignChunk<'_>> = labels
         .chunks_mut(ASSIGN_ROWS)
         .zip(dists.chunks_mut(ASSIGN_ROWS))
         .zip(lower.chunks_mut(ASSIGN_ROWS))
-        .enumerate();
-    if worth_parallel(x.len() * dim * k.min(64)) {
-        install(|| chunks.collect::<Vec<_>>().into_par_iter().for_each(work));
-    } else {
-        chunks.for_each(work);
+        .enumerate()
+        .collect();
+    map_in_order(x.len() * dim * k.min(64), chunks, work);
+}
+
+/// Per row of `rows` (squared norms `norms`): its best center and the approximate squared
+/// distances to its best and second-best centers, by the float32 packed kernel (`labels` is its
+/// scratch space).
+fn packed_candidates<T: Element>(
+    rows: Rows<'_, T>,
+    norms: &[f64],
+    packed: &PackedCenters,
+    labels: &mut [u32],
+) -> Vec<(u32, f64, f64)> {
+    let n = labels.len();
+    let (mut best, mut second) = (vec![0.0f32; n], vec![0.0f32; n]);
+    nearest_centers_f32(rows.data(), packed, labels, &mut best, &mut second);
+    (0..n)
+        .map(|r| {
+            let xn = norms[r];
+            (labels[r], best[r] as f64 + xn, second[r] as f64 + xn)
+        })
+        .collect()
+}
+
+/// `packed_candidates` by float64 Gram tiles, for values too large for float32.
+fn gram_candidates<T: Element>(
+    rows: Rows<'_, T>,
+    norms: &[f64],
+    centers: Rows<'_, f64>,
+    c_norms: &[f64],
+) -> Vec<(u32, f64, f64)> {
+    let (n, k, dim) = (rows.len(), centers.len(), rows.dim());
+    let mut candidates = vec![(0u32, f64::INFINITY, f64::INFINITY); n];
+    let mut gram = vec![0.0f64; ASSIGN_ROWS * ASSIGN_CENTERS];
+    for c0 in (0..k).step_by(ASSIGN_CENTERS) {
+        let c1 = (c0 + ASSIGN_CENTERS).min(k);
+        let cols = c1 - c0;
+        let gram = &mut gram[..n * cols];
+        dot_block(rows.data(), centers.slice(c0, c1).data(), dim, gram);
+        for (r, gram_row) in gram.chunks_exact(cols).enumerate() {
+            let xn = norms[r];
+            let b = &mut candidates[r];
+            for (c, &g) in (c0..c1).zip(gram_row) {
+                let s = xn + c_norms[c] - 2.0 * g;
+                if s < b.1 {
+                    *b = (c as u32, s, b.1);
+                } else if s < b.2 {
+                    b.2 = s;
+                }
+            }
+        }
     }
+    candidates
 }
 
 /// How far the centers moved in the last update: the largest shift, its center, and the
@@ -316,21 +344,12 @@ fn reassign<T: Element>(
         }
         redo
     };
-    let chunks = dists
+    let chunks: Vec<_> = dists
         .chunks_mut(ASSIGN_ROWS)
         .zip(lower.chunks_mut(ASSIGN_ROWS))
-        .enumerate();
-    let per_chunk: Vec<Vec<usize>> = if worth_parallel(x.len() * dim) {
-        install(|| {
-            chunks
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .map(run)
-                .collect()
-        })
-    } else {
-        chunks.map(run).collect()
-    };
+        .enumerate()
+        .collect();
+    let per_chunk = map_in_order(x.len() * dim, chunks, run);
     let redo: Vec<usize> = per_chunk.into_iter().flatten().collect();
     if redo.is_empty() {
         return Ok(());
@@ -374,19 +393,18 @@ fn mean_variance<T: Element>(x: Rows<'_, T>) -> f64 {
     var.iter().sum::<f64>() / n / x.dim() as f64
 }
 
-/// Greedy k-means++ on the first `sample` rows of a seeded permutation. The sample is gathered
-/// into one block (in the data's type: each step streams it from memory, so narrower is faster)
-/// so each step scores all its candidates with one parallel pass of Gram tiles, which also sums
-/// each candidate's potential per chunk; what remains serial per step is O(chunks × candidates +
-/// one chunk).
+/// Greedy k-means++ on the first `sample_size` rows of a seeded permutation (at least k, at most
+/// all rows). The sample is gathered into one block (in the data's type: each step streams it
+/// from memory, so narrower is faster) so each step scores all its candidates with one parallel
+/// pass of Gram tiles, which also sums each candidate's potential per chunk; what remains serial
+/// per step is O(chunks × candidates + one chunk).
 fn kmeans_plus_plus<T: Element>(
     x: Rows<'_, T>,
     k: usize,
     sample_size: usize,
     rng: &mut SplitMix64,
 ) -> Vec<f64> {
-    let n = x.len();
-    let dim = x.dim();
+    let (n, dim) = (x.len(), x.dim());
     // A seeded partial Fisher–Yates shuffle picks the sample.
     let mut order: Vec<usize> = (0..n).collect();
     let s = sample_size.clamp(k, n);
@@ -399,87 +417,15 @@ fn kmeans_plus_plus<T: Element>(
         block.extend_from_slice(x.row(i));
     }
     let sample = Rows::new("sample", &block, dim).expect("whole rows");
-    let norms = row_norms(sample);
-    let trials = 2 + (k as f64).ln().floor() as usize;
-    // Fixed chunks (by shape only), so results do not depend on the thread count.
-    let per = rows_per_chunk(dim * trials);
-    let n_chunks = s.div_ceil(per);
-    let chunk_of = |c: usize| (c * per, ((c + 1) * per).min(s));
-    // Per chunk: squared distances (Gram form, clamped at 0) of its rows to each candidate,
-    // row-major (rows × candidates), and per candidate Σ min(distance, closest) over its rows.
-    let score = |candidates: &[usize], closest: &[f64]| -> Vec<(Vec<f64>, Vec<f64>)> {
-        let t = candidates.len();
-        let mut cand: Vec<T> = Vec::with_capacity(t * dim);
-        for &c in candidates {
-            cand.extend_from_slice(sample.row(c));
-        }
-        let run = |chunk: usize| {
-            let (a, b) = chunk_of(chunk);
-            let mut gram = vec![0.0f64; (b - a) * t];
-            dot_block(sample.slice(a, b).data(), &cand, dim, &mut gram);
-            let mut potential = vec![0.0f64; t];
-            for (r, row) in gram.chunks_exact_mut(t).enumerate() {
-                for ((value, &c), pot) in row.iter_mut().zip(candidates).zip(&mut potential) {
-                    *value = (norms[a + r] + norms[c] - 2.0 * *value).max(0.0);
-                    *pot += value.min(closest[a + r]);
-                }
-            }
-            (gram, potential)
-        };
-        if worth_parallel(s * dim * t) {
-            install(|| (0..n_chunks).into_par_iter().map(run).collect())
-        } else {
-            (0..n_chunks).map(run).collect()
-        }
-    };
-    // closest[i] = min(closest[i], distance to candidate `t` of `scored`), chunk by chunk;
-    // returns each chunk's new Σ closest.
-    let update = |closest: &mut [f64], scored: &[(Vec<f64>, Vec<f64>)], t: usize| -> Vec<f64> {
-        let width = scored.first().map_or(1, |(_, p)| p.len());
-        let run = |(closest, (dists, _)): (&mut [f64], &(Vec<f64>, Vec<f64>))| {
-            let mut sum = 0.0f64;
-            for (c, row) in closest.iter_mut().zip(dists.chunks_exact(width)) {
-                *c = c.min(row[t]);
-                sum += *c;
-            }
-            sum
-        };
-        let pairs = closest.chunks_mut(per).zip(scored);
-        if worth_parallel(s * dim) {
-            install(|| pairs.collect::<Vec<_>>().into_par_iter().map(run).collect())
-        } else {
-            pairs.map(run).collect()
-        }
-    };
+    let pp = PlusPlus::new(sample, plus_plus_trials(k));
     let first = rng.below(s);
     let mut chosen = vec![first];
     let mut closest = vec![f64::INFINITY; s];
-    let scored = score(&[first], &closest);
-    let mut chunk_sums = update(&mut closest, &scored, 0);
+    let scored = pp.score(&[first], &closest);
+    let mut chunk_sums = pp.update(&mut closest, &scored, 0);
     for _ in 1..k {
-        // Candidates with probability proportional to their distance to the centers so far:
-        // the chunk whose running total passes the target, then the row within it.
-        let potential: f64 = chunk_sums.iter().sum();
-        let mut candidates = Vec::with_capacity(trials);
-        for _ in 0..trials {
-            let target = rng.next_f64() * potential;
-            let mut acc = 0.0;
-            let mut chunk = 0;
-            while chunk + 1 < n_chunks && acc + chunk_sums[chunk] <= target {
-                acc += chunk_sums[chunk];
-                chunk += 1;
-            }
-            let mut pick = s - 1;
-            for (i, &d) in closest.iter().enumerate().skip(chunk_of(chunk).0) {
-                acc += d;
-                if acc > target {
-                    pick = i;
-                    break;
-                }
-            }
-            candidates.push(pick);
-        }
-        let scored = score(&candidates, &closest);
+        let candidates = pp.draw(rng, &chunk_sums, &closest);
+        let scored = pp.score(&candidates, &closest);
         // The candidate that lowers the potential most (ties: the first drawn).
         let mut best: Option<(f64, usize)> = None;
         for t in 0..candidates.len() {
@@ -489,13 +435,115 @@ fn kmeans_plus_plus<T: Element>(
             }
         }
         let (_, t) = best.expect("at least one trial");
-        chunk_sums = update(&mut closest, &scored, t);
+        chunk_sums = pp.update(&mut closest, &scored, t);
         chosen.push(candidates[t]);
     }
     chosen
         .iter()
         .flat_map(|&c| sample.row(c).iter().map(|v| v.to_f64()))
         .collect()
+}
+
+/// Candidates k-means++ scores per center: 2 + ⌊ln K⌋, as scikit-learn.
+fn plus_plus_trials(k: usize) -> usize {
+    2 + (k as f64).ln().floor() as usize
+}
+
+/// Per chunk of the sample: the squared distances of its rows to each candidate (row-major, rows
+/// × candidates) and per candidate Σ min(distance, closest) over its rows.
+type Scored = Vec<(Vec<f64>, Vec<f64>)>;
+
+/// The sample k-means++ runs on, cut into fixed chunks (by shape only, so results do not depend
+/// on the thread count).
+struct PlusPlus<'a, T: Element> {
+    sample: Rows<'a, T>,
+    norms: Vec<f64>,
+    trials: usize,
+    per: usize,
+    n_chunks: usize,
+}
+
+impl<'a, T: Element> PlusPlus<'a, T> {
+    fn new(sample: Rows<'a, T>, trials: usize) -> Self {
+        let per = rows_per_chunk(sample.dim() * trials);
+        PlusPlus {
+            sample,
+            norms: row_norms(sample),
+            trials,
+            per,
+            n_chunks: sample.len().div_ceil(per),
+        }
+    }
+
+    fn chunk(&self, c: usize) -> (usize, usize) {
+        (c * self.per, ((c + 1) * self.per).min(self.sample.len()))
+    }
+
+    /// Squared distances (Gram form, clamped at 0) of every sample row to each candidate.
+    fn score(&self, candidates: &[usize], closest: &[f64]) -> Scored {
+        let (t, dim) = (candidates.len(), self.sample.dim());
+        let mut cand: Vec<T> = Vec::with_capacity(t * dim);
+        for &c in candidates {
+            cand.extend_from_slice(self.sample.row(c));
+        }
+        let norms = &self.norms;
+        let run = |chunk: usize| {
+            let (a, b) = self.chunk(chunk);
+            let mut gram = vec![0.0f64; (b - a) * t];
+            dot_block(self.sample.slice(a, b).data(), &cand, dim, &mut gram);
+            let mut potential = vec![0.0f64; t];
+            for (r, row) in gram.chunks_exact_mut(t).enumerate() {
+                for ((value, &c), pot) in row.iter_mut().zip(candidates).zip(&mut potential) {
+                    *value = (norms[a + r] + norms[c] - 2.0 * *value).max(0.0);
+                    *pot += value.min(closest[a + r]);
+                }
+            }
+            (gram, potential)
+        };
+        map_in_order(self.sample.len() * dim * t, 0..self.n_chunks, run)
+    }
+
+    /// closest[i] = min(closest[i], distance to candidate `t` of `scored`), chunk by chunk;
+    /// returns each chunk's new Σ closest.
+    fn update(&self, closest: &mut [f64], scored: &Scored, t: usize) -> Vec<f64> {
+        let width = scored.first().map_or(1, |(_, p)| p.len());
+        let run = |(closest, (dists, _)): (&mut [f64], &(Vec<f64>, Vec<f64>))| {
+            let mut sum = 0.0f64;
+            for (c, row) in closest.iter_mut().zip(dists.chunks_exact(width)) {
+                *c = c.min(row[t]);
+                sum += *c;
+            }
+            sum
+        };
+        let chunks: Vec<_> = closest.chunks_mut(self.per).zip(scored).collect();
+        map_in_order(self.sample.len() * self.sample.dim(), chunks, run)
+    }
+
+    /// `trials` candidates, each drawn with probability proportional to its distance to the
+    /// centers so far: the chunk whose running total passes the target, then the row within it.
+    fn draw(&self, rng: &mut SplitMix64, chunk_sums: &[f64], closest: &[f64]) -> Vec<usize> {
+        let potential: f64 = chunk_sums.iter().sum();
+        let mut candidates = Vec::with_capacity(self.trials);
+        for _ in 0..self.trials {
+            let target = rng.next_f64() * potential;
+            let mut acc = 0.0;
+            let mut chunk = 0;
+            while chunk + 1 < self.n_chunks && acc + chunk_sums[chunk] <= target {
+                acc += chunk_sums[chunk];
+                chunk += 1;
+            }
+            let mut pick = self.sample.len() - 1;
+            for (i, &d) in closest.iter().enumerate().skip(self.chunk(chunk).0) {
+                acc += d;
+                if acc > target {
+                    pick = i;
+                    break;
+                }
+            }
+            candidates.push(pick);
+        }
+        candidates
+    }
 }
 
 fn random_rows<T: Element>(x: Rows<'_, T>, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
@@ -530,11 +578,7 @@ fn centroid_sums<T: Element>(x: Rows<'_, T>, labels: &[u32], k: usize) -> (Vec<f
         (sums, counts)
     };
     let n_parts = n.div_ceil(rows_per_part);
-    let partials: Vec<(Vec<f64>, Vec<u64>)> = if worth_parallel(n * dim) {
-        install(|| (0..n_parts).into_par_iter().map(run).collect())
-    } else {
-        (0..n_parts).map(run).collect()
-    };
+    let partials = map_in_order(n * dim, 0..n_parts, run);
     let mut iter = partials.into_iter();
     let (mut sums, mut counts) = iter
         .next()
@@ -546,124 +590,227 @@ fn centroid_sums<T: Element>(x: Rows<'_, T>, labels: &[u32], k: usize) -> (Vec<f
     (sums, counts)
 }
 
+/// Every row's label, its squared distance to that center, and its lower bound on the distance
+/// to every other center, kept from one Lloyd iteration to the next.
+struct Assignment {
+    labels: Vec<u32>,
+    dists: Vec<f64>,
+    lower: Vec<f64>,
+}
+
+impl Assignment {
+    fn new(n: usize) -> Self {
+        Assignment {
+            labels: vec![0u32; n],
+            dists: vec![0.0f64; n],
+            lower: vec![0.0f64; n],
+        }
+    }
+
+    /// Assigns every row to `centers`: in full the first time (`moved` is None), then by
+    /// Hamerly's bounds for centers that moved as `moved` says.
+    fn update<T: Element>(
+        &mut self,
+        x: Rows<'_, T>,
+        x_norms: &[f64],
+        centers: &[f64],
+        moved: Option<Moved>,
+    ) -> Result<(), GioError> {
+        let centers = Rows::new("centers", centers, x.dim())?;
+        let Assignment {
+            labels,
+            dists,
+            lower,
+        } = self;
+        match moved {
+            Some(moved) => reassign(x, x_norms, centers, moved, labels, dists, lower)?,
+            None => assign_with_bounds(x, x_norms, centers, labels, dists, lower),
+        }
+        Ok(())
+    }
+}
+
+/// The means of the clusters `labels` make; an empty cluster takes the row farthest from its
+/// center (`dists`; ties to the lowest index), the next empty one the next farthest.
+fn updated_centers<T: Element>(
+    x: Rows<'_, T>,
+    labels: &[u32],
+    dists: &[f64],
+    k: usize,
+) -> Vec<f64> {
+    let dim = x.dim();
+    let (sums, counts) = centroid_sums(x, labels, k);
+    let mut updated = vec![0.0f64; k * dim];
+    for c in 0..k {
+        let out = &mut updated[c * dim..(c + 1) * dim];
+        if counts[c] > 0 {
+            let inv = 1.0 / counts[c] as f64;
+            out.iter_mut()
+                .zip(&sums[c * dim..(c + 1) * dim])
+                .for_each(|(o, s)| *o = s * inv);
+        }
+    }
+    let empty: Vec<usize> = (0..k).filter(|&c| counts[c] == 0).collect();
+    if !empty.is_empty() {
+        let mut far: Vec<usize> = (0..x.len()).collect();
+        far.sort_by(|&a, &b| dists[b].total_cmp(&dists[a]).then(a.cmp(&b)));
+        for (c, &row) in empty.iter().zip(&far) {
+            updated[c * dim..(c + 1) * dim]
+                .iter_mut()
+                .zip(x.row(row))
+                .for_each(|(o, v)| *o = v.to_f64());
+        }
+    }
+    updated
+}
+
 /// One run of Lloyd's algorithm from `centers`.
 fn lloyd<T: Element>(
     x: Rows<'_, T>,
     x_norms: &[f64],
     mut centers: Vec<f64>,
-    params: &KMeansParams,
+    params: &ValidKMeansParams,
     tol: f64,
     poll: &mut dyn FnMut(usize, f64) -> Result<(), GioError>,
 ) -> Result<KMeansFit, GioError> {
-    let (n, dim, k) = (x.len(), x.dim(), params.n_clusters);
-    let mut labels = vec![0u32; n];
-    let mut previous = vec![u32::MAX; n];
-    let mut dists = vec![0.0f64; n];
-    let mut lower = vec![0.0f64; n];
+    let mut now = Assignment::new(x.len());
+    let mut previous = vec![u32::MAX; x.len()];
     // None before the first assignment: every row looks at every center.
     let mut moved: Option<Moved> = None;
     let mut n_iter = 0;
-    for iteration in 1..=params.max_iter.max(1) {
+    for iteration in 1..=params.max_iter {
         n_iter = iteration;
-        let center_rows = Rows::new("centers", &centers, dim)?;
-        match moved {
-            Some(moved) => reassign(
-                x,
-                x_norms,
-                center_rows,
-                moved,
-                &mut labels,
-                &mut dists,
-                &mut lower,
-            )?,
-            None => {
-                assign_with_bounds(x, x_norms, center_rows, &mut labels, &mut dists, &mut lower)
-            }
-        }
-        poll(iteration, dists.iter().sum())?;
-        if labels == previous {
+        now.update(x, x_norms, &centers, moved)?;
+        poll(iteration, now.dists.iter().sum())?;
+        if now.labels == previous {
             break; // strict convergence: the last update changed nothing
         }
-        let (sums, counts) = centroid_sums(x, &labels, k);
-        let mut updated = vec![0.0f64; k * dim];
-        for c in 0..k {
-            let out = &mut updated[c * dim..(c + 1) * dim];
-            if counts[c] > 0 {
-                let inv = 1.0 / counts[c] as f64;
-                out.iter_mut()
-                    .zip(&sums[c * dim..(c + 1) * dim])
-                    .for_each(|(o, s)| *o = s * inv);
-            }
-        }
-        // Empty clusters take the rows farthest from their centers (ties to the lowest index).
-        let empty: Vec<usize> = (0..k).filter(|&c| counts[c] == 0).collect();
-        if !empty.is_empty() {
-            let mut far: Vec<usize> = (0..n).collect();
-            far.sort_by(|&a, &b| dists[b].total_cmp(&dists[a]).then(a.cmp(&b)));
-            for (c, &row) in empty.iter().zip(&far) {
-                updated[c * dim..(c + 1) * dim]
-                    .iter_mut()
-                    .zip(x.row(row))
-                    .for_each(|(o, v)| *o = v.to_f64());
-            }
-        }
+        let updated = updated_centers(x, &now.labels, &now.dists, params.n_clusters);
         let shifts: Vec<f64> = updated
-            .chunks_exact(dim)
-            .zip(centers.chunks_exact(dim))
+            .chunks_exact(x.dim())
+            .zip(centers.chunks_exact(x.dim()))
             .map(|(a, b)| a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>())
             .collect();
         let shift: f64 = shifts.iter().sum();
         moved = Some(Moved::new(&shifts));
         centers = updated;
-        previous.copy_from_slice(&labels);
+        previous.copy_from_slice(&now.labels);
         if shift <= tol {
             break;
         }
     }
     // Labels and inertia for the final centers.
-    if let Some(moved) = moved {
-        let center_rows = Rows::new("centers", &centers, dim)?;
-        reassign(
-            x,
-            x_norms,
-            center_rows,
-            moved,
-            &mut labels,
-            &mut dists,
-            &mut lower,
-        )?;
+    if moved.is_some() {
+        now.update(x, x_norms, &centers, moved)?;
     }
     Ok(KMeansFit {
         centers,
-        labels,
-        inertia: dists.iter().sum(),
+        inertia: now.dists.iter().sum(),
+        labels: now.labels,
         n_iter,
     })
+}
+
+/// Rows k-means++ looks at, for `n_rows` rows and `k` clusters: `init_sample_size`, or by
+/// default about the cost of one Lloyd iteration on all rows (N / candidates per center), but at
+/// least 4 rows per cluster and 1024; never fewer than K nor more than N.
+pub fn plus_plus_sample(n_rows: usize, k: usize, init_sample_size: usize) -> usize {
+    let wanted = if init_sample_size > 0 {
+        init_sample_size
+    } else {
+        (n_rows / plus_plus_trials(k))
+            .max(k.saturating_mul(4))
+            .max(1024)
+    };
+    wanted.max(k).min(n_rows)
+}
+
+/// The working set of `kmeans` on `n_rows` rows of `dim` values of `itemsize` bytes (see
+/// `crate::memory`): per row its label, previous label, distance, bound and norm, and the copy of
+/// the rows a bounded reassignment gathers (at most all of them); the k-means++ sample with its
+/// per-chunk distances to the candidates; the centers, their packed float32 copy and shifts; the
+/// per-chunk centroid sums of an update (`UPDATE_PARTIALS_BYTES`, or one K × d block).
+pub fn fit_working_set(
+    n_rows: usize,
+    dim: usize,
+    n_clusters: usize,
+    itemsize: usize,
+    init_sample_size: usize,
+) -> usize {
+    let k = n_clusters.max(1);
+    let trials = plus_plus_trials(k);
+    let sample = plus_plus_sample(n_rows, k, init_sample_size);
+    let block = memory::bytes(&[&[8, k, dim]]);
+    let partials = block
+        .max(UPDATE_PARTIALS_BYTES)
+        .min(block.saturating_mul(32));
+    memory::bytes(&[
+        &[memory::BASE_BYTES],
+        &[n_rows, dim.saturating_mul(itemsize).saturating_add(56)],
+        &[
+            sample,
+            memory::bytes(&[&[dim, itemsize], &[16, trials + 1]]),
+        ],
+        &[36, k, dim],
+        &[partials],
+    ])
+}
+
+/// The working set of `predict` for `n_rows` rows and `n_clusters` centers of `dim` values: per
+/// row its label, distance, bound and norm; the centers' packed copy, norms and exact-distance
+/// rows.
+pub fn predict_working_set(n_rows: usize, dim: usize, n_clusters: usize) -> usize {
+    memory::bytes(&[&[memory::BASE_BYTES], &[32, n_rows], &[40, n_clusters, dim]])
+}
+
+/// The nearest of `centers` for every row of `x` and the squared distance to it (`assign`, with
+/// the row norms it needs).
+pub fn predict<T: Element>(
+    x: Rows<'_, T>,
+    centers: Rows<'_, f64>,
+) -> Result<(Vec<u32>, Vec<f64>), GioError> {
+    if centers.dim() != x.dim() {
+        return Err(GioError::invalid(
+            "centers",
+            format!("have {} columns but X has {}", centers.dim(), x.dim()),
+        ));
+    }
+    let norms = row_norms(x);
+    let mut labels = vec![0u32; x.len()];
+    let mut dists = vec![0.0f64; x.len()];
+    assign(x, &norms, centers, &mut labels, &mut dists);
+    Ok((labels, dists))
 }
 
 /// Fits K-Means: `n_init` runs from different seeds, the lowest inertia kept (ties: the first).
 /// `poll(iteration, inertia)` is called once per Lloyd iteration; its error stops the fit.
 pub fn kmeans<T: Element>(
     x: Rows<'_, T>,
-    params: &KMeansParams,
+    params: &ValidKMeansParams,
     poll: &mut dyn FnMut(usize, f64) -> Result<(), GioError>,
 ) -> Result<KMeansFit, GioError> {
-    check(&x, params)?;
     let k = params.n_clusters;
+    if k > x.len() {
+        return Err(GioError::invalid(
+            "n_clusters",
+            format!("{k} clusters need at least {k} rows, X has {}", x.len()),
+        ));
+    }
+    if let KMeansInit::Centers { dim, .. } = params.init {
+        if dim != x.dim() {
+            return Err(GioError::invalid(
+                "init",
+                format!("has {dim} columns but X has {}", x.dim()),
+            ));
+        }
+    }
     let x_norms = row_norms(x);
     let tol = params.tol * mean_variance(x);
-    let sample = if params.init_sample_size > 0 {
-        params.init_sample_size
-    } else {
-        // About the cost of one Lloyd iteration on all rows, but at least 4 rows per cluster.
-        let trials = 2 + (k as f64).ln().floor() as usize;
-        (x.len() / trials).max(4 * k).max(1024)
-    };
+    let sample = plus_plus_sample(x.len(), k, params.init_sample_size);
     let mut best: Option<KMeansFit> = None;
-    let runs = if matches!(params.init, KMeansInit::Centers(_)) {
-        1
-    } else {
-        params.n_init
+    let runs = match params.init {
+        KMeansInit::Centers { .. } => 1,
+        _ => params.n_init,
     };
     for run in 0..runs {
         let mut rng =
@@ -671,7 +818,7 @@ pub fn kmeans<T: Element>(
         let centers = match &params.init {
             KMeansInit::KMeansPlusPlus => kmeans_plus_plus(x, k, sample, &mut rng),
             KMeansInit::Random => random_rows(x, k, &mut rng),
-            KMeansInit::Centers(c) => c.clone(),
+            KMeansInit::Centers { values, .. } => values.clone(),
         };
         let fit = lloyd(x, &x_norms, centers, params, tol, poll)?;
         if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {

@@ -7,13 +7,14 @@
 pub mod descent;
 pub mod distance;
 pub mod error;
-pub mod greedy;
 pub mod kl;
 pub mod kmeans;
+pub mod memory;
 pub mod parallel;
+pub mod params;
 pub mod rng;
 pub mod rows;
-pub mod select;
+pub mod selection;
 pub mod simd;
 
 #[cfg(feature = "python")]

@@ -106,20 +106,45 @@ pub fn worth_parallel(work: usize) -> bool {
     work >= PARALLEL_MIN_WORK && num_threads() > 1
 }
 
+/// Maps `items` to values, in order: on this process's pool when `work` scalar operations are
+/// worth it, else on the calling thread. The one place that makes that choice.
+pub fn map_in_order<S, I, R, F>(work: usize, items: S, f: F) -> Vec<R>
+where
+    S: IntoParallelIterator<Item = I> + IntoIterator<Item = I> + Send,
+    I: Send,
+    R: Send,
+    F: Fn(I) -> R + Sync + Send,
+{
+    if worth_parallel(work) {
+        install(|| items.into_par_iter().map(f).collect())
+    } else {
+        items.into_iter().map(f).collect()
+    }
+}
+
+/// `map_in_order` over the chunks of `len` values of `data` (the last may be shorter): `f` gets
+/// each chunk's index and the chunk.
+pub fn map_chunks_mut<O, R, F>(work: usize, data: &mut [O], len: usize, f: F) -> Vec<R>
+where
+    O: Send,
+    R: Send,
+    F: Fn((usize, &mut [O])) -> R + Sync + Send,
+{
+    let len = len.max(1);
+    if worth_parallel(work) {
+        install(|| data.par_chunks_mut(len).enumerate().map(f).collect())
+    } else {
+        data.chunks_mut(len).enumerate().map(f).collect()
+    }
+}
+
 /// Maps every chunk of rows (`start..end`) to a value, in chunk order.
 pub fn map_row_chunks<R, F>(n_rows: usize, dim: usize, f: F) -> Vec<R>
 where
     R: Send,
     F: Fn(usize, usize) -> R + Sync + Send,
 {
-    let per = rows_per_chunk(dim);
-    let n_chunks = n_rows.div_ceil(per);
-    let run = |c: usize| f(c * per, ((c + 1) * per).min(n_rows));
-    if worth_parallel(n_rows * dim) {
-        install(|| (0..n_chunks).into_par_iter().map(run).collect())
-    } else {
-        (0..n_chunks).map(run).collect()
-    }
+    map_row_chunks_aligned(n_rows, dim, 1, f)
 }
 
 /// `map_row_chunks` with every chunk starting at a multiple of `align` rows.
@@ -129,13 +154,9 @@ where
     F: Fn(usize, usize) -> R + Sync + Send,
 {
     let per = rows_per_chunk(dim).div_ceil(align) * align;
-    let n_chunks = n_rows.div_ceil(per);
-    let run = |c: usize| f(c * per, ((c + 1) * per).min(n_rows));
-    if worth_parallel(n_rows * dim) {
-        install(|| (0..n_chunks).into_par_iter().map(run).collect())
-    } else {
-        (0..n_chunks).map(run).collect()
-    }
+    map_in_order(n_rows * dim, 0..n_rows.div_ceil(per), |c| {
+        f(c * per, ((c + 1) * per).min(n_rows))
+    })
 }
 
 /// Runs `f(start, end, out_chunk)` for every chunk of `per` rows (the last may be shorter), where
@@ -152,20 +173,10 @@ pub fn for_each_row_chunk_into<O, F>(
     O: Send,
     F: Fn(usize, usize, &mut [O]) + Sync + Send,
 {
-    let n_chunks = n_rows.div_ceil(per);
-    let out = &mut out[..n_chunks * out_per_chunk];
-    let run = |(c, chunk): (usize, &mut [O])| f(c * per, ((c + 1) * per).min(n_rows), chunk);
-    if worth_parallel(n_rows * dim) {
-        install(|| {
-            out.par_chunks_mut(out_per_chunk.max(1))
-                .enumerate()
-                .for_each(run)
-        });
-    } else {
-        out.chunks_mut(out_per_chunk.max(1))
-            .enumerate()
-            .for_each(run);
-    }
+    let out = &mut out[..n_rows.div_ceil(per) * out_per_chunk];
+    map_chunks_mut(n_rows * dim, out, out_per_chunk, |(c, chunk)| {
+        f(c * per, ((c + 1) * per).min(n_rows), chunk)
+    });
 }
 
 /// Maps every chunk of rows to a value, in chunk order, handing each chunk its rows' part of
@@ -177,11 +188,6 @@ where
     F: Fn(usize, &mut [O]) -> R + Sync + Send,
 {
     let per = rows_per_chunk(dim);
-    let n_rows = per_row.len();
-    let run = |(c, chunk): (usize, &mut [O])| f(c * per, chunk);
-    if worth_parallel(n_rows * dim) {
-        install(|| per_row.par_chunks_mut(per).enumerate().map(run).collect())
-    } else {
-        per_row.chunks_mut(per).enumerate().map(run).collect()
-    }
+    let work = per_row.len() * dim;
+    map_chunks_mut(work, per_row, per, |(c, chunk)| f(c * per, chunk))
 }

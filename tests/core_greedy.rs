@@ -1,8 +1,10 @@
 //! The exact greedy loop against a brute-force transcription (every candidate's estimate
 //! recomputed from scratch on D ∪ V ∪ {c}), its stop rules, thread-count determinism and errors.
 
-use gio_rs::greedy::{exact_greedy_select, knn_kl_divergence, GreedyOptions};
-use gio_rs::select::{CandidateEvent, LoopHost, Selection, StopCriterion, StopReason};
+use gio_rs::selection::{
+    greedy_select, knn_kl_divergence, CandidateEvent, LoopHost, Method, SelectParams, Selection,
+    Semantics, StopCriterion, StopReason,
+};
 use gio_rs::{GioError, Rows};
 
 /// No random draws needed; records the events the loop reports.
@@ -109,24 +111,33 @@ fn run(
     x: &[f64],
     w0: &[f64],
     d: usize,
-    opts: &GreedyOptions,
+    opts: &SelectParams,
 ) -> Result<Selection, GioError> {
-    exact_greedy_select(
+    greedy_select(
         Rows::new("train", train, d).unwrap(),
         Rows::new("X", x, d).unwrap(),
         Rows::new("D", w0, d).unwrap(),
-        opts,
+        &opts.clone().check()?,
         &mut Recorder::default(),
     )
 }
 
-fn exhaustive(k: usize) -> GreedyOptions {
-    GreedyOptions {
+/// The greedy method's options: fixed semantics, the other defaults.
+fn greedy() -> SelectParams {
+    SelectParams {
+        method: Method::Greedy,
+        semantics: Semantics::Fixed,
+        ..SelectParams::default()
+    }
+}
+
+fn exhaustive(k: usize) -> SelectParams {
+    SelectParams {
         k,
         max_iter: usize::MAX - 1,
         stop_criterion: StopCriterion::DataSize,
         max_data_size: 1.0,
-        ..GreedyOptions::default()
+        ..greedy()
     }
 }
 
@@ -200,11 +211,11 @@ fn same_result_for_any_thread_count() {
     let train = data(5, 3000, d, 0.1);
     let x = data(6, 60, d, 0.0);
     let w0 = data(7, 40, d, 0.0);
-    let opts = GreedyOptions {
+    let opts = SelectParams {
         k: 3,
         max_iter: 30,
         stop_criterion: StopCriterion::DataSize,
-        ..GreedyOptions::default()
+        ..greedy()
     };
     let results: Vec<Selection> = [1, 2, 3]
         .iter()
@@ -231,17 +242,17 @@ fn same_result_for_any_thread_count() {
 fn size_limits_accept_one_more_row_than_the_limit() {
     let d = 2;
     let (train, x) = (data(8, 40, d, 0.0), data(9, 10, d, 0.0));
-    let opts = GreedyOptions {
+    let opts = SelectParams {
         max_iter: 4,
         stop_criterion: StopCriterion::DataSize,
         k: 2,
-        ..GreedyOptions::default()
+        ..greedy()
     };
     let sel = run(&train, &x, &[], d, &opts).unwrap();
     assert_eq!(sel.indices.len(), 5);
     assert_eq!(sel.candidate_kl.len(), 5);
     assert_eq!(sel.stop_reason, StopReason::MaxIter);
-    let opts = GreedyOptions {
+    let opts = SelectParams {
         max_data_size: 0.1,
         max_iter: 100,
         ..opts
@@ -262,10 +273,10 @@ fn increase_rejects_the_row_that_raised_the_estimate() {
     let x = data(10, 8, d, 0.0);
     let mut train = data(11, 6, d, 0.0);
     train.extend(data(12, 30, d, 40.0));
-    let opts = GreedyOptions {
+    let opts = SelectParams {
         k: 2,
         stop_criterion: StopCriterion::Increase,
-        ..GreedyOptions::default()
+        ..greedy()
     };
     let sel = run(&train, &x, &[], d, &opts).unwrap();
     assert_eq!(
@@ -288,11 +299,11 @@ fn min_kl_keeps_the_row_that_reached_it() {
     let (train, x) = (data(13, 50, d, 0.0), data(14, 12, d, 0.0));
     let free = run(&train, &x, &[], d, &exhaustive(1)).unwrap();
     let target = free.kl_trace[6];
-    let opts = GreedyOptions {
+    let opts = SelectParams {
         k: 1,
         stop_criterion: StopCriterion::MinKl,
         min_kl: target + 1e-12,
-        ..GreedyOptions::default()
+        ..greedy()
     };
     let sel = run(&train, &x, &[], d, &opts).unwrap();
     let first_below = free
@@ -310,11 +321,11 @@ fn sequential_increase_tolerance_accepts_the_allowed_increases() {
     let x = data(15, 8, d, 0.0);
     let mut train = data(16, 5, d, 0.0);
     train.extend(data(17, 30, d, 30.0));
-    let opts = GreedyOptions {
+    let opts = SelectParams {
         k: 1,
         stop_criterion: StopCriterion::SequentialIncreaseTolerance,
         max_sequential_increases: 2,
-        ..GreedyOptions::default()
+        ..greedy()
     };
     let sel = run(&train, &x, &[], d, &opts).unwrap();
     let free = run(&train, &x, &[], d, &exhaustive(1)).unwrap();
@@ -340,11 +351,11 @@ fn min_difference_stops_when_the_gain_is_small() {
     let d = 3;
     let (train, x) = (data(18, 60, d, 0.0), data(19, 15, d, 0.0));
     let free = run(&train, &x, &[], d, &exhaustive(2)).unwrap();
-    let opts = GreedyOptions {
+    let opts = SelectParams {
         k: 2,
         stop_criterion: StopCriterion::MinDifference,
         min_difference: 0.05,
-        ..GreedyOptions::default()
+        ..greedy()
     };
     let sel = run(&train, &x, &[], d, &opts).unwrap();
     let cut = sel.indices.len();
@@ -363,11 +374,11 @@ fn host_errors_stop_the_run() {
         fail_after: Some(3),
         ..Recorder::default()
     };
-    let got = exact_greedy_select(
+    let got = greedy_select(
         Rows::new("train", &train, d).unwrap(),
         Rows::new("X", &x, d).unwrap(),
         Rows::new("D", &[], d).unwrap(),
-        &exhaustive(1),
+        &exhaustive(1).check().unwrap(),
         &mut host,
     );
     assert_eq!(got, Err(GioError::Aborted));
@@ -383,48 +394,42 @@ fn invalid_options_are_named() {
         Err(GioError::InvalidArgument { name, .. }) => name,
         other => panic!("expected an invalid argument, got {other:?}"),
     };
-    let with = |opts: GreedyOptions| run(&train, &x, &[], d, &opts);
+    let with = |opts: SelectParams| run(&train, &x, &[], d, &opts);
     assert_eq!(
-        name(with(GreedyOptions {
+        name(with(SelectParams {
             stop_criterion: StopCriterion::MaxResets,
-            ..GreedyOptions::default()
+            ..greedy()
         })),
         "stop_criterion"
     );
+    assert_eq!(name(with(SelectParams { k: 6, ..greedy() })), "k");
     assert_eq!(
-        name(with(GreedyOptions {
-            k: 6,
-            ..GreedyOptions::default()
-        })),
-        "k"
-    );
-    assert_eq!(
-        name(with(GreedyOptions {
+        name(with(SelectParams {
             min_kl: f64::NAN,
-            ..GreedyOptions::default()
+            ..greedy()
         })),
         "min_kl"
     );
     assert_eq!(
-        name(with(GreedyOptions {
-            max_table_bytes: 30 * 6 * 8 - 1,
+        name(with(SelectParams {
+            greedy_max_bytes: 30 * 6 * 8 - 1,
             k: 2,
-            ..GreedyOptions::default()
+            ..greedy()
         })),
         "train"
     );
-    assert!(with(GreedyOptions {
-        max_table_bytes: 30 * 6 * 8,
+    assert!(with(SelectParams {
+        greedy_max_bytes: 30 * 6 * 8,
         k: 2,
-        ..GreedyOptions::default()
+        ..greedy()
     })
     .is_ok());
     let wide = data(24, 3, 3, 0.0);
-    let got = exact_greedy_select(
+    let got = greedy_select(
         Rows::new("train", &train, d).unwrap(),
         Rows::new("X", &x, d).unwrap(),
         Rows::new("D", &wide, 3).unwrap(),
-        &GreedyOptions::default(),
+        &greedy().check().unwrap(),
         &mut Recorder::default(),
     );
     assert_eq!(name(got), "D");

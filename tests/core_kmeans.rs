@@ -58,7 +58,7 @@ const CENTERS: [[f64; 3]; 4] = [
 fn recovers_separated_blobs() {
     let data = blobs(200, &CENTERS, 1);
     let x = Rows::new("x", &data, 3).unwrap();
-    let fit = kmeans(x, &params(4), &mut |_, _| Ok(())).unwrap();
+    let fit = kmeans(x, &params(4).check().unwrap(), &mut |_, _| Ok(())).unwrap();
     // Every blob maps to one cluster and the inertia is the within-blob scatter (≈ 800·3·0.2²/12).
     for blob in 0..4 {
         let label = fit.labels[blob];
@@ -182,7 +182,7 @@ fn same_result_for_any_thread_count() {
                 .num_threads(t)
                 .build()
                 .unwrap();
-            pool.install(|| kmeans(x, &p, &mut |_, _| Ok(())).unwrap())
+            pool.install(|| kmeans(x, &p.clone().check().unwrap(), &mut |_, _| Ok(())).unwrap())
         })
         .collect();
     assert_eq!(fits[0], fits[1]);
@@ -196,10 +196,13 @@ fn empty_clusters_are_reseeded() {
     let x = Rows::new("x", &data, 3).unwrap();
     let start = vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 100.0, 100.0, 100.0];
     let p = KMeansParams {
-        init: KMeansInit::Centers(start),
+        init: KMeansInit::Centers {
+            values: start,
+            dim: 3,
+        },
         ..params(3)
     };
-    let fit = kmeans(x, &p, &mut |_, _| Ok(())).unwrap();
+    let fit = kmeans(x, &p.check().unwrap(), &mut |_, _| Ok(())).unwrap();
     let mut used = [false; 3];
     fit.labels.iter().for_each(|&l| used[l as usize] = true);
     assert!(used.iter().all(|&u| u), "every cluster ends up with rows");
@@ -228,13 +231,19 @@ fn bad_parameters_are_errors() {
         ),
         (
             KMeansParams {
-                init: KMeansInit::Centers(vec![0.0; 5]),
+                init: KMeansInit::Centers {
+                    values: vec![0.0; 5],
+                    dim: 3,
+                },
                 ..params(2)
             },
             "init",
         ),
     ] {
-        let err = kmeans(x, &p, &mut |_, _| Ok(())).unwrap_err();
+        let err = p
+            .check()
+            .and_then(|p| kmeans(x, &p, &mut |_, _| Ok(())))
+            .unwrap_err();
         assert!(err.to_string().starts_with(name), "{err}");
     }
 }
@@ -268,7 +277,9 @@ fn bounded_reassignment_gives_the_labels_of_a_full_assignment() {
             &KMeansParams {
                 max_iter,
                 ..params(25)
-            },
+            }
+            .check()
+            .unwrap(),
             &mut |_, _| Ok(()),
         )
         .unwrap();
@@ -278,7 +289,7 @@ fn bounded_reassignment_gives_the_labels_of_a_full_assignment() {
     }
     let wide: Vec<f64> = data.iter().map(|&v| v as f64).collect();
     let x64 = Rows::new("x", &wide, 5).unwrap();
-    let fit = kmeans(x64, &params(25), &mut |_, _| Ok(())).unwrap();
+    let fit = kmeans(x64, &params(25).check().unwrap(), &mut |_, _| Ok(())).unwrap();
     let norms: Vec<f64> = (0..x64.len())
         .map(|i| x64.row(i).iter().map(|v| v * v).sum())
         .collect();

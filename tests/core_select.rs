@@ -1,7 +1,7 @@
-//! The greedy loop: determinism across thread counts, both semantics' stop rules, errors.
+//! The gradient loop: determinism across thread counts, both semantics' stop rules, errors.
 
-use gio_rs::select::{
-    greedy_select, LoopHost, SelectOptions, Selection, Semantics, StopCriterion, StopReason, VInit,
+use gio_rs::selection::{
+    gradient_select, LoopHost, SelectParams, Selection, Semantics, StopCriterion, StopReason, VInit,
 };
 use gio_rs::{GioError, Rows};
 
@@ -48,22 +48,22 @@ impl Problem {
             d,
         }
     }
-    fn run(&self, opts: &SelectOptions) -> Result<Selection, GioError> {
-        greedy_select(
+    fn run(&self, opts: &SelectParams) -> Result<Selection, GioError> {
+        gradient_select(
             Rows::new("train", &self.train, self.d).unwrap(),
             Rows::new("X", &self.x, self.d).unwrap(),
             Rows::new("D", &self.w0, self.d).unwrap(),
-            opts,
+            &opts.clone().check()?,
             &mut TestHost(7),
         )
     }
 }
 
-fn fixed(stop: StopCriterion) -> SelectOptions {
-    SelectOptions {
+fn fixed(stop: StopCriterion) -> SelectParams {
+    SelectParams {
         stop_criterion: stop,
         semantics: Semantics::Fixed,
-        ..SelectOptions::default()
+        ..SelectParams::default()
     }
 }
 
@@ -71,12 +71,12 @@ fn fixed(stop: StopCriterion) -> SelectOptions {
 fn same_result_for_any_thread_count() {
     // Large enough that the gradient, the KL update and the snap all run in parallel chunks.
     let p = Problem::new(3000, 1500, 32);
-    let opts = SelectOptions {
+    let opts = SelectParams {
         max_iter: 15,
         stop_criterion: StopCriterion::DataSize,
         v_init: VInit::Jump,
         random_restart_prob: 0.3,
-        ..SelectOptions::default()
+        ..SelectParams::default()
     };
     let runs: Vec<Selection> = [1, 2, 5]
         .iter()
@@ -96,10 +96,10 @@ fn same_result_for_any_thread_count() {
 #[test]
 fn reference_max_iter_accepts_one_more_row_and_discards_a_candidate() {
     let p = Problem::new(200, 60, 4);
-    let opts = SelectOptions {
+    let opts = SelectParams {
         max_iter: 5,
         stop_criterion: StopCriterion::Never,
-        ..SelectOptions::default()
+        ..SelectParams::default()
     };
     let s = p.run(&opts).unwrap();
     assert_eq!(s.indices.len(), 6);
@@ -115,17 +115,17 @@ fn reference_max_iter_accepts_one_more_row_and_discards_a_candidate() {
 #[test]
 fn reference_exhausted_pool_is_an_error_and_fixed_stops_cleanly() {
     let p = Problem::new(5, 30, 3);
-    let never = SelectOptions {
+    let never = SelectParams {
         stop_criterion: StopCriterion::Never,
         max_iter: 50,
-        ..SelectOptions::default()
+        ..SelectParams::default()
     };
     assert_eq!(p.run(&never).unwrap_err(), GioError::PoolExhausted);
-    let opts = SelectOptions {
+    let opts = SelectParams {
         max_iter: 50,
         ..fixed(StopCriterion::MaxResets)
     };
-    let s = p.run(&SelectOptions {
+    let s = p.run(&SelectParams {
         max_resets: 0,
         ..opts.clone()
     });
@@ -135,7 +135,7 @@ fn reference_exhausted_pool_is_an_error_and_fixed_stops_cleanly() {
         s.stop_reason,
         StopReason::PoolExhausted | StopReason::Criterion(StopCriterion::MaxResets)
     ));
-    let data = SelectOptions {
+    let data = SelectParams {
         max_iter: 50,
         max_data_size: 10.0,
         ..fixed(StopCriterion::DataSize)
@@ -149,10 +149,10 @@ fn reference_exhausted_pool_is_an_error_and_fixed_stops_cleanly() {
 fn fixed_min_kl_keeps_the_row_that_reached_the_target() {
     let p = Problem::new(300, 80, 4);
     let probe = p
-        .run(&SelectOptions {
+        .run(&SelectParams {
             max_iter: 10,
             stop_criterion: StopCriterion::Never,
-            ..SelectOptions::default()
+            ..SelectParams::default()
         })
         .unwrap();
     // A target the third accepted row reaches first.
@@ -163,14 +163,14 @@ fn fixed_min_kl_keeps_the_row_that_reached_the_target() {
         + 1e-12;
     let first_below = probe.kl_trace.iter().position(|&kl| kl < target).unwrap();
     let reference = p
-        .run(&SelectOptions {
+        .run(&SelectParams {
             min_kl: target,
             stop_criterion: StopCriterion::MinKl,
-            ..SelectOptions::default()
+            ..SelectParams::default()
         })
         .unwrap();
     let fixed_run = p
-        .run(&SelectOptions {
+        .run(&SelectParams {
             min_kl: target,
             ..fixed(StopCriterion::MinKl)
         })
@@ -187,10 +187,10 @@ fn fixed_min_kl_keeps_the_row_that_reached_the_target() {
 fn fixed_sequential_increase_tolerance_stops_after_the_allowed_increases() {
     let p = Problem::new(400, 60, 3);
     let reference = p
-        .run(&SelectOptions {
+        .run(&SelectParams {
             max_iter: 60,
             stop_criterion: StopCriterion::SequentialIncreaseTolerance,
-            ..SelectOptions::default()
+            ..SelectParams::default()
         })
         .unwrap();
     assert_eq!(
@@ -201,7 +201,7 @@ fn fixed_sequential_increase_tolerance_stops_after_the_allowed_increases() {
     let mut stopped = 0;
     for tolerance in [0usize, 1, 2] {
         let s = p
-            .run(&SelectOptions {
+            .run(&SelectParams {
                 max_iter: 60,
                 max_sequential_increases: tolerance,
                 ..fixed(StopCriterion::SequentialIncreaseTolerance)
@@ -232,7 +232,7 @@ fn fixed_sequential_increase_tolerance_stops_after_the_allowed_increases() {
 fn fixed_max_resets_resets_then_stops() {
     let p = Problem::new(150, 50, 3);
     let s = p
-        .run(&SelectOptions {
+        .run(&SelectParams {
             max_iter: 200,
             max_resets: 2,
             ..fixed(StopCriterion::MaxResets)
@@ -244,12 +244,12 @@ fn fixed_max_resets_resets_then_stops() {
         StopReason::Criterion(StopCriterion::MaxResets)
     );
     let reference = p
-        .run(&SelectOptions {
+        .run(&SelectParams {
             max_iter: 40,
             max_resets: 2,
             resets_allowed: true,
             stop_criterion: StopCriterion::MaxResets,
-            ..SelectOptions::default()
+            ..SelectParams::default()
         })
         .unwrap();
     assert_eq!(
@@ -263,16 +263,16 @@ fn fixed_max_resets_resets_then_stops() {
 fn invalid_options_are_named() {
     let p = Problem::new(50, 20, 2);
     let err = p
-        .run(&SelectOptions {
+        .run(&SelectParams {
             random_restart_prob: 1.5,
-            ..SelectOptions::default()
+            ..SelectParams::default()
         })
         .unwrap_err();
     assert!(err.to_string().starts_with("random_restart_prob"), "{err}");
     let err = p
-        .run(&SelectOptions {
+        .run(&SelectParams {
             k: 20,
-            ..SelectOptions::default()
+            ..SelectParams::default()
         })
         .unwrap_err();
     assert!(err.to_string().starts_with("k:"), "{err}");

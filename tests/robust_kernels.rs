@@ -16,8 +16,9 @@ use gio_rs::descent::{auto_scale_factor, descend, descend_many, DescentWork};
 use gio_rs::distance::{kth_neighbour_sq, nearest_unused, row_norms, sq_dist, CLIP_HIGH, CLIP_LOW};
 use gio_rs::kl::{kl_divergence, kl_gradient, Candidate, GradientWork, KlParams, KlState};
 use gio_rs::kmeans::{assign, kmeans, KMeansFit, KMeansInit, KMeansParams};
-use gio_rs::select::{
-    greedy_select, LoopHost, SelectOptions, Selection, Semantics, StopCriterion, StopReason, VInit,
+use gio_rs::params::Named;
+use gio_rs::selection::{
+    gradient_select, LoopHost, SelectParams, Selection, Semantics, StopCriterion, StopReason, VInit,
 };
 use gio_rs::{Element, GioError, Precision, Rows};
 use proptest::collection::vec;
@@ -531,7 +532,7 @@ fn rows_validation<T: Float>(case: RowsCase<T>) -> TestCaseResult {
         Some(pos) if shaped => {
             let message = finite.as_ref().map(|_| ()).map_err(|e| e.to_string());
             expect_invalid(&finite, &["X"])?;
-            let at = format!("row {}, column {}", pos / dim, pos % dim);
+            let at = format!("(rows {}", pos / dim);
             prop_assert!(
                 message.as_ref().is_err_and(|m| m.contains(&at)),
                 "{message:?} (expected {at})"
@@ -1420,7 +1421,10 @@ fn kmeans_case<T: Float>(
                     init: match init {
                         0 => KMeansInit::KMeansPlusPlus,
                         1 => KMeansInit::Random,
-                        _ => KMeansInit::Centers(centers),
+                        _ => KMeansInit::Centers {
+                            values: centers,
+                            dim: d,
+                        },
                     },
                     init_sample_size: sample,
                 },
@@ -1452,13 +1456,18 @@ fn kmeans_robust<T: Float>(case: KMeansCase<T>) -> TestCaseResult {
             Ok(())
         }
     };
-    let first = kmeans(xr, &params, &mut poll);
-    let second = kmeans(xr, &params, &mut |_, _| {
-        if abort {
-            Err(GioError::Aborted)
-        } else {
-            Ok(())
-        }
+    let first = params
+        .clone()
+        .check()
+        .and_then(|p| kmeans(xr, &p, &mut poll));
+    let second = params.clone().check().and_then(|p| {
+        kmeans(xr, &p, &mut |_, _| {
+            if abort {
+                Err(GioError::Aborted)
+            } else {
+                Ok(())
+            }
+        })
     });
     let bits = |r: &Result<KMeansFit, GioError>| {
         r.as_ref()
@@ -1480,10 +1489,13 @@ fn kmeans_robust<T: Float>(case: KMeansCase<T>) -> TestCaseResult {
     if params.n_init == 0 {
         invalid.push("n_init");
     }
+    if params.max_iter == 0 {
+        invalid.push("max_iter");
+    }
     if !(params.tol >= 0.0 && params.tol.is_finite()) {
         invalid.push("tol");
     }
-    if let KMeansInit::Centers(c) = &params.init {
+    if let KMeansInit::Centers { values: c, .. } = &params.init {
         if c.len() != k.saturating_mul(d) || !all_finite(c) {
             invalid.push("init");
         }
@@ -1513,7 +1525,7 @@ fn kmeans_robust<T: Float>(case: KMeansCase<T>) -> TestCaseResult {
         count_brute_force_check();
         prop_assert!(all_finite(&fit.centers), "centers {:?}", fit.centers);
         prop_assert!(fit.inertia.is_finite(), "inertia {}", fit.inertia);
-        if let KMeansInit::Centers(c) = &params.init {
+        if let KMeansInit::Centers { values: c, .. } = &params.init {
             // Lloyd's steps never raise the inertia beyond the assignments' roundoff.
             let c_norm_max = c
                 .chunks_exact(d)
@@ -1616,13 +1628,13 @@ struct SelectCase<T> {
     d: usize,
     train_dim: usize,
     w0_dim: usize,
-    opts: SelectOptions,
+    opts: SelectParams,
     host_seed: u64,
     bad_pick: bool,
     abort_after: Option<usize>,
 }
 
-fn options() -> impl Strategy<Value = SelectOptions> {
+fn options() -> impl Strategy<Value = SelectParams> {
     let criteria: Vec<StopCriterion> = StopCriterion::NAMES
         .iter()
         .map(|name| StopCriterion::parse(name).unwrap())
@@ -1685,7 +1697,7 @@ fn options() -> impl Strategy<Value = SelectOptions> {
                     semantics,
                     record_v_opts,
                 ),
-            )| SelectOptions {
+            )| SelectParams {
                 k: 1,
                 max_iter,
                 stop_criterion,
@@ -1703,6 +1715,7 @@ fn options() -> impl Strategy<Value = SelectOptions> {
                 lr,
                 semantics,
                 record_v_opts,
+                ..SelectParams::default()
             },
         )
 }
@@ -1821,13 +1834,15 @@ fn select_robust<T: Float>(case: SelectCase<T>) -> TestCaseResult {
             abort_after: case.abort_after,
             polls: 0,
         };
-        let result = greedy_select(
-            Rows::new("train", &case.train, case.train_dim).unwrap(),
-            Rows::new("X", &case.x, case.d).unwrap(),
-            Rows::new("D", &case.w0, case.w0_dim).unwrap(),
-            &case.opts,
-            &mut host,
-        );
+        let result = case.opts.clone().check().and_then(|opts| {
+            gradient_select(
+                Rows::new("train", &case.train, case.train_dim).unwrap(),
+                Rows::new("X", &case.x, case.d).unwrap(),
+                Rows::new("D", &case.w0, case.w0_dim).unwrap(),
+                &opts,
+                &mut host,
+            )
+        });
         (result, host.polls)
     };
     let (first, polls) = run();
@@ -2010,10 +2025,13 @@ fn eps_outside_its_domain_is_refused() {
             discard_nearest_for_xy: false,
         };
         let err = kl_divergence(rows, rows, params).unwrap_err();
-        assert!(
-            err.to_string().starts_with("eps: must be finite and >= 0"),
-            "{err}"
-        );
+        let message = err.to_string();
+        let problem = if eps.is_finite() {
+            "eps: must be >= 0.0, got"
+        } else {
+            "eps: must be finite, got"
+        };
+        assert!(message.starts_with(problem), "{message}");
         assert!(KlState::new(rows, rows, params).is_err());
     }
     let zero = KlParams {
@@ -2049,10 +2067,13 @@ fn float32_assignment_is_right_at_extreme_magnitudes() {
             tol: 0.0,
             n_init: 1,
             seed: 1,
-            init: KMeansInit::Centers(centers.to_vec()),
+            init: KMeansInit::Centers {
+                values: centers.to_vec(),
+                dim: 1,
+            },
             init_sample_size: 0,
         };
-        let fit = kmeans(rows, &params, &mut |_, _| Ok(())).unwrap();
+        let fit = kmeans(rows, &params.check().unwrap(), &mut |_, _| Ok(())).unwrap();
         assert_eq!(
             fit.labels,
             [0, 0, 0, 0, 0, 1, 1, 1, 1, 1],
@@ -2066,10 +2087,10 @@ fn float32_assignment_is_right_at_extreme_magnitudes() {
 fn huge_grad_desc_iter_does_not_overflow() {
     let x = [0.0f64, 1.0, 2.0, 3.0, 4.0, 6.0];
     let d0 = [5.0f64, 5.5];
-    let opts = SelectOptions {
+    let opts = SelectParams {
         k: 1,
         grad_desc_iter: usize::MAX / 2,
-        ..SelectOptions::default()
+        ..SelectParams::default()
     };
     let mut host = Host {
         state: 1,
@@ -2077,11 +2098,11 @@ fn huge_grad_desc_iter_does_not_overflow() {
         abort_after: Some(100),
         polls: 0,
     };
-    let result = greedy_select(
+    let result = gradient_select(
         Rows::new("train", &x, 1).unwrap(),
         Rows::new("X", &x, 1).unwrap(),
         Rows::new("D", &d0, 1).unwrap(),
-        &opts,
+        &opts.check().unwrap(),
         &mut host,
     );
     // The only way out of a descent that long is the host's interrupt.
@@ -2095,7 +2116,7 @@ fn unbounded_max_iter_runs_until_the_pool_is_exhausted() {
     let train = [0.5f64, 1.5, 2.5, 3.5, 4.5];
     let x = [0.0f64, 1.0, 2.0, 3.0, 4.0, 6.0];
     let d0 = [5.0f64, 5.5];
-    let opts = SelectOptions {
+    let opts = SelectParams {
         k: 1,
         max_iter: usize::MAX,
         stop_criterion: StopCriterion::DataSize,
@@ -2103,7 +2124,7 @@ fn unbounded_max_iter_runs_until_the_pool_is_exhausted() {
         v_init: VInit::Mean,
         grad_desc_iter: 2,
         semantics: Semantics::Fixed,
-        ..SelectOptions::default()
+        ..SelectParams::default()
     };
     let mut host = Host {
         state: 1,
@@ -2111,11 +2132,11 @@ fn unbounded_max_iter_runs_until_the_pool_is_exhausted() {
         abort_after: None,
         polls: 0,
     };
-    let selection = greedy_select(
+    let selection = gradient_select(
         Rows::new("train", &train, 1).unwrap(),
         Rows::new("X", &x, 1).unwrap(),
         Rows::new("D", &d0, 1).unwrap(),
-        &opts,
+        &opts.check().unwrap(),
         &mut host,
     )
     .unwrap();

@@ -136,24 +136,15 @@ def test_fit_trace_details_match_reference(reference_npz, case):
     kwargs = dict(meta["fit_cases"][case]["fit_kwargs"])
     train, X, D = (z[f"fit{case}_{key}"] for key in ("train", "X", "D"))
     kwargs["stop_criterion"] = kwargs.pop("stop_criterion")
+    options = {k: v for k, v in kwargs.items() if k not in ("random_init_pct", "normalize")}
+    params = gio_rs._core.SelectParams(semantics="reference", record_v_opts=True, **options)
     out = gio_rs.selection.run_loop(
-        train,
-        X,
-        D,
-        gio_rs.selection.loop_options(
-            fixed=False,
-            n_target=len(X),
-            **{k: v for k, v in kwargs.items() if k not in ("random_init_pct", "normalize")},
-        ),
-        fixed=False,
-        rng=__import__("random").Random(0),
-        reporter=gio_rs._progress.Reporter(),
-        record_v_opts=True,
+        (train, X, D), params, rng=__import__("random").Random(0), reporter=gio_rs._progress.Reporter()
     )
-    np.testing.assert_allclose(out["candidate_kl"], z[f"fit{case}_f64_kl_all_candidates"], rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(out["descent_iters"], z[f"fit{case}_f64_descent_iters"])
-    np.testing.assert_allclose(out["v_opts"], z[f"fit{case}_f64_vopt"], rtol=0, atol=1e-6)
-    assert abs(out["kl_start"] - float(z[f"fit{case}_f64_kl_start"])) <= 1e-9
+    np.testing.assert_allclose(out.candidate_kl, z[f"fit{case}_f64_kl_all_candidates"], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(out.descent_iters, z[f"fit{case}_f64_descent_iters"])
+    np.testing.assert_allclose(out.v_opts, z[f"fit{case}_f64_vopt"], rtol=0, atol=1e-6)
+    assert abs(out.kl_start - float(z[f"fit{case}_f64_kl_start"])) <= 1e-9
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -271,8 +271,8 @@ def test_same_result_for_any_thread_count_and_simd_level(dtype):
         )
         outputs.append(json.loads(done.stdout))
     assert len(outputs[0][0]) == 41
-    # Any thread count: the same bits. The scalar level rounds products separately (README,
-    # Guarantees): the same rows and stop, KL values within roundoff.
+    # Any thread count: the same bits. The scalar level rounds products separately
+    # (docs/guarantees.md): the same rows and stop, KL values within roundoff.
     assert all(out == outputs[0] for out in outputs[1:3])
     scalar = outputs[3]
     assert scalar[0] == outputs[0][0] and scalar[2] == outputs[0][2]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import gio_rs
-from gio_rs import GioError, cli, memory
+from gio_rs import GioError, _core, cli, memory
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +111,7 @@ def test_every_entry_point_refuses_work_over_budget_before_starting():
 def test_a_copy_to_the_working_layout_counts(monkeypatch):
     """A Fortran-ordered pool is copied to rows: that copy is part of the working set."""
     train, target = _data()
-    needed_c = memory.select_bytes(len(train), len(target), 16, n_start=20, max_iter=3)
+    needed_c = _core.select_bytes(len(train), len(target), 16, n_start=20, max_iter=3)
     gio_rs.set_memory_budget(needed_c + 1024)
     gio_rs.select(train, target, max_iter=3, stop_criterion="data_size")
     with pytest.raises(GioError, match="^memory_budget: "):
@@ -140,7 +140,7 @@ MEASURE = textwrap.dedent(
     """
     import json, sys
     import numpy as np, gio_rs
-    from gio_rs import memory
+    from gio_rs import _core
     def status(field):
         for line in open("/proc/self/status"):
             if line.startswith(field):
@@ -154,26 +154,26 @@ MEASURE = textwrap.dedent(
     item = dtype.itemsize
     if kind == "select":
         call = lambda: gio_rs.select(train, target, max_iter=3, grad_desc_iter=3, stop_criterion="data_size")
-        estimate = memory.select_bytes(M, n, d, n_start=20, max_iter=3)
+        estimate = _core.select_bytes(M, n, d, n_start=20, max_iter=3)
     elif kind == "select_fortran":
         train = np.asfortranarray(train)
         call = lambda: gio_rs.select(train, target, max_iter=3, grad_desc_iter=3, stop_criterion="data_size")
-        estimate = memory.select_bytes(M, n, d, n_start=20, max_iter=3) + M * d * item
+        estimate = _core.select_bytes(M, n, d, n_start=20, max_iter=3) + M * d * item
     elif kind == "greedy":
         call = lambda: gio_rs.select(train, target, method="greedy", max_iter=3)
-        estimate = memory.select_bytes(M, n, d, n_start=0, max_iter=3, greedy=True)
+        estimate = _core.select_bytes(M, n, d, n_start=0, max_iter=3, greedy=True)
     elif kind == "kmeans":
         call = lambda: gio_rs.KMeans(K, max_iter=3, random_state=0).fit(train)
-        estimate = memory.kmeans_bytes(M, d, K, item)
+        estimate = _core.kmeans_bytes(M, d, K, item)
     elif kind == "predict":
         call = lambda: fitted.predict(train)
-        estimate = memory.assign_bytes(M, d, K)
+        estimate = _core.assign_bytes(M, d, K)
     elif kind == "transform":
         call = lambda: fitted.transform(train)
-        estimate = memory.assign_bytes(M, d, K, transform=True) + (0 if item == 8 else M * d * 8)
+        estimate = _core.assign_bytes(M, d, K) + 8 * M * K + (0 if item == 8 else M * d * 8)
     elif kind == "kl":
         call = lambda: gio_rs.kl_divergence(target, train, 5)
-        estimate = memory.select_bytes(M, n, d, n_start=0, max_iter=0)
+        estimate = _core.select_bytes(M, n, d, n_start=0, max_iter=0)
     open("/proc/self/clear_refs", "w").write("5")
     base = status("VmRSS:")
     call()

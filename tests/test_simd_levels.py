@@ -155,7 +155,6 @@ def test_kernels_match_the_numpy_reference_at_this_level(dtype):
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)
 
 
-
 def test_fused_multiply_adds_only_inside_the_simd_entry_points():
     """`f64::mul_add` compiled without the `fma` target feature becomes a library call per
     element. Only src/simd/isa.rs may use it (inside the FMA levels' methods, inlined into their

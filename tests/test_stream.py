@@ -187,7 +187,7 @@ def test_sample_fit_inertia_close_to_a_full_fit(blobs):
 def test_select_samples_when_the_whole_fit_is_over_budget():
     rng = np.random.default_rng(0)
     pool, target = rng.normal(size=(100_000, 16)), rng.normal(0.3, 1.0, (300, 16))
-    whole = gio_rs.memory.kmeans_bytes(100_000, 16, 40, 8)
+    whole = gio_rs._core.kmeans_bytes(100_000, 16, 40, 8)
     try:
         gio_rs.set_memory_budget(int(whole * 0.6))
         sel = gio_rs.select(pool, target, n_clusters=40, max_iter=3, seed=0, kmeans_max_iter=5)
@@ -361,7 +361,7 @@ def test_the_sample_depends_on_the_budget_not_on_the_resident_memory(blobs, tmp_
     batch = 128
     # Room for about half the pool's fit besides what the stage reserves.
     reserved = (
-        stream.RUNTIME_ALLOWANCE + gio_rs.memory.assign_bytes(batch, 6, K) + 16 * K * 6 + 8 * K_TARGET * 6
+        stream.RUNTIME_ALLOWANCE + gio_rs._core.assign_bytes(batch, 6, K) + 16 * K * 6 + 8 * K_TARGET * 6
     )
     budget = reserved + int(gio_rs.sampling.kmeans_need(900, 6, K, 4) / stream._SAFETY)
     work = tmp_path / "work"

@@ -1,15 +1,27 @@
 """Input normalisation shared by the public API: turn array-likes into C-contiguous float32 or
 float64 matrices without copying when they already are, and reject bad input with an error that
-names the argument. Nothing here writes to the caller's arrays."""
+names the argument. Nothing here writes to the caller's arrays. The value rules themselves
+(finiteness, integers, numbers, flags) are the core's, so that each message is written once."""
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Optional
 
 import numpy as np
 
-from ._core import GioError
+from ._core import GioError, check_bool, check_finite, check_float, check_int
+
+__all__ = [
+    "as_matrix",
+    "as_vector",
+    "cast",
+    "check_bool",
+    "check_float",
+    "check_int",
+    "copy_bytes",
+    "same_columns",
+    "working_dtype",
+]
 
 _FLOAT32_KINDS = (np.dtype(np.float16), np.dtype(np.float32))
 
@@ -69,25 +81,12 @@ def as_vector(name: str, value: Any, dim: int) -> np.ndarray:
     return np.array(arr, dtype=np.float64, order="C", copy=True)
 
 
-_FINITE_CHECK_BLOCK = 1 << 20  # values per block: the check never allocates a full-size mask
-
-
 def _check_finite(name: str, arr: np.ndarray) -> None:
     if arr.dtype.kind != "f":
         return
-    rows = arr.reshape(arr.shape[0], -1) if arr.ndim == 2 else arr.reshape(-1, 1)
-    step = max(1, _FINITE_CHECK_BLOCK // max(1, rows.shape[1]))
-    bad: list[int] = []
-    for start in range(0, rows.shape[0], step):
-        finite = np.isfinite(rows[start : start + step])
-        if not finite.all():
-            bad.extend(start + np.flatnonzero(~finite.all(axis=1)))
-            if len(bad) > 10:
-                break
-    if bad:
-        shown = ", ".join(str(int(r)) for r in bad[:10]) + (", ..." if len(bad) > 10 else "")
-        what = "rows" if arr.ndim == 2 else "positions"
-        raise GioError(f"{name}: contains NaN or infinite values ({what} {shown})")
+    if arr.dtype not in (np.float32, np.float64):  # float16, longdouble, another byte order
+        arr = arr.astype(np.float32 if arr.dtype.itemsize <= 4 else np.float64)
+    check_finite(name, arr)
 
 
 def cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -101,36 +100,9 @@ def same_columns(name: str, arr: np.ndarray, reference_name: str, dim: int) -> N
         raise GioError(f"{name}: has {arr.shape[1]} columns but {reference_name} has {dim}")
 
 
-INT_MAX = 2**63 - 1  # what every integer option must fit in on its way to the core
-
-
-def check_int(name: str, value: Any, *, minimum: int, maximum: int = INT_MAX) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum:
-        raise GioError(f"{name}: must be >= {minimum}, got {value}")
-    if value > maximum:
-        raise GioError(f"{name}: must be <= {maximum}, got {value}")
-    return value
-
-
-def check_float(
-    name: str, value: Any, *, minimum: Optional[float] = None, maximum: Optional[float] = None
-) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise GioError(f"{name}: must be finite, got {value}")
-    if minimum is not None and value < minimum:
-        raise GioError(f"{name}: must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise GioError(f"{name}: must be <= {maximum}, got {value}")
-    return value
-
-
-def check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
-    return bool(value)
+def copy_bytes(arr: Optional[np.ndarray], dtype: np.dtype) -> int:
+    """Bytes of the copy `cast(arr, dtype)` makes (0 when it passes the array through)."""
+    if arr is None:
+        return 0
+    ok = arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.aligned
+    return 0 if ok else int(np.prod(arr.shape, dtype=np.int64)) * np.dtype(dtype).itemsize

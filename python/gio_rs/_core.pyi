@@ -1,21 +1,32 @@
 """Type stubs for the Rust extension `gio_rs._core`. Arrays must already be C-contiguous and of
-one float dtype (float32 or float64); the public wrappers in the package take care of that."""
+one float dtype (float32 or float64), and checked with `check_finite`; the public wrappers in the
+package take care of that. Options are checked here, by the core's rules."""
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, final
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "GioError",
+    "SelectParams",
+    "KMeansParams",
+    "SelectionResult",
+    "KMeansFit",
+    "check_int",
+    "check_float",
+    "check_bool",
+    "check_finite",
     "kl_divergence",
     "kl_gradient",
     "gradient_descend",
-    "greedy_select",
-    "exact_greedy_select",
     "knn_kl_divergence",
+    "select",
     "kmeans",
     "kmeans_assign",
+    "select_bytes",
+    "kmeans_bytes",
+    "assign_bytes",
     "simd_level",
     "__version__",
 ]
@@ -25,80 +36,111 @@ __version__: str
 class GioError(ValueError):
     """Invalid input to gio_rs. The message names the argument and the problem."""
 
+@final
+class SelectParams:
+    """The options of a selection run, checked (the keyword names of `gio_rs.select` and
+    `GIOKL.fit`, plus `method` and `semantics`: "fixed" or "reference"); options not given take the
+    core's defaults."""
+
+    def __new__(cls, **options: Any) -> SelectParams: ...
+    method: str
+    max_iter: int
+    discard_nearest_for_xy: bool
+    record_v_opts: bool
+
+@final
+class KMeansParams:
+    """The options of a K-Means fit, checked (`gio_rs.KMeans`'s names; `random_state` an integer,
+    `init` "k-means++", "random" or a float64 array of K rows)."""
+
+    def __new__(cls, **options: Any) -> KMeansParams: ...
+    n_clusters: int
+    max_iter: int
+    init_sample_size: int
+
+@final
+class SelectionResult:
+    """What a selection loop produced."""
+
+    indices: npt.NDArray[np.int64]
+    kl_trace: npt.NDArray[np.float64]
+    kl_start: float
+    candidate_kl: npt.NDArray[np.float64]
+    descent_iters: npt.NDArray[np.int64]
+    v_opts: npt.NDArray[np.float64]
+    scale_factor: float
+    v: npt.NDArray[np.float64]
+    just_reset: bool
+    num_resets: int
+    increases: int
+    used: npt.NDArray[np.bool_]
+    stop_reason: str
+
+@final
+class KMeansFit:
+    """A fitted K-Means model."""
+
+    centers: npt.NDArray[np.float64]
+    labels: npt.NDArray[np.int64]
+    inertia: float
+    n_iter: int
+
+def check_int(name: str, value: Any, *, minimum: int, maximum: int = ...) -> int: ...
+def check_float(
+    name: str, value: Any, *, minimum: Optional[float] = None, maximum: Optional[float] = None
+) -> float: ...
+def check_bool(name: str, value: Any) -> bool: ...
+def check_finite(name: str, array: npt.NDArray[np.floating]) -> None: ...
 def kl_divergence(
-    x: npt.NDArray[np.floating], y: npt.NDArray[np.floating], k: int, eps: float, discard_nearest_for_xy: bool
+    x: npt.NDArray[np.floating], y: npt.NDArray[np.floating], k: Any, eps: Any, discard_nearest_for_xy: Any
 ) -> float: ...
 def kl_gradient(
     x: npt.NDArray[np.floating],
     w: npt.NDArray[np.floating],
     v: npt.NDArray[np.float64],
-    discard_nearest_for_xy: bool,
+    discard_nearest_for_xy: Any,
 ) -> npt.NDArray[np.float64]: ...
 def gradient_descend(
     x: npt.NDArray[np.floating],
     w: npt.NDArray[np.floating],
     v: npt.NDArray[np.float64],
-    scale_factor: Optional[float],
-    steps: int,
-    lr: float,
-    discard_nearest_for_xy: bool,
+    scaling_factor: Any,
+    max_iterations: Any,
+    lr: Any,
+    discard_nearest_for_xy: Any,
 ) -> tuple[npt.NDArray[np.float64], float]: ...
-def greedy_select(
+def knn_kl_divergence(x: npt.NDArray[np.floating], y: npt.NDArray[np.floating], k: Any) -> float: ...
+def select(
     train: npt.NDArray[np.floating],
     x: npt.NDArray[np.floating],
     w0: npt.NDArray[np.floating],
+    params: SelectParams,
     *,
-    k: int,
-    max_iter: int,
-    stop_criterion: str,
-    min_difference: float,
-    resets_allowed: bool,
-    max_resets: int,
-    max_data_size: float,
-    min_kl: float,
-    max_sequential_increases: int,
-    random_restart_prob: float,
-    scale_factor: Optional[float],
-    v_init: str,
-    grad_desc_iter: int,
-    discard_nearest_for_xy: bool,
-    lr: float,
-    fixed: bool,
-    record_v_opts: bool,
-    random: Optional[Callable[[], float]],
-    pick: Optional[Callable[[int], int]],
-    callback: Any,
-) -> dict[str, Any]: ...
-def exact_greedy_select(
-    train: npt.NDArray[np.floating],
-    x: npt.NDArray[np.floating],
-    w0: npt.NDArray[np.floating],
-    *,
-    k: int,
-    max_iter: int,
-    stop_criterion: str,
-    min_difference: float,
-    max_data_size: float,
-    min_kl: float,
-    max_sequential_increases: int,
-    max_table_bytes: int,
-    callback: Any,
-) -> dict[str, Any]: ...
-def knn_kl_divergence(x: npt.NDArray[np.floating], y: npt.NDArray[np.floating], k: int) -> float: ...
+    random: Optional[Callable[[], float]] = None,
+    pick: Optional[Callable[[int], int]] = None,
+    callback: Any = None,
+) -> SelectionResult: ...
 def kmeans(
     x: npt.NDArray[np.floating],
-    *,
-    n_clusters: int,
-    max_iter: int,
-    tol: float,
-    n_init: int,
-    seed: int,
-    init: str,
-    centers: Optional[npt.NDArray[np.float64]],
-    init_sample_size: int,
-    callback: Optional[Callable[[int, float], Any]],
-) -> dict[str, Any]: ...
+    params: KMeansParams,
+    callback: Optional[Callable[[int, float], Any]] = None,
+) -> KMeansFit: ...
 def kmeans_assign(
     x: npt.NDArray[np.floating], centers: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
-def simd_level() -> str: ...
+def select_bytes(
+    n_train: int,
+    n_target: int,
+    dim: int,
+    *,
+    n_start: int,
+    max_iter: int,
+    greedy: bool = False,
+    itemsize: int = 8,
+) -> int: ...
+def kmeans_bytes(n_rows: int, dim: int, n_clusters: int, itemsize: int, sample_size: int = 0) -> int: ...
+def assign_bytes(n_rows: int, dim: int, n_clusters: int) -> int: ...
+def simd_level() -> str:
+    """The SIMD level the kernels dispatched to on this CPU: "avx512" or "avx2" (x86-64 with FMA),
+    "neon" (aarch64) or "scalar" (elsewhere, or with GIO_RS_NO_SIMD=1; GIO_RS_NO_AVX512=1 skips
+    AVX-512). Chosen once per process."""

@@ -8,8 +8,9 @@ Every option of `gio_rs.select` is a flag (`--max-iter`, `--stop`, `--v-init`, `
 `rank` and, when quantised, `cluster`; a JSON summary is written next to it, and `--plot` draws the
 KL trace and a 2-D view. With `--clusters` the pool is always read in pieces (gio_rs.stream:
 memory bounded by `--memory-budget` whatever its size; `--work-dir` to resume); without, it is read
-whole and selected in memory. Errors print one line naming the file or flag and exit with status 2; Ctrl-C exits
-with 130. Outputs are written to a temporary file and renamed, so nothing is left half-written.
+whole and selected in memory. Errors print one line naming the file or flag and exit with status
+2; Ctrl-C exits with 130. Outputs are written to a temporary file and renamed, so nothing is left
+half-written.
 """
 
 from __future__ import annotations
@@ -297,7 +298,50 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     for path in outputs[1:]:
         io.check_writable(path, overwrite=args.overwrite)
     out_format = writers.output_format(args.out, args.out_format)
+    read = _read_inputs(args)
+    train, target = read["train"], read["target"]
+    timings = {"read": time.perf_counter() - started}
+    report(
+        f"read {len(train)} pool rows, {len(target)} target rows"
+        + (f", {len(read['init'])} initial rows" if "init" in read else "")
+        + f" of dimension {train.features.shape[1]} in {timings['read']:.2f} s"
+    )
 
+    options = {p.name: getattr(args, p.name) for p in _select_parameters()}
+    unique = _deduplicated(args, read)
+    select_started = time.perf_counter()
+    result = selection.select(
+        unique["pool"],
+        unique["target"],
+        init=read["init"].features if "init" in read else None,
+        progress=_show_progress(args),
+        **options,
+    )
+    kept = unique["kept"]
+    if kept is not None:  # rows of the deduplicated pool back to rows of the file
+        result = dataclasses.replace(
+            result,
+            indices=kept[result.indices],
+            init_indices=None if result.init_indices is None else kept[result.init_indices],
+        )
+    timings["select"] = time.perf_counter() - select_started
+
+    write_started = time.perf_counter()
+    _write_selection(args, train, target, result, out_format)
+    timings["write"] = time.perf_counter() - write_started
+    timings["total"] = time.perf_counter() - started
+    summary = _summary(args, options, read, unique, result, out_format, timings)
+    _write_json(summary_file, summary, overwrite=args.overwrite)
+    report(
+        f"selected {len(result)} rows ({result.stop_reason}) in {timings['select']:.2f} s; "
+        f"KL {result.kl_start:.4g} -> {result.kl_final:.4g}"
+    )
+    report(f"wrote {args.out}, {summary_file}" + (f", {args.plot}" if args.plot else ""))
+    return summary
+
+
+def _read_inputs(args: argparse.Namespace) -> dict[str, io.Table]:
+    """--train, --target and (when given) --init as tables of one vector dimension."""
     columns = [c.strip() for c in args.feature_columns.split(",")] if args.feature_columns else None
     read = {}
     for side in ("train", "target", "init"):
@@ -311,25 +355,25 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
                 text_column=args.text_column,
                 embed_options={"progress": _show_progress(args)},
             )
-    train, target = read["train"], read["target"]
+    train = read["train"]
     for side, table in read.items():
         if table.features.shape[1] != train.features.shape[1]:
             raise GioError(
                 f"--{side}: {table.path} has vectors of {table.features.shape[1]} components "
                 f"but --train {train.path} has {train.features.shape[1]}"
             )
-    read_seconds = time.perf_counter() - started
-    report(
-        f"read {len(train)} pool rows, {len(target)} target rows"
-        + (f", {len(read['init'])} initial rows" if "init" in read else "")
-        + f" of dimension {train.features.shape[1]} in {read_seconds:.2f} s"
-    )
+    return read
 
-    options = {p.name: getattr(args, p.name) for p in _select_parameters()}
+
+def _deduplicated(args: argparse.Namespace, read: dict[str, io.Table]) -> dict[str, Any]:
+    """The pool's and the target's exact duplicates (by text for text input: the same text can
+    embed to vectors that differ in the last bits); the target without them, and the pool without
+    them with --dedup exact (`kept`: the rows left, None when none are dropped)."""
+    train, target = read["train"], read["target"]
     pool_texts = _texts(train, args)
     if pool_texts is None:
         pool_duplicates = dedup.find_duplicates(train.features)
-    else:  # the same text twice can embed to vectors that differ in the last bits
+    else:
         pool_duplicates = dedup.find_text_duplicates(pool_texts)
     target_features, target_duplicates = dedup.drop_duplicates(
         target.features, "--target", _texts(target, args)
@@ -339,23 +383,20 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     if args.dedup == "exact" and len(pool_duplicates):
         kept = np.delete(np.arange(len(train)), pool_duplicates.rows)
         pool_features = train.features[kept]
-    select_started = time.perf_counter()
-    result = selection.select(
-        pool_features,
-        target_features,
-        init=read["init"].features if "init" in read else None,
-        progress=_show_progress(args),
-        **options,
-    )
-    if kept is not None:  # rows of the deduplicated pool back to rows of the file
-        result = dataclasses.replace(
-            result,
-            indices=kept[result.indices],
-            init_indices=None if result.init_indices is None else kept[result.init_indices],
-        )
-    select_seconds = time.perf_counter() - select_started
+    return {
+        "pool": pool_features,
+        "target": target_features,
+        "kept": kept,
+        "pool_duplicates": pool_duplicates,
+        "target_duplicates": target_duplicates,
+    }
 
-    write_started = time.perf_counter()
+
+def _write_selection(
+    args: argparse.Namespace, train: io.Table, target: io.Table, result: Any, out_format: str
+) -> None:
+    """The selected rows to --out (a file, or part files in a folder), and the plot to --plot
+    when asked."""
     if out_format == "jsonl" or writers.is_folder_output(args.out):
         rows = io.selected_rows(train, result.indices, result.cluster_of_row)
         text_col = train.features_col if (args.text_column or train.fmt == "text") else None
@@ -387,9 +428,19 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
             overwrite=args.overwrite,
             seed=args.seed or 0,
         )
-    write_seconds = time.perf_counter() - write_started
 
-    summary: dict[str, Any] = {
+
+def _summary(
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    read: dict[str, io.Table],
+    unique: dict[str, Any],
+    result: Any,
+    out_format: str,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The JSON summary of a local `select` run."""
+    return {
         "gio_rs_version": __version__,
         "simd_level": simd_level(),
         "command": "select",
@@ -403,8 +454,8 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
         "kl_trace": _floats(result.kl_trace),
         "candidate_kl": _floats(result.candidate_kl),
         "counts": {
-            "pool_rows": len(train),
-            "target_rows": len(target),
+            "pool_rows": len(read["train"]),
+            "target_rows": len(read["target"]),
             "init_rows": len(read["init"]) if "init" in read else 0,
             "selected_rows": len(result),
             "distinct_selected_rows": int(len(np.unique(result.indices))),
@@ -414,31 +465,24 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
         },
         "duplicates": {
             "mode": args.dedup,
-            "pool": pool_duplicates.report(dropped=args.dedup == "exact"),
-            "target": target_duplicates.report(dropped=True),
+            "pool": unique["pool_duplicates"].report(dropped=args.dedup == "exact"),
+            "target": unique["target_duplicates"].report(dropped=True),
         },
         "indices": result.indices.tolist(),
         "clusters": None if result.clusters is None else result.clusters.tolist(),
-        "timings_seconds": {
-            "read": read_seconds,
-            "select": select_seconds,
-            "write": write_seconds,
-            "total": time.perf_counter() - started,
-        },
+        "timings_seconds": timings,
     }
-    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
 
-    def write_summary(tmp: str) -> None:
+
+def _write_json(path: str, data: dict[str, Any], *, overwrite: bool) -> None:
+    """`data` as indented JSON (strict: no NaN), written whole or not at all."""
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+    def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
 
-    io.atomic_write(summary_file, write_summary, overwrite=args.overwrite)
-    report(
-        f"selected {len(result)} rows ({result.stop_reason}) in {select_seconds:.2f} s; "
-        f"KL {result.kl_start:.4g} -> {result.kl_final:.4g}"
-    )
-    report(f"wrote {args.out}, {summary_file}" + (f", {args.plot}" if args.plot else ""))
-    return summary
+    io.atomic_write(path, write, overwrite=overwrite)
 
 
 def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None]) -> dict[str, Any]:
@@ -508,13 +552,7 @@ def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None])
         "repeated_clusters": result.repeated_clusters.tolist(),
         "timings_seconds": {"total": time.perf_counter() - started},
     }
-    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-
-    def write_summary(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-
-    io.atomic_write(summary_file, write_summary, overwrite=args.overwrite)
+    _write_json(summary_file, summary, overwrite=args.overwrite)
     report(f"chose {len(result.clusters)} clusters ({chosen.stop_reason}); wrote {args.out}, {summary_file}")
     return summary
 

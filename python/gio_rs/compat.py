@@ -5,7 +5,7 @@ same results, quirks included (listed on `GIOKL.fit`); the scale helpers (`spark
 the reference, and `quantize`/`explode` on arrays too.
 
 grad-info-opt's `from GIO import GIOKL` imports the *module* GIO/GIOKL.py, so its users write
-``GIOKL.GIOKL(...)``; `GIOKL.GIOKL` is the class itself here, so that line, ``GIOKL(...)`` and
+``GIOKL.GIOKL(...)``; ``GIOKL.GIOKL`` is the class itself here, so that line, ``GIOKL(...)`` and
 ``from gio_rs.GIOKL import GIOKL`` all work. Change ``from GIO import GIOKL`` to
 ``from gio_rs import GIOKL`` and the subset is the same (docs/migrating.md).
 """
@@ -34,7 +34,7 @@ from ._progress import Reporter
 from .estimator import kl_divergence
 from .kmeans import KMeans
 from .quantize import explode
-from .selection import initial_selection, loop_arrays, loop_options, run_loop, uniform_start
+from .selection import initial_selection, loop_arrays, run_loop, uniform_start
 
 
 class GIOKL:
@@ -42,9 +42,15 @@ class GIOKL:
 
     Parameters
     ----------
-    uniform_low, uniform_high, uniform_start_size, dim
-        The uniform start used by `fit` when neither `D` nor `random_init_pct` is given:
-        `uniform_start_size` rows of `dim` values drawn from U[uniform_low, uniform_high).
+    uniform_low : float
+        Lower bound of the uniform start, used by `fit` when neither `D` nor `random_init_pct`
+        is given: `uniform_start_size` rows of `dim` values drawn from U[uniform_low, uniform_high).
+    uniform_high : float
+        Upper bound (excluded) of the uniform start.
+    uniform_start_size : int
+        Rows of the uniform start.
+    dim : int
+        Columns of the uniform start: the data's dimension.
     seed : int, optional
         Not in the reference. When given, `fit` draws from its own `random.Random(seed)` and
         `numpy.random.RandomState(seed)`, made afresh for each call, so that a fit is reproducible.
@@ -56,6 +62,8 @@ class GIOKL:
     progress : bool
         Not in the reference. Show a progress bar during `fit`.
 
+    Notes
+    -----
     Unlike the reference, the constructor starts no SparkSession: `spark` starts one (or takes
     the active one) on first use, so array users never wait for Spark or need pyspark.
     """
@@ -143,14 +151,11 @@ class GIOKL:
         w_arr = as_matrix("W", W, min_rows=1)
         same_columns("W", w_arr, "X", x_arr.shape[1])
         v_arr = as_vector("v", v, x_arr.shape[1])
-        scale = check_float("scaling_factor", scaling_factor)
-        steps = check_int("max_iterations", max_iterations, minimum=0)
-        lr = check_float("lr", lr)
         check_int("k", k, minimum=1)
-        discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)
         dtype = working_dtype(x_arr, w_arr)
+        x_c, w_c = cast(x_arr, dtype), cast(w_arr, dtype)
         v_out, _ = _core.gradient_descend(
-            cast(x_arr, dtype), cast(w_arr, dtype), v_arr, scale, steps, lr, discard
+            x_c, w_c, v_arr, scaling_factor, max_iterations, lr, discard_nearest_for_xy
         )
         return v_out.astype(dtype, copy=False)
 
@@ -228,7 +233,8 @@ class GIOKL:
         x_arr = as_matrix("X", X, min_rows=2)
         dim = x_arr.shape[1]
         same_columns("train", train_arr, "X", dim)
-        opts = loop_options(
+        params = _core.SelectParams(
+            semantics="reference",
             k=k,
             max_iter=max_iter,
             stop_criterion=stop_criterion,
@@ -244,8 +250,6 @@ class GIOKL:
             grad_desc_iter=grad_desc_iter,
             discard_nearest_for_xy=discard_nearest_for_xy,
             lr=lr,
-            fixed=False,
-            n_target=x_arr.shape[0],
         )
         random_init_pct = check_float("random_init_pct", random_init_pct, minimum=0.0, maximum=1.0)
         normalize = check_bool("normalize", normalize)
@@ -276,29 +280,27 @@ class GIOKL:
             random_init_pct=random_init_pct,
             uniform_rows=uniform_rows,
             rng=rng,
-            discard_nearest_for_xy=opts.discard_nearest_for_xy,
+            discard_nearest_for_xy=params.discard_nearest_for_xy,
         )
 
         reporter = Reporter(
-            print_reference=bool(self.verbose), progress=bool(self.progress), total=opts.max_iter + 1
+            print_reference=bool(self.verbose), progress=bool(self.progress), total=params.max_iter + 1
         )
         dtype = working_dtype(train_arr, x_arr)
         # The result copies the unselected pool (`adder`), on top of the loop's own working set.
         adder_bytes = train_arr.shape[0] * train_arr.shape[1] * dtype.itemsize
-        train_c, x_c, init_c = loop_arrays(
-            train_arr, x_arr, init_arr, opts.max_iter, greedy=False, extra=adder_bytes, init_name="D"
-        )
-        out = run_loop(train_c, x_c, init_c, opts, fixed=False, rng=rng, reporter=reporter)
-        indices = out["indices"]
-        W = np.concatenate([init_c, train_c[indices]], axis=0)
-        kl_divs = [float(v) for v in out["kl_trace"]]
-        adder = train_c[~out["used"]]
+        arrays = loop_arrays(train_arr, x_arr, init_arr, params, extra=adder_bytes, init_name="D")
+        out = run_loop(arrays, params, rng=rng, reporter=reporter)
+        train_c, _, init_c = arrays
+        W = np.concatenate([init_c, train_c[out.indices]], axis=0)
+        kl_divs = [float(v) for v in out.kl_trace]
+        adder = train_c[~out.used]
         state = (
-            out["v"].astype(dtype),
-            float(out["scale_factor"]),
-            bool(out["just_reset"]),
-            int(out["num_resets"]),
-            int(out["increases"]),
+            out.v.astype(dtype),
+            out.scale_factor,
+            out.just_reset,
+            out.num_resets,
+            out.increases,
             adder,
             kl_divs,
         )

@@ -19,25 +19,19 @@ from typing import Any
 import numpy as np
 
 from . import _core, memory
-from ._arrays import (
-    as_matrix,
-    as_vector,
-    cast,
-    check_bool,
-    check_float,
-    check_int,
-    same_columns,
-    working_dtype,
-)
+from ._arrays import as_matrix, as_vector, cast, copy_bytes, same_columns, working_dtype
 
 
-def _check_memory(x_arr: np.ndarray, y_arr: np.ndarray, dtype: np.dtype) -> None:
-    """Fail early when the estimate's working set (see gio_rs.memory) exceeds the memory budget."""
-    needed = memory.copy_bytes(x_arr, dtype) + memory.copy_bytes(y_arr, dtype)
-    needed += memory.select_bytes(
+def _working_arrays(x_arr: np.ndarray, y_arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and y in their working dtype, once the estimate's working set (the selection loop's state
+    for target x; see gio_rs.memory) fits the memory budget."""
+    dtype = working_dtype(x_arr, y_arr)
+    needed = copy_bytes(x_arr, dtype) + copy_bytes(y_arr, dtype)
+    needed += _core.select_bytes(
         len(y_arr), len(x_arr), x_arr.shape[1], n_start=0, max_iter=0, itemsize=dtype.itemsize
     )
     memory.require(f"the estimate for {len(x_arr)} target rows against {len(y_arr)} rows", needed)
+    return cast(x_arr, dtype), cast(y_arr, dtype)
 
 
 def kl_divergence(
@@ -58,21 +52,15 @@ def kl_divergence(
     discard_nearest_for_xy : bool
         Each target row ignores its nearest row of y (needs m >= 2).
 
-    Returns the estimate as a float; it can be negative. float32 input is not upcast in memory.
+    Returns
+    -------
+    float
+        The estimate; it can be negative. float32 input is not upcast in memory.
     """
     x_arr = as_matrix("x", x, min_rows=2)
     y_arr = as_matrix("y", y, min_rows=2 if discard_nearest_for_xy else 1)
     same_columns("y", y_arr, "x", x_arr.shape[1])
-    k = check_int("k", k, minimum=1)
-    if k > x_arr.shape[0] - 1:
-        raise _core.GioError(
-            f"k: must be <= n - 1 = {x_arr.shape[0] - 1} for a target of {x_arr.shape[0]} rows, got {k}"
-        )
-    eps = check_float("eps", eps, minimum=0.0)
-    discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)
-    dtype = working_dtype(x_arr, y_arr)
-    _check_memory(x_arr, y_arr, dtype)
-    return _core.kl_divergence(cast(x_arr, dtype), cast(y_arr, dtype), k, eps, discard)
+    return _core.kl_divergence(*_working_arrays(x_arr, y_arr), k, eps, discard_nearest_for_xy)
 
 
 def kl_gradient(x: Any, w: Any, v: Any, *, discard_nearest_for_xy: bool = False) -> np.ndarray:
@@ -90,10 +78,7 @@ def kl_gradient(x: Any, w: Any, v: Any, *, discard_nearest_for_xy: bool = False)
     w_arr = as_matrix("w", w, min_rows=1)
     same_columns("w", w_arr, "x", x_arr.shape[1])
     v_arr = as_vector("v", v, x_arr.shape[1])
-    discard = check_bool("discard_nearest_for_xy", discard_nearest_for_xy)
-    dtype = working_dtype(x_arr, w_arr)
-    _check_memory(x_arr, w_arr, dtype)
-    return _core.kl_gradient(cast(x_arr, dtype), cast(w_arr, dtype), v_arr, discard)
+    return _core.kl_gradient(*_working_arrays(x_arr, w_arr), v_arr, discard_nearest_for_xy)
 
 
 def knn_kl_divergence(x: Any, y: Any, k: int = 5) -> float:
@@ -111,11 +96,4 @@ def knn_kl_divergence(x: Any, y: Any, k: int = 5) -> float:
     x_arr = as_matrix("x", x, min_rows=2)
     y_arr = as_matrix("y", y, min_rows=1)
     same_columns("y", y_arr, "x", x_arr.shape[1])
-    k = check_int("k", k, minimum=1)
-    if k > x_arr.shape[0] - 1:
-        raise _core.GioError(
-            f"k: must be <= n - 1 = {x_arr.shape[0] - 1} for a target of {x_arr.shape[0]} rows, got {k}"
-        )
-    dtype = working_dtype(x_arr, y_arr)
-    _check_memory(x_arr, y_arr, dtype)
-    return _core.knn_kl_divergence(cast(x_arr, dtype), cast(y_arr, dtype), k)
+    return _core.knn_kl_divergence(*_working_arrays(x_arr, y_arr), k)

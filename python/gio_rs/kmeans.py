@@ -11,7 +11,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core, memory
-from ._arrays import as_matrix, cast, check_bool, check_float, check_int, same_columns, working_dtype
+from ._arrays import as_matrix, cast, check_bool, copy_bytes, same_columns, working_dtype
 from ._progress import IterationBar
 
 
@@ -41,8 +41,18 @@ class KMeans:
     progress : bool
         Show a progress bar of the Lloyd iterations on stderr (tqdm when installed).
 
-    Attributes after `fit`: `cluster_centers_` (K, d) in the input's float dtype, `labels_`,
-    `inertia_` (sum of squared distances to the nearest center), `n_iter_`, `n_features_in_`.
+    Attributes
+    ----------
+    cluster_centers_ : array (K, d)
+        The centers after `fit`, in the input's float dtype.
+    labels_ : array (N,)
+        The nearest center of each row `fit` saw.
+    inertia_ : float
+        Sum of squared distances to the nearest center.
+    n_iter_ : int
+        Lloyd iterations run.
+    n_features_in_ : int
+        Columns of the data `fit` saw.
     """
 
     def __init__(
@@ -70,37 +80,30 @@ class KMeans:
 
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Cluster the rows of X (n_samples, n_features). `y` is ignored."""
-        x_arr = as_matrix("X", X)
+        return self._fit(as_matrix("X", X))
+
+    def _fit(self, x_arr: np.ndarray) -> KMeans:
+        """`fit` on a matrix `as_matrix` accepted already."""
         dtype = working_dtype(x_arr)
-        k = check_int("n_clusters", self.n_clusters, minimum=1)
-        if k > len(x_arr):
-            raise _core.GioError(f"n_clusters: {k} clusters need at least {k} rows, X has {len(x_arr)}")
-        n_init = check_int("n_init", self.n_init, minimum=1)
-        max_iter = check_int("max_iter", self.max_iter, minimum=1)
-        tol = check_float("tol", self.tol, minimum=0.0)
-        sample = (
-            0
-            if self.init_sample_size is None
-            else check_int("init_sample_size", self.init_sample_size, minimum=1)
-        )
-        if self.random_state is None:
+        init = self.init
+        if not isinstance(init, str):
+            init = cast(as_matrix("init", init), np.dtype(np.float64))
+        seed = self.random_state
+        if seed is None:
             seed = _random.SystemRandom().getrandbits(63)
-        else:
-            seed = check_int("random_state", self.random_state, minimum=0)
-        centers = None
-        if isinstance(self.init, str):
-            if self.init not in ("k-means++", "random"):
-                raise _core.GioError(f"init: expected 'k-means++', 'random' or an array, got {self.init!r}")
-            init = self.init
-        else:
-            centers = as_matrix("init", self.init)
-            same_columns("init", centers, "X", x_arr.shape[1])
-            if len(centers) != k:
-                raise _core.GioError(f"init: has {len(centers)} rows but n_clusters is {k}")
-            centers = cast(centers, np.dtype(np.float64))
-            init = "centers"
+        params = _core.KMeansParams(
+            n_clusters=self.n_clusters,
+            init=init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            random_state=seed,
+            init_sample_size=self.init_sample_size,
+        )
         verbose = check_bool("verbose", self.verbose)
-        bar = IterationBar(max_iter, f"KMeans K={k}") if check_bool("progress", self.progress) else None
+        progress = check_bool("progress", self.progress)
+        k = params.n_clusters
+        bar = IterationBar(params.max_iter, f"KMeans K={k}") if progress else None
         callback = None
         if verbose or bar is not None:
 
@@ -110,33 +113,22 @@ class KMeans:
                 if bar is not None:
                     bar(iteration, inertia)
 
+        n, d = x_arr.shape
         memory.require(
-            f"KMeans with {k} clusters on {x_arr.shape[0]} x {x_arr.shape[1]} rows",
-            memory.copy_bytes(x_arr, dtype)
-            + memory.kmeans_bytes(x_arr.shape[0], x_arr.shape[1], k, dtype.itemsize, sample),
+            f"KMeans with {k} clusters on {n} x {d} rows",
+            copy_bytes(x_arr, dtype) + _core.kmeans_bytes(n, d, k, dtype.itemsize, params.init_sample_size),
             ("pass float32 data or " if dtype.itemsize == 8 else "") + "quantise a sample of the rows",
         )
         try:
-            out = _core.kmeans(
-                cast(x_arr, dtype),
-                n_clusters=k,
-                max_iter=max_iter,
-                tol=tol,
-                n_init=n_init,
-                seed=seed,
-                init=init,
-                centers=centers,
-                init_sample_size=sample,
-                callback=callback,
-            )
+            fit = _core.kmeans(cast(x_arr, dtype), params, callback)
         finally:
             if bar is not None:
                 bar.close()
-        self.cluster_centers_ = out["centers"].astype(dtype, copy=False)
-        self.labels_ = out["labels"]
-        self.inertia_ = float(out["inertia"])
-        self.n_iter_ = int(out["n_iter"])
-        self.n_features_in_ = x_arr.shape[1]
+        self.cluster_centers_ = fit.centers.astype(dtype, copy=False)
+        self.labels_ = fit.labels
+        self.inertia_ = fit.inertia
+        self.n_iter_ = fit.n_iter
+        self.n_features_in_ = d
         return self
 
     def _fitted_centers(self) -> np.ndarray:
@@ -158,8 +150,7 @@ class KMeans:
         dtype = working_dtype(x_arr)
         memory.require(
             f"assigning {x_arr.shape[0]} rows to {len(centers)} centers",
-            memory.copy_bytes(x_arr, dtype)
-            + memory.assign_bytes(x_arr.shape[0], x_arr.shape[1], len(centers)),
+            copy_bytes(x_arr, dtype) + _core.assign_bytes(x_arr.shape[0], x_arr.shape[1], len(centers)),
         )
         return cast(x_arr, dtype)
 
@@ -173,10 +164,11 @@ class KMeans:
         centers = self._fitted_centers()
         x_arr = as_matrix("X", X)
         same_columns("X", x_arr, "the fitted centers", centers.shape[1])
+        n, k = x_arr.shape[0], len(centers)
         memory.require(
-            f"the {x_arr.shape[0]} x {len(centers)} distance matrix of transform",
-            memory.copy_bytes(x_arr, np.dtype(np.float64))
-            + memory.assign_bytes(x_arr.shape[0], x_arr.shape[1], len(centers), transform=True),
+            f"the {n} x {k} distance matrix of transform",
+            # The assignment's working set bounds this one's, plus the N × K float64 result.
+            copy_bytes(x_arr, np.dtype(np.float64)) + _core.assign_bytes(n, x_arr.shape[1], k) + 8 * n * k,
             "use predict for labels only",
         )
         x64 = np.asarray(x_arr, dtype=np.float64)

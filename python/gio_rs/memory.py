@@ -2,29 +2,24 @@
 (naming the sizes) instead of being killed by the operating system's out-of-memory killer hours in.
 
 The working set is what gio_rs allocates for a call on top of the arrays you pass in: copies made
-to reach a C-contiguous float32/float64 array, the core's buffers and the results. The estimates
-below are upper bounds of the measured peak (tests/test_memory.py checks them on this machine):
+to reach a C-contiguous float32/float64 array, the core's buffers and the results. The core
+estimates its own buffers next to the allocations they describe, with the thread count of its
+pool (``gio_rs._core.select_bytes``, ``kmeans_bytes``, ``assign_bytes``; docs/guarantees.md lists the
+formulas); each entry point adds the copies and results it makes itself. tests/test_memory.py
+checks that the estimates bound the measured peak:
 
-- ``select`` (method="gradient"): 4 MiB + 16·N + n·(64 + 320·T) + 16·d·(|D| + min(max_iter, N))
-  + n·d·(b + 4) — N pool rows, n target rows, d columns, T worker threads, b bytes per value (4 for
-  float32, 8 for float64): the target is packed once for the SIMD kernels. The pool itself is only
-  read.
-- ``select(method="greedy")``: the above + 8·N·n (the pool × target log-distance table).
-- ``KMeans.fit`` on N rows, K clusters: 4 MiB + N·(4·d·c + 56) + S·(d·b + 16·t + 16)
-  + 36·K·d + min(32·8·K·d, max(64 MiB, 8·K·d)), where b is 4 (float32) or 8 (float64) bytes,
-  c = 2 for float64 input (a float32 copy feeds the SIMD kernels) else 1, t = 2 + ⌊ln K⌋ and S the
-  k-means++ sample: init_sample_size, by default max(N / t, 4·K, 1024) rows, at most N.
-- ``KMeans.predict``/``score``: 4 MiB + 32·N + 40·K·d; ``transform`` adds its N × K float64
-  result, 8·N·K, and works on a float64 copy of X when X is not float64.
+- ``select``: the selection loop (method="greedy" adds its N × n float64 distance table).
+- ``KMeans.fit``: the fit; ``predict``/``score``: the assignment; ``transform`` adds its N × K
+  float64 result.
 - ``quantize``/``select(n_clusters=K)``: the larger of the two K-Means fits, then a select over
   centroids.
 - Any of them: plus one copy of an input that is not already C-contiguous in the working dtype
   (Fortran order, strided views, float16, integers).
 
-The budget comes from, in order: :func:`set_memory_budget`, the ``GIO_RS_MEMORY_BUDGET``
-environment variable (``"8GiB"``, ``"500MB"``, a byte count, ``"auto"`` or ``"off"``), else
-``"auto"``: the memory the system reports available at the time of the call (MemAvailable, and
-the cgroup limit less its usage when a container sets one).
+This module is the budget policy. The budget comes from, in order: :func:`set_memory_budget`, the
+``GIO_RS_MEMORY_BUDGET`` environment variable (``"8GiB"``, ``"500MB"``, a byte count, ``"auto"`` or
+``"off"``), else ``"auto"``: the memory the system reports available at the time of the call
+(MemAvailable, and the cgroup limit less its usage when a container sets one).
 """
 
 from __future__ import annotations
@@ -165,58 +160,6 @@ def _cgroup_stat(path: str, key: str) -> int:
     except OSError:
         pass
     return 0
-
-
-def _threads() -> int:
-    configured = os.environ.get("RAYON_NUM_THREADS", "")
-    return int(configured) if configured.isdigit() and int(configured) > 0 else (os.cpu_count() or 1)
-
-
-def copy_bytes(arr: Optional[np.ndarray], dtype: np.dtype) -> int:
-    """Bytes of the copy `cast(arr, dtype)` makes (0 when it passes the array through)."""
-    if arr is None:
-        return 0
-    ok = arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.aligned
-    return 0 if ok else int(np.prod(arr.shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-
-
-def select_bytes(
-    n_train: int,
-    n_target: int,
-    dim: int,
-    *,
-    n_start: int,
-    max_iter: int,
-    greedy: bool = False,
-    itemsize: int = 8,
-) -> int:
-    """Working set of the selection loop (module docstring), without input copies."""
-    total = 4 * MiB + 16 * n_train + n_target * (64 + 320 * _threads())
-    # The target packed in panels of 8 rows (its own dtype) and, while the X-to-X term is
-    # computed, a float32 copy for the candidate search (16-row panels).
-    total += (n_target + 8) * dim * itemsize + (n_target + 16) * dim * 4
-    total += 16 * dim * (n_start + min(max_iter, n_train) + 1)  # the selection never outgrows the pool
-    if greedy:
-        total += 8 * n_train * n_target
-    return total
-
-
-def kmeans_bytes(n_rows: int, dim: int, n_clusters: int, itemsize: int, sample_size: int = 0) -> int:
-    """Working set of KMeans.fit (module docstring), without input copies."""
-    k = max(1, n_clusters)
-    trials = 2 + int(math.log(k))
-    if sample_size <= 0:
-        sample_size = max(n_rows // trials, 4 * k, 1024)
-    sample = min(n_rows, max(sample_size, k))
-    part = 8 * k * dim
-    partials = min(32 * part, max(64 * MiB, part))
-    per_row = 4 * dim * (2 if itemsize == 8 else 1) + 56
-    return 4 * MiB + n_rows * per_row + sample * (dim * itemsize + 16 * trials + 16) + 36 * k * dim + partials
-
-
-def assign_bytes(n_rows: int, dim: int, n_clusters: int, *, transform: bool = False) -> int:
-    """Working set of KMeans.predict/score (and transform's N × K result)."""
-    return 4 * MiB + 32 * n_rows + 40 * n_clusters * dim + (8 * n_rows * n_clusters if transform else 0)
 
 
 def _size(n: float) -> str:

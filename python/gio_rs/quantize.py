@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core, memory, sampling
-from ._arrays import as_matrix, check_int, same_columns, working_dtype
+from ._arrays import as_matrix, check_int, copy_bytes, same_columns, working_dtype
 from .kmeans import KMeans
 
 _PREDICT_ROWS = 1 << 16  # rows labelled at a time after a sampled fit
@@ -84,8 +84,8 @@ class Quantization:
     train_centers: np.ndarray
     target_centers: np.ndarray
     sample_rows: Optional[int] = None
-    """Rows of train the pool's K-Means was fitted on when it ran on a sample (then
-    `train_model.labels_` are the sample's and `train_labels` every row's); None: every row."""
+    """Rows of train the pool's K-Means was fitted on when it ran on a sample (then the labels of
+    `train_model` are the sample's and `train_labels` every row's); None: every row."""
 
     def explode(self, chosen_clusters: Any) -> Explosion:
         """The train rows of the chosen pool clusters (see `gio_rs.quantize.explode`)."""
@@ -116,6 +116,24 @@ def quantize(
     train_arr = as_matrix("train", train)
     target_arr = as_matrix("target", target)
     same_columns("train", train_arr, "target", target_arr.shape[1])
+    return quantize_matrices(
+        train_arr, target_arr, n_clusters, n_clusters_target, seed, n_init, max_iter, progress,
+        kmeans_sample_rows,
+    )  # fmt: skip
+
+
+def quantize_matrices(
+    train_arr: np.ndarray,
+    target_arr: np.ndarray,
+    n_clusters: Any,
+    n_clusters_target: Any = None,
+    seed: Any = None,
+    n_init: Any = 1,
+    max_iter: Any = 300,
+    progress: Any = False,
+    kmeans_sample_rows: Any = None,
+) -> Quantization:
+    """`quantize` on matrices `as_matrix` accepted already (each input is scanned once)."""
     k = check_int("n_clusters", n_clusters, minimum=1)
     k_target = (
         k if n_clusters_target is None else check_int("n_clusters_target", n_clusters_target, minimum=1)
@@ -125,11 +143,11 @@ def quantize(
     train_model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=seed, progress=progress)
     sample_size = _pool_sample_size(train_arr, k, kmeans_sample_rows)
     if sample_size is None:
-        train_model.fit(train_arr)
+        train_model._fit(train_arr)
         train_labels = train_model.labels_
     else:
         rows = sampling.sample_rows(len(train_arr), sample_size, seed)
-        train_model.fit(train_arr[rows])
+        train_model._fit(train_arr[rows])
         train_labels = np.empty(len(train_arr), dtype=np.int64)
         for start in range(0, len(train_arr), _PREDICT_ROWS):
             train_labels[start : start + _PREDICT_ROWS] = train_model.predict(
@@ -143,7 +161,7 @@ def quantize(
         target_seed = None if seed is None else seed + 1
         target_model = KMeans(
             k_target, n_init=n_init, max_iter=max_iter, random_state=target_seed, progress=progress
-        ).fit(target_arr)
+        )._fit(target_arr)
         target_centers = target_model.cluster_centers_
         target_labels = target_model.labels_
     return Quantization(
@@ -167,10 +185,10 @@ def _pool_sample_size(train: np.ndarray, k: int, wanted: Optional[int]) -> Optio
         return None if size >= n else size
     dtype = working_dtype(train)
     budget = memory.memory_budget()
-    whole = memory.copy_bytes(train, dtype) + memory.kmeans_bytes(n, dim, k, dtype.itemsize)
+    whole = copy_bytes(train, dtype) + _core.kmeans_bytes(n, dim, k, dtype.itemsize)
     if budget is None or whole <= budget or k > n:
         return None  # KMeans.fit checks (and reports) the rest
     # Kept besides the sample: every row's label and the labelling of one slice.
-    reserved = 8 * n + memory.assign_bytes(_PREDICT_ROWS, dim, k)
+    reserved = 8 * n + _core.assign_bytes(_PREDICT_ROWS, dim, k)
     size = sampling.fitting_sample_size(n, dim, k, dtype.itemsize, reserved=reserved)
     return None if size >= n else size

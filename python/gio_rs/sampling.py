@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import memory
+from . import _core, memory
 from .dedup import _mix
 
 _BLOCK = 1 << 20  # rows keyed at a time
@@ -19,7 +19,7 @@ _BLOCK = 1 << 20  # rows keyed at a time
 
 def kmeans_need(rows: int, dim: int, n_clusters: int, itemsize: int) -> int:
     """Bytes K-Means on a sample of `rows` takes: the sample itself and the fit's working set."""
-    return rows * dim * itemsize + memory.kmeans_bytes(rows, dim, n_clusters, itemsize)
+    return rows * dim * itemsize + _core.kmeans_bytes(rows, dim, n_clusters, itemsize)
 
 
 def fitting_sample_size(

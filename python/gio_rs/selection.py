@@ -16,39 +16,25 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from . import _core, memory
-from ._arrays import as_matrix, cast, check_bool, check_float, check_int, same_columns, working_dtype
-from ._progress import CandidateEvent, Reporter
-from .quantize import quantize
-
-STOP_CRITERIA = (
-    "increase",
-    "max_resets",
-    "min_difference",
-    "sequential_increase_tolerance",
-    "min_kl",
-    "data_size",
+from ._arrays import (
+    as_matrix,
+    cast,
+    check_bool,
+    check_float,
+    check_int,
+    copy_bytes,
+    same_columns,
+    working_dtype,
 )
-V_INITS = ("mean", "prev_opt", "jump")
-METHODS = ("gradient", "greedy")
+from ._progress import CandidateEvent, Reporter
+from .quantize import Quantization, quantize_matrices
+
 # The default cap on method="greedy"'s distance table (pool rows × target rows × 8 bytes).
 GREEDY_MAX_BYTES = 1 << 32
-# Options only the gradient method uses, with their defaults: method="greedy" refuses any other
-# value rather than ignore it silently.
-_GRADIENT_ONLY = {
-    "resets_allowed": False,
-    "max_resets": 2,
-    "random_restart_prob": 0.0,
-    "scale_factor": "auto",
-    "v_init": "mean",
-    "grad_desc_iter": 50,
-    "discard_nearest_for_xy": False,
-    "lr": 0.01,
-    "uniform_low": -1.0,
-    "uniform_high": 1.0,
-    "uniform_start_size": 20,
-    "normalize": True,
-    "record_v_opts": False,
-}
+# The uniform start's options with their defaults: method="greedy" starts from an empty selection
+# and refuses any other value rather than ignore it silently (the core refuses the gradient
+# method's loop options the same way).
+_UNIFORM_START = {"uniform_low": -1.0, "uniform_high": 1.0, "uniform_start_size": 20, "normalize": True}
 
 
 @dataclass(frozen=True)
@@ -71,16 +57,21 @@ class Selection:
         The initial selection's rows (not part of `indices` unless drawn from train).
     init_indices : int64 array or None
         Rows of `train` used as the initial selection with `random_init_pct` (rows of
-        `quantization.train_centers` with `n_clusters`), else None.
+        `Quantization.train_centers` with `n_clusters`), else None.
     scale_factor : float
         The gradient scale used by the descent (NaN with method="greedy").
     n_resets : int
         Pool resets performed.
     v_opts : array or None
         v after every descent (rows), when `record_v_opts=True`.
-    clusters, cluster_of_row, repeated_clusters, quantization : with `n_clusters` only
-        The chosen pool clusters in selection order, the cluster of each row of `indices`, the
-        clusters chosen more than once, and the K-Means models (`gio_rs.quantize.Quantization`).
+    clusters : int64 array or None
+        With `n_clusters` only: the chosen pool clusters, in selection order.
+    cluster_of_row : int64 array or None
+        With `n_clusters` only: the cluster of each row of `indices`.
+    repeated_clusters : int64 array or None
+        With `n_clusters` only: the clusters chosen more than once.
+    quantization : Quantization or None
+        With `n_clusters` only: the K-Means models (`gio_rs.Quantization`).
     """
 
     indices: np.ndarray
@@ -105,84 +96,6 @@ class Selection:
     def kl_final(self) -> float:
         """KL after the last accepted row (kl_start when nothing was accepted)."""
         return float(self.kl_trace[-1]) if len(self.kl_trace) else self.kl_start
-
-
-@dataclass(frozen=True)
-class LoopOptions:
-    """Validated loop options, in the core's vocabulary."""
-
-    k: int
-    max_iter: int
-    stop_criterion: str
-    min_difference: float
-    resets_allowed: bool
-    max_resets: int
-    max_data_size: float
-    min_kl: float
-    max_sequential_increases: int
-    random_restart_prob: float
-    scale_factor: Optional[float]
-    v_init: str
-    grad_desc_iter: int
-    discard_nearest_for_xy: bool
-    lr: float
-
-
-def loop_options(
-    *,
-    k: Any,
-    max_iter: Any,
-    stop_criterion: Any,
-    min_difference: Any,
-    resets_allowed: Any,
-    max_resets: Any,
-    max_data_size: Any,
-    min_kl: Any,
-    max_sequential_increases: Any,
-    random_restart_prob: Any,
-    scale_factor: Any,
-    v_init: Any,
-    grad_desc_iter: Any,
-    discard_nearest_for_xy: Any,
-    lr: Any,
-    fixed: bool,
-    n_target: int,
-) -> LoopOptions:
-    """Checks every option; names in errors are the argument names."""
-    k = check_int("k", k, minimum=1)
-    if k > n_target - 1:
-        raise _core.GioError(f"k: must be <= n - 1 = {n_target - 1} for a target of {n_target} rows, got {k}")
-    if not isinstance(stop_criterion, str):
-        raise TypeError(f"stop_criterion: expected a string, got {type(stop_criterion).__name__}")
-    if fixed and stop_criterion not in STOP_CRITERIA:
-        raise _core.GioError(
-            f"stop_criterion: unknown criterion {stop_criterion!r}; expected one of {STOP_CRITERIA}"
-        )
-    if not isinstance(v_init, str) or v_init not in V_INITS:
-        raise _core.GioError(f"v_init: unknown value {v_init!r}; expected one of {V_INITS}")
-    if isinstance(scale_factor, str):
-        if scale_factor != "auto":
-            raise _core.GioError(f"scale_factor: expected 'auto' or a number, got {scale_factor!r}")
-        scale = None
-    else:
-        scale = check_float("scale_factor", scale_factor)
-    return LoopOptions(
-        k=k,
-        max_iter=check_int("max_iter", max_iter, minimum=0),
-        stop_criterion=stop_criterion,
-        min_difference=check_float("min_difference", min_difference),
-        resets_allowed=check_bool("resets_allowed", resets_allowed),
-        max_resets=check_int("max_resets", max_resets, minimum=0),
-        max_data_size=check_float("max_data_size", max_data_size, minimum=0.0),
-        min_kl=check_float("min_kl", min_kl),
-        max_sequential_increases=check_int("max_sequential_increases", max_sequential_increases, minimum=0),
-        random_restart_prob=check_float("random_restart_prob", random_restart_prob, minimum=0.0, maximum=1.0),
-        scale_factor=scale,
-        v_init=v_init,
-        grad_desc_iter=check_int("grad_desc_iter", grad_desc_iter, minimum=0),
-        discard_nearest_for_xy=check_bool("discard_nearest_for_xy", discard_nearest_for_xy),
-        lr=check_float("lr", lr),
-    )
 
 
 def uniform_start(np_rng: Any, low: float, high: float, size: int, dim: int, normalize: bool) -> np.ndarray:
@@ -238,31 +151,32 @@ def loop_arrays(
     train: np.ndarray,
     target: np.ndarray,
     init: np.ndarray,
-    max_iter: int,
+    params: _core.SelectParams,
     *,
-    greedy: bool,
     extra: int = 0,
     init_name: str = "init",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """train, target and init cast to one working dtype (float32 stays float32; init follows),
-    once the loop's working set (see gio_rs.memory; `extra` bytes more for the caller's own use)
-    fits the memory budget. Arrays must be validated already; init (named `init_name` in
+    once the loop's working set (`gio_rs._core.select_bytes`; `extra` bytes more for the caller's
+    own use) fits the memory budget. Arrays must be validated already; init (named `init_name` in
     errors) must fit the working dtype."""
     dtype = working_dtype(train, target)
     f32_max = float(np.finfo(np.float32).max)
-    if dtype == np.float32 and init.dtype.itemsize > 4 and init.size and float(np.abs(init).max()) > f32_max:
-        raise _core.GioError(
-            f"{init_name}: has values beyond the float32 range (±{f32_max:.3g}), while train and the "
-            "target are float32, so the selection runs in float32; pass them as float64"
-        )
-    copies = sum(memory.copy_bytes(a, dtype) for a in (train, target, init))
-    needed = copies + extra
-    needed += memory.select_bytes(
+    if dtype == np.float32 and init.dtype.itemsize > 4 and init.size:
+        largest = float(np.abs(init).max())
+        if f32_max < largest < np.inf:  # NaN and inf: check_finite names them
+            raise _core.GioError(
+                f"{init_name}: has values beyond the float32 range (±{f32_max:.3g}), while train and "
+                "the target are float32, so the selection runs in float32; pass them as float64"
+            )
+    greedy = params.method == "greedy"
+    needed = sum(copy_bytes(a, dtype) for a in (train, target, init)) + extra
+    needed += _core.select_bytes(
         len(train),
         len(target),
         target.shape[1],
         n_start=len(init),
-        max_iter=max_iter,
+        max_iter=params.max_iter,
         greedy=greedy,
         itemsize=dtype.itemsize,
     )
@@ -273,91 +187,18 @@ def loop_arrays(
 
 
 def run_loop(
-    train: np.ndarray,
-    target: np.ndarray,
-    init: np.ndarray,
-    opts: LoopOptions,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    params: _core.SelectParams,
     *,
-    fixed: bool,
     rng: Any,
     reporter: Reporter,
-    record_v_opts: bool = False,
-) -> dict:
-    """Runs the core loop on arrays from `loop_arrays`."""
+) -> _core.SelectionResult:
+    """Runs the core's loop (`params.method`) on arrays from `loop_arrays`, drawing from `rng` as
+    the reference draws from Python's `random`."""
     try:
-        return _core.greedy_select(
-            train,
-            target,
-            init,
-            k=opts.k,
-            max_iter=opts.max_iter,
-            stop_criterion=opts.stop_criterion,
-            min_difference=opts.min_difference,
-            resets_allowed=opts.resets_allowed,
-            max_resets=opts.max_resets,
-            max_data_size=opts.max_data_size,
-            min_kl=opts.min_kl,
-            max_sequential_increases=opts.max_sequential_increases,
-            random_restart_prob=opts.random_restart_prob,
-            scale_factor=opts.scale_factor,
-            v_init=opts.v_init,
-            grad_desc_iter=opts.grad_desc_iter,
-            discard_nearest_for_xy=opts.discard_nearest_for_xy,
-            lr=opts.lr,
-            fixed=fixed,
-            record_v_opts=record_v_opts,
-            random=rng.random,
-            pick=pick_row(rng),
-            callback=reporter,
-        )
+        return _core.select(*arrays, params, random=rng.random, pick=pick_row(rng), callback=reporter)
     finally:
         reporter.close()
-
-
-def run_exact_greedy(
-    train: np.ndarray,
-    target: np.ndarray,
-    init: np.ndarray,
-    opts: LoopOptions,
-    *,
-    max_table_bytes: int,
-    reporter: Reporter,
-) -> dict:
-    """Runs the core's exact greedy loop on arrays from `loop_arrays`."""
-    try:
-        return _core.exact_greedy_select(
-            train,
-            target,
-            init,
-            k=opts.k,
-            max_iter=opts.max_iter,
-            stop_criterion=opts.stop_criterion,
-            min_difference=opts.min_difference,
-            max_data_size=opts.max_data_size,
-            min_kl=opts.min_kl,
-            max_sequential_increases=opts.max_sequential_increases,
-            max_table_bytes=max_table_bytes,
-            callback=reporter,
-        )
-    finally:
-        reporter.close()
-
-
-def _check_greedy_options(stop_criterion: Any, given: dict[str, Any]) -> None:
-    """method="greedy": refuses the gradient method's options when set to anything but their
-    defaults, and the criterion that needs pool resets."""
-    for name, default in _GRADIENT_ONLY.items():
-        value = given[name]
-        if isinstance(value, bool) != isinstance(default, bool) or value != default:
-            raise _core.GioError(
-                f"{name}: only used by method='gradient'; leave it at its default ({default!r}) "
-                "with method='greedy'"
-            )
-    if stop_criterion == "max_resets":
-        raise _core.GioError(
-            "stop_criterion: 'max_resets' resets the pool, which method='greedy' never does; "
-            "use 'increase', 'min_difference', 'sequential_increase_tolerance', 'min_kl' or 'data_size'"
-        )
 
 
 def select(
@@ -475,8 +316,33 @@ def select(
         See above.
     k : int
         Neighbour rank of the estimator.
-    max_iter, stop_criterion, min_difference, resets_allowed, max_resets, max_data_size, min_kl,
-    max_sequential_increases : stopping (see above).
+    max_iter : int
+        The run accepts at most max_iter + 1 rows (the reference's count; see above).
+    stop_criterion : str
+        "increase", "min_difference", "min_kl", "data_size", "max_resets" or
+        "sequential_increase_tolerance" (see above).
+    min_difference : float
+        "min_difference" stops when the KL fell by less than this.
+    resets_allowed : bool
+        On a stop, refill the pool with all of train and go on, up to `max_resets` times.
+    max_resets : int
+        Resets allowed, with `resets_allowed` or stop_criterion="max_resets".
+    max_data_size : float in [0, 1]
+        "data_size" accepts int(max_data_size·len(train)) + 1 rows.
+    min_kl : float
+        "min_kl" stops at the first row whose KL falls below this, keeping it.
+    max_sequential_increases : int
+        "sequential_increase_tolerance" accepts up to this many consecutive increases.
+    random_init_pct : float in [0, 1]
+        Without `init`: start from this share of train rows, drawn at random (see `init`).
+    uniform_low : float
+        Lower bound of the uniform start used without `init` and `random_init_pct` (see `init`).
+    uniform_high : float
+        Upper bound (excluded) of the uniform start.
+    uniform_start_size : int
+        Rows of the uniform start.
+    normalize : bool
+        Scale each row of the uniform start to unit L2 norm.
     random_restart_prob : float in [0, 1]
         Probability of a 3× longer descent on an ordinary iteration.
     scale_factor : "auto" or float
@@ -500,7 +366,7 @@ def select(
         Show a progress bar (tqdm when installed, else a line on stderr).
     record_v_opts : bool
         Keep v after every descent in `Selection.v_opts`.
-    n_clusters, n_clusters_target : int, optional
+    n_clusters : int, optional
         Quantise first (GIO at scale): K-Means on the pool (`n_clusters`) and on the target
         (`n_clusters_target`, default the same; a target with at most that many rows is used as
         it is), select among the pool's centroids for the target's centroids, then explode the
@@ -513,6 +379,10 @@ def select(
         fits the memory budget, else on a seeded sample of as many rows as fit (then every row
         is labelled by `predict`, a slice at a time): `kmeans_sample_rows` sets that sample's
         size. For pools in files larger than memory, see `gio_rs.select_stream`.
+    n_clusters_target : int, optional
+        Clusters of the target with `n_clusters` (default: `n_clusters`; see there).
+    kmeans_max_iter : int
+        Lloyd iterations per K-Means fit with `n_clusters`.
     greedy_max_bytes : int
         method="greedy" refuses to build a distance table larger than this (default 4 GiB) and
         raises GioError naming `train`; quantise (`n_clusters`) for larger problems.
@@ -525,7 +395,14 @@ def select(
         the nearest target centroid (nearest first, ties by row), the last cluster trimmed.
         `stop_reason` is then "budget_rows".
 
-    Returns a `Selection`. The GIL is released while the core runs; Ctrl-C interrupts it. A run
+    Returns
+    -------
+    Selection
+        The selected rows, the KL trace and how the run ended.
+
+    Notes
+    -----
+    The GIL is released while the core runs; Ctrl-C interrupts it. A run
     whose working set would exceed the memory budget (`gio_rs.set_memory_budget`, env
     GIO_RS_MEMORY_BUDGET, default the memory available; see `gio_rs.memory`) raises GioError
     before it starts.
@@ -536,36 +413,40 @@ def select(
         from .ranking import select_with_budget
 
         return select_with_budget(select, arguments)
-    if not isinstance(method, str) or method not in METHODS:
-        raise _core.GioError(f"method: unknown value {method!r}; expected one of {METHODS}")
-    greedy = method == "greedy"
+    params = _core.SelectParams(
+        method=method,
+        semantics="fixed",
+        k=k,
+        max_iter=max_iter,
+        stop_criterion=stop_criterion,
+        min_difference=min_difference,
+        max_data_size=max_data_size,
+        min_kl=min_kl,
+        max_sequential_increases=max_sequential_increases,
+        resets_allowed=resets_allowed,
+        max_resets=max_resets,
+        random_restart_prob=random_restart_prob,
+        scale_factor=scale_factor,
+        v_init=v_init,
+        grad_desc_iter=grad_desc_iter,
+        discard_nearest_for_xy=discard_nearest_for_xy,
+        lr=lr,
+        record_v_opts=record_v_opts,
+        # The table cap is only read, and so only checked, by the greedy method.
+        **({"greedy_max_bytes": greedy_max_bytes} if method == "greedy" else {}),
+    )
+    greedy = params.method == "greedy"
+    uniform = {"uniform_low": uniform_low, "uniform_high": uniform_high}
+    uniform |= {"uniform_start_size": uniform_start_size, "normalize": normalize}
     if greedy:
-        _check_greedy_options(
-            stop_criterion,
-            {
-                "resets_allowed": resets_allowed,
-                "max_resets": max_resets,
-                "random_restart_prob": random_restart_prob,
-                "scale_factor": scale_factor,
-                "v_init": v_init,
-                "grad_desc_iter": grad_desc_iter,
-                "discard_nearest_for_xy": discard_nearest_for_xy,
-                "lr": lr,
-                "uniform_low": uniform_low,
-                "uniform_high": uniform_high,
-                "uniform_start_size": uniform_start_size,
-                "normalize": normalize,
-                "record_v_opts": record_v_opts,
-            },
-        )
-        max_table_bytes = check_int("greedy_max_bytes", greedy_max_bytes, minimum=0)
+        _refuse_uniform_start(uniform)
     train_arr = as_matrix("train", train)
     target_arr = as_matrix("target", target, min_rows=2)
     dim = target_arr.shape[1]
     same_columns("train", train_arr, "target", dim)
     quantization = None
     if n_clusters is not None:
-        quantization = quantize(
+        quantization = quantize_matrices(
             train_arr,
             target_arr,
             n_clusters,
@@ -580,28 +461,8 @@ def select(
         raise _core.GioError("n_clusters_target: only used together with n_clusters")
     elif kmeans_sample_rows is not None:
         raise _core.GioError("kmeans_sample_rows: only used together with n_clusters")
-    opts = loop_options(
-        k=k,
-        max_iter=max_iter,
-        stop_criterion=stop_criterion,
-        min_difference=min_difference,
-        resets_allowed=resets_allowed,
-        max_resets=max_resets,
-        max_data_size=max_data_size,
-        min_kl=min_kl,
-        max_sequential_increases=max_sequential_increases,
-        random_restart_prob=random_restart_prob,
-        scale_factor=scale_factor,
-        v_init=v_init,
-        grad_desc_iter=grad_desc_iter,
-        discard_nearest_for_xy=discard_nearest_for_xy,
-        lr=lr,
-        fixed=True,
-        n_target=target_arr.shape[0],
-    )
     random_init_pct = check_float("random_init_pct", random_init_pct, minimum=0.0, maximum=1.0)
-    normalize = check_bool("normalize", normalize)
-    record_v_opts = check_bool("record_v_opts", record_v_opts)
+    uniform["normalize"] = check_bool("normalize", normalize)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable or None, got {type(callback).__name__}")
     if seed is not None:
@@ -611,12 +472,7 @@ def select(
     def uniform_rows() -> np.ndarray:
         if greedy:
             return np.empty((0, dim))
-        size = check_int("uniform_start_size", uniform_start_size, minimum=1)
-        low = check_float("uniform_low", uniform_low)
-        high = check_float("uniform_high", uniform_high)
-        if not low < high:
-            raise _core.GioError(f"uniform_high: must be > uniform_low = {low}, got {high}")
-        return uniform_start(np.random.RandomState(seed), low, high, size, dim, normalize)
+        return uniform_start(np.random.RandomState(seed), dim=dim, **_checked_uniform(uniform))
 
     init_arr, init_indices = initial_selection(
         train_arr,
@@ -627,40 +483,62 @@ def select(
         random_init_pct=random_init_pct,
         uniform_rows=uniform_rows,
         rng=rng,
-        discard_nearest_for_xy=opts.discard_nearest_for_xy,
+        discard_nearest_for_xy=params.discard_nearest_for_xy,
     )
-
-    reporter = Reporter(callback, check_bool("progress", progress), total=opts.max_iter + 1)
+    reporter = Reporter(callback, check_bool("progress", progress), total=params.max_iter + 1)
     # init_name: what a start that does not fit float32 came from (the uniform start's bounds)
     init_name = "init" if init is not None or init_indices is not None else "uniform_low"
-    arrays = loop_arrays(train_arr, target_arr, init_arr, opts.max_iter, greedy=greedy, init_name=init_name)
-    if greedy:
-        out = run_exact_greedy(*arrays, opts, max_table_bytes=max_table_bytes, reporter=reporter)
-    else:
-        out = run_loop(
-            *arrays,
-            opts,
-            fixed=True,
-            rng=rng,
-            reporter=reporter,
-            record_v_opts=record_v_opts,
-        )
-    indices, clusters, cluster_of_row, repeated = out["indices"], None, None, None
+    arrays = loop_arrays(train_arr, target_arr, init_arr, params, init_name=init_name)
+    out = run_loop(arrays, params, rng=rng, reporter=reporter)
+    return _result(out, params, arrays[2], init_indices, quantization)
+
+
+def _refuse_uniform_start(given: dict[str, Any]) -> None:
+    """method="greedy" starts from an empty selection: the uniform start's options must keep their
+    defaults."""
+    for name, default in _UNIFORM_START.items():
+        value = given[name]
+        if isinstance(value, bool) != isinstance(default, bool) or value != default:
+            raise _core.GioError(
+                f"{name}: only used by method='gradient'; leave it at its default ({default!r}) "
+                "with method='greedy'"
+            )
+
+
+def _checked_uniform(given: dict[str, Any]) -> dict[str, Any]:
+    """The uniform start's options, checked when the start is drawn."""
+    size = check_int("uniform_start_size", given["uniform_start_size"], minimum=1)
+    low = check_float("uniform_low", given["uniform_low"])
+    high = check_float("uniform_high", given["uniform_high"])
+    if not low < high:
+        raise _core.GioError(f"uniform_high: must be > uniform_low = {low}, got {high}")
+    return {"low": low, "high": high, "size": size, "normalize": given["normalize"]}
+
+
+def _result(
+    out: _core.SelectionResult,
+    params: _core.SelectParams,
+    init: np.ndarray,
+    init_indices: Optional[np.ndarray],
+    quantization: Optional[Quantization],
+) -> Selection:
+    """The public `Selection` of a core run, exploded to pool rows when quantised."""
+    indices, clusters, cluster_of_row, repeated = out.indices, None, None, None
     if quantization is not None:
         explosion = quantization.explode(indices)
-        indices, clusters = explosion.indices, out["indices"]
+        indices, clusters = explosion.indices, out.indices
         cluster_of_row, repeated = explosion.cluster_of_row, explosion.repeated
     return Selection(
         indices=indices,
-        kl_trace=out["kl_trace"],
-        kl_start=float(out["kl_start"]),
-        stop_reason=str(out["stop_reason"]),
-        candidate_kl=out["candidate_kl"],
-        init=arrays[2],
+        kl_trace=out.kl_trace,
+        kl_start=out.kl_start,
+        stop_reason=out.stop_reason,
+        candidate_kl=out.candidate_kl,
+        init=init,
         init_indices=init_indices,
-        scale_factor=float(out["scale_factor"]),
-        n_resets=int(out["num_resets"]),
-        v_opts=out["v_opts"] if record_v_opts else None,
+        scale_factor=out.scale_factor,
+        n_resets=out.num_resets,
+        v_opts=out.v_opts if params.record_v_opts else None,
         clusters=clusters,
         cluster_of_row=cluster_of_row,
         repeated_clusters=repeated,

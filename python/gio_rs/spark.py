@@ -76,8 +76,9 @@ def session(
     """A SparkSession for gio_rs (or the active one, reconfigured where Spark allows).
 
     On a local master the Python workers run this interpreter (`PYSPARK_PYTHON`, unless already
-    set), so they import the same gio_rs; on a cluster the executors need gio_rs installed (see the
-    README). `quiet` turns off the web UI, the console progress bars and INFO/WARN logs."""
+    set), so they import the same gio_rs; on a cluster the executors need gio_rs installed (see
+    docs/scale.md, "Running on a real cluster"). `quiet` turns off the web UI, the console progress
+    bars and INFO/WARN logs."""
     if master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -494,8 +495,10 @@ class SparkSelection:
         The distinct chosen clusters, in first-chosen order.
     repeated_clusters : int64 array
         Clusters chosen more than once (their rows appear once in `rows`).
-    train_centers, target_centers : float64 arrays (K, d)
-        The centroids the selection ran on.
+    train_centers : float64 array (K, d)
+        The pool's centroids the selection ran on.
+    target_centers : float64 array (K_target, d)
+        The target's centroids the selection ran on.
     assigned : DataFrame
         `train_df` with the cluster column (lazy).
     """

@@ -579,7 +579,7 @@ class _Run:
         # centroids and the duplicates' row numbers; all fixed by the inputs and options.
         reserved = (
             RUNTIME_ALLOWANCE
-            + memory.assign_bytes(self.batch_rows, self.dim, self.k)
+            + _core.assign_bytes(self.batch_rows, self.dim, self.k)
             + 16 * self.k * self.dim
             + self.target_centers.nbytes
             + 24 * len(self.duplicates)
@@ -1154,11 +1154,13 @@ def select_stream(
         `out=None` only the indices are returned.
     dedup : "exact" (default) or "none": leave exact duplicate pool rows out, or keep them.
     kmeans_sample_rows : int, optional
-        Fit K-Means on this many sampled rows (default: every row if it fits the budget, else
-        as many as fit).
+        Fit K-Means on this many sampled rows (default: every row if it fits the memory budget,
+        else as many as fit, computed from the budget, the inputs and the options, never from the
+        memory in use: an explicit budget gives the same sample on every run and machine).
     work_dir : path, optional
         Keep the stages here; a rerun with the same inputs and options reuses them.
-    features_col, feature_columns, text_column, *_format : how to read the files (gio_rs.io).
+    features_col, feature_columns, text_column, train_format, target_format, init_format : how to
+        read the files (gio_rs.io).
     batch_rows : rows per piece read.
     progress : progress bars on stderr; report: called with one line per finished stage.
     train_name, target_name : what errors call the inputs (e.g. "--train").

@@ -20,77 +20,18 @@
 //! Σ_i log ν_r(i), where ν_r(i) is the distance to the farthest selected row (the first row is the
 //! one with the smallest sum of log distances to the target). From |W ∪ {c}| = k on, r = k.
 
-use rayon::prelude::*;
+use std::ops::ControlFlow;
 
+use super::{check_columns, LoopHost, Method, Selection, StopReason, StopRule, ValidSelectParams};
 use crate::distance::{clip_sq, kth_neighbour_sq, sq_dist};
 use crate::error::GioError;
 use crate::kl::validate_target;
-use crate::parallel::{install, map_row_chunks, num_threads, rows_per_chunk, worth_parallel};
+use crate::parallel::{map_chunks_mut, map_row_chunks, num_threads, rows_per_chunk};
 use crate::rows::{Element, Rows};
-use crate::select::{CandidateEvent, LoopHost, Selection, StopCriterion, StopReason};
 use crate::simd::sq_dists;
 
-/// The default cap on the distance table: 4 GiB (M·n·8 bytes).
-pub const DEFAULT_MAX_TABLE_BYTES: usize = 1 << 32;
 /// Target rows whose data stays in cache while a block of pool rows is measured against them.
 const TARGET_BLOCK: usize = 64;
-
-/// Options of the exact greedy loop. The stop rules are those of `select::greedy_select` with
-/// fixed semantics (no pool resets: `max_resets` is not a criterion here).
-#[derive(Debug, Clone, PartialEq)]
-pub struct GreedyOptions {
-    pub k: usize,
-    /// `max_iter = N` accepts at most N + 1 rows (as the gradient loop).
-    pub max_iter: usize,
-    pub stop_criterion: StopCriterion,
-    pub min_difference: f64,
-    pub max_data_size: f64,
-    pub min_kl: f64,
-    pub max_sequential_increases: usize,
-    /// Refuse to build a distance table larger than this many bytes.
-    pub max_table_bytes: usize,
-}
-
-impl Default for GreedyOptions {
-    fn default() -> Self {
-        GreedyOptions {
-            k: 5,
-            max_iter: 100,
-            stop_criterion: StopCriterion::Increase,
-            min_difference: 0.0,
-            max_data_size: 1.0,
-            min_kl: 0.0,
-            max_sequential_increases: 3,
-            max_table_bytes: DEFAULT_MAX_TABLE_BYTES,
-        }
-    }
-}
-
-fn validate(opts: &GreedyOptions) -> Result<(), GioError> {
-    for (name, v) in [
-        ("min_difference", opts.min_difference),
-        ("min_kl", opts.min_kl),
-        ("max_data_size", opts.max_data_size),
-    ] {
-        if !v.is_finite() {
-            return Err(GioError::invalid(name, format!("must be finite, got {v}")));
-        }
-    }
-    if opts.max_data_size < 0.0 {
-        return Err(GioError::invalid(
-            "max_data_size",
-            format!("must be >= 0, got {}", opts.max_data_size),
-        ));
-    }
-    match opts.stop_criterion {
-        StopCriterion::MaxResets => Err(GioError::invalid(
-            "stop_criterion",
-            "'max_resets' resets the pool, which the exact greedy method never does",
-        )),
-        StopCriterion::Never => Err(GioError::invalid("stop_criterion", "unknown criterion")),
-        _ => Ok(()),
-    }
-}
 
 /// log(clip(‖a − b‖²)), the quantity the table and the per-target lists hold.
 #[inline]
@@ -185,20 +126,9 @@ impl DistanceTable {
         let per_batch = per_chunk * num_threads().max(1) * 4;
         for (b, batch) in logs.chunks_mut(per_batch * n.max(1)).enumerate() {
             let first = b * per_batch;
-            let fill = |(c, out): (usize, &mut [f64])| {
-                let start = first + c * per_chunk;
-                fill_rows(train, x, start, out);
-            };
-            if worth_parallel(batch.len() * dim) {
-                install(|| {
-                    batch
-                        .par_chunks_mut(per_chunk * n)
-                        .enumerate()
-                        .for_each(fill)
-                });
-            } else {
-                batch.chunks_mut(per_chunk * n).enumerate().for_each(fill);
-            }
+            map_chunks_mut(batch.len() * dim, batch, per_chunk * n, |(c, out)| {
+                fill_rows(train, x, first + c * per_chunk, out)
+            });
             host.poll()?;
         }
         Ok(DistanceTable { n, logs })
@@ -258,24 +188,15 @@ impl Neighbours {
         }
         let k = self.k;
         let per = rows_per_chunk(w.len() * x.dim());
-        let fill = |(c, lists): (usize, &mut [f64])| {
+        let work = x.len() * w.len() * x.dim();
+        map_chunks_mut(work, &mut self.lists, per * k, |(c, lists)| {
             for (r, list) in lists.chunks_exact_mut(k).enumerate() {
                 let xi = x.row(c * per + r);
                 for j in 0..w.len() {
                     insert_sorted(list, log_sq(xi, w.row(j)));
                 }
             }
-        };
-        if worth_parallel(x.len() * w.len() * x.dim()) {
-            install(|| {
-                self.lists
-                    .par_chunks_mut(per * k)
-                    .enumerate()
-                    .for_each(fill)
-            });
-        } else {
-            self.lists.chunks_mut(per * k).enumerate().for_each(fill);
-        }
+        });
         self.size += w.len();
     }
 
@@ -397,129 +318,134 @@ fn best_candidate(
 /// - `max_iter = N`: stop once N + 1 rows are accepted; `data_size`: once
 ///   int(max_data_size·M) + 1 are. Checked before a step, so no candidate is wasted.
 /// - no unused pool row: `PoolExhausted`.
-/// - after the best candidate is found, on its KL against the previous one (the starting KL
-///   first): `increase` stops on kl > prev; `min_difference` on prev − kl < min_difference;
-///   `sequential_increase_tolerance` accepts up to `max_sequential_increases` consecutive
-///   increases and stops on the next; the stopping candidate is rejected. `min_kl` keeps the row
-///   whose KL is below `min_kl`, then stops. While the selection is below k rows the KL is NaN,
-///   and every comparison with NaN is false: these criteria cannot stop there.
-pub fn exact_greedy_select<T: Element>(
+/// - after the best candidate is found, the stop rule on its KL against the previous one (the
+///   starting KL first), with fixed semantics: `increase` stops on kl > prev; `min_difference`
+///   on prev − kl < min_difference; `sequential_increase_tolerance` accepts up to
+///   `max_sequential_increases` consecutive increases and stops on the next; the stopping
+///   candidate is rejected. `min_kl` keeps the row whose KL is below `min_kl`, then stops. While
+///   the selection is below k rows the KL is NaN, and every comparison with NaN is false: these
+///   criteria cannot stop there.
+pub fn greedy_select<T: Element>(
     train: Rows<'_, T>,
     x: Rows<'_, T>,
     w0: Rows<'_, T>,
-    opts: &GreedyOptions,
+    params: &ValidSelectParams,
     host: &mut dyn LoopHost,
 ) -> Result<Selection, GioError> {
-    validate(opts)?;
-    validate_target(&x, opts.k)?;
-    if train.dim() != x.dim() {
+    if params.method != Method::Greedy {
         return Err(GioError::invalid(
-            "train",
-            format!("has {} columns but X has {}", train.dim(), x.dim()),
+            "method",
+            "greedy_select runs method='greedy'",
         ));
     }
-    if w0.dim() != x.dim() {
-        return Err(GioError::invalid(
-            "D",
-            format!("has {} columns but X has {}", w0.dim(), x.dim()),
-        ));
+    validate_target(&x, params.k)?;
+    check_columns(train, x, w0)?;
+    let table = DistanceTable::build(train, x, params.greedy_max_bytes, host)?;
+    let mut run = Run::start(&table, x, w0, params, train.len(), host)?;
+    while run.step(host)?.is_continue() {}
+    Ok(run.out)
+}
+
+/// A greedy run in progress.
+struct Run<'a> {
+    params: &'a ValidSelectParams,
+    table: &'a DistanceTable,
+    neighbours: Neighbours,
+    /// Σ_i log ρ_k(i)², the target's own term.
+    rho_sum: f64,
+    /// Target rows and columns.
+    n: usize,
+    dim: usize,
+    stop: StopRule,
+    out: Selection,
+    prev: f64,
+    /// Per target row, what scoring a candidate needs (see `Neighbours::step_terms`).
+    lower: Vec<f64>,
+    base: Vec<f64>,
+}
+
+impl<'a> Run<'a> {
+    fn start<T: Element>(
+        table: &'a DistanceTable,
+        x: Rows<'_, T>,
+        w0: Rows<'_, T>,
+        params: &'a ValidSelectParams,
+        n_train: usize,
+        host: &mut dyn LoopHost,
+    ) -> Result<Self, GioError> {
+        let n = x.len();
+        let mut neighbours = Neighbours::new(n, params.k);
+        neighbours.insert_rows(x, w0);
+        let mut run = Run {
+            params,
+            table,
+            neighbours,
+            rho_sum: log_rho_sum(x, params.k),
+            n,
+            dim: x.dim(),
+            stop: StopRule::new(params, n_train),
+            out: Selection::new(f64::NAN, f64::NAN, n_train),
+            prev: f64::NAN,
+            lower: Vec::with_capacity(n),
+            base: Vec::with_capacity(n),
+        };
+        let kl_start = run.kl(run.neighbours.size, run.neighbours.kth_sum());
+        (run.out.kl_start, run.prev) = (kl_start, kl_start);
+        host.on_start(kl_start, f64::NAN)?;
+        Ok(run)
     }
-    let (n, dim, k) = (x.len(), x.dim(), opts.k);
-    let table = DistanceTable::build(train, x, opts.max_table_bytes, host)?;
-    let rho_sum = log_rho_sum(x, k);
-    let mut neighbours = Neighbours::new(n, k);
-    neighbours.insert_rows(x, w0);
-    let kl_of = |size: usize, nu_sum: f64| {
-        if size >= k {
-            estimate(n, dim, size, nu_sum, rho_sum)
+
+    /// The estimate for a selection of `size` rows with Σ_i log ν_k(i)² = `nu_sum` (NaN below k
+    /// rows).
+    fn kl(&self, size: usize, nu_sum: f64) -> f64 {
+        if size >= self.params.k {
+            estimate(self.n, self.dim, size, nu_sum, self.rho_sum)
         } else {
             f64::NAN
         }
-    };
-    let kl_start = kl_of(neighbours.size, neighbours.kth_sum());
-    let mut out = Selection {
-        indices: Vec::new(),
-        kl_trace: Vec::new(),
-        kl_start,
-        candidate_kl: Vec::new(),
-        descent_iters: Vec::new(),
-        v_opts: Vec::new(),
-        scale_factor: f64::NAN,
-        v: Vec::new(),
-        just_reset: false,
-        num_resets: 0,
-        increases: 0,
-        used: vec![false; train.len()],
-        stop_reason: StopReason::MaxIter,
-    };
-    host.on_start(kl_start, f64::NAN)?;
-    let data_size_limit = (opts.max_data_size * train.len() as f64).trunc() as usize;
-    let criterion = opts.stop_criterion;
-    let mut prev = kl_start;
-    let mut consecutive_increases = 0usize;
-    let (mut lower, mut base) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    loop {
-        let accepted_so_far = out.indices.len();
-        if accepted_so_far > opts.max_iter {
-            out.stop_reason = StopReason::MaxIter;
-            break;
-        }
-        if criterion == StopCriterion::DataSize && accepted_so_far > data_size_limit {
-            out.stop_reason = StopReason::Criterion(criterion);
-            break;
-        }
-        let full = neighbours.size >= k;
-        let cap = neighbours.step_terms(&mut lower, &mut base);
-        let Some((idx, s)) = best_candidate(&table, &out.used, &lower, &base, cap) else {
-            out.stop_reason = StopReason::PoolExhausted;
-            break;
-        };
-        out.used[idx] = true;
-        let size = neighbours.size + 1;
-        // Full selection: s is the change of Σ log ν_k²; below k rows it is the new sum itself.
-        let nu_sum = if full {
-            base.iter().sum::<f64>() + s
-        } else {
-            s
-        };
-        let kl = kl_of(size, nu_sum);
-        out.candidate_kl.push(kl);
-
-        let increased = kl > prev;
-        consecutive_increases = if increased {
-            consecutive_increases + 1
-        } else {
-            0
-        };
-        let stop = match criterion {
-            StopCriterion::Increase => increased,
-            StopCriterion::MinDifference => prev - kl < opts.min_difference,
-            StopCriterion::SequentialIncreaseTolerance => {
-                increased && consecutive_increases > opts.max_sequential_increases
-            }
-            StopCriterion::MinKl => kl < opts.min_kl,
-            StopCriterion::DataSize | StopCriterion::MaxResets | StopCriterion::Never => false,
-        };
-        let accept = !stop || criterion == StopCriterion::MinKl;
-        if accept {
-            neighbours.insert(table.row(idx));
-            out.indices.push(idx);
-            out.kl_trace.push(kl);
-            prev = kl;
-        }
-        host.on_candidate(&CandidateEvent {
-            candidate: out.candidate_kl.len(),
-            iteration: accepted_so_far as i64,
-            reset: false,
-            selected: out.indices.len(),
-            kl,
-            accepted: accept,
-            num_resets: 0,
-        })?;
-        if stop {
-            out.stop_reason = StopReason::Criterion(criterion);
-            break;
-        }
     }
-    Ok(out)
+
+    /// One step: the best unused pool row, the stop test, the row accepted or the run ended.
+    fn step(&mut self, host: &mut dyn LoopHost) -> Result<ControlFlow<()>, GioError> {
+        let accepted_so_far = self.out.indices.len();
+        if accepted_so_far > self.params.max_iter {
+            self.out.stop_reason = StopReason::MaxIter;
+            return Ok(ControlFlow::Break(()));
+        }
+        if self.stop.data_size_reached(accepted_so_far as i64) {
+            self.out.stop_reason = StopReason::Criterion(self.stop.criterion());
+            return Ok(ControlFlow::Break(()));
+        }
+        let full = self.neighbours.size >= self.params.k;
+        let cap = self.neighbours.step_terms(&mut self.lower, &mut self.base);
+        let best = best_candidate(self.table, &self.out.used, &self.lower, &self.base, cap);
+        let Some((row, score)) = best else {
+            self.out.stop_reason = StopReason::PoolExhausted;
+            return Ok(ControlFlow::Break(()));
+        };
+        self.out.used[row] = true;
+        // Full selection: the score is the change of Σ log ν_k²; below k rows the new sum itself.
+        let nu_sum = if full {
+            self.base.iter().sum::<f64>() + score
+        } else {
+            score
+        };
+        let kl = self.kl(self.neighbours.size + 1, nu_sum);
+        self.out.candidate_kl.push(kl);
+
+        let iteration = accepted_so_far as i64;
+        let stop = self.stop.check(kl, self.prev, iteration, &self.out);
+        let accept = !stop || self.stop.keeps_stopping_row();
+        if accept {
+            self.neighbours.insert(self.table.row(row));
+            self.out.accept(row, kl);
+            self.prev = kl;
+        }
+        host.on_candidate(&self.out.event(iteration, kl, accept, false))?;
+        if stop {
+            self.out.stop_reason = StopReason::Criterion(self.stop.criterion());
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(ControlFlow::Continue(()))
+    }
 }
