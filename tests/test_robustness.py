@@ -923,6 +923,10 @@ def kmeans_refusal(draw: Any, method: str) -> tuple:
             other = draw(bad_matrix(len(as64(other)), d, min_rows=1, columns_checked=True))
     elif name == "n_clusters":
         kwargs[name] = draw(st.one_of(bad_int(1), st.just(N + 1)))
+        if not isinstance(kwargs["init"], str):
+            # An init array's K rows would then disagree with n_clusters as well, and naming
+            # init for that is as right as naming n_clusters.
+            kwargs["init"] = "k-means++"
     elif name in ("n_init", "max_iter"):
         kwargs[name] = draw(bad_int(1))
     elif name == "tol":
