@@ -21,6 +21,7 @@ import copy
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -1153,6 +1154,17 @@ def save_npy(folder: Path, name: str, value: Any) -> str:
     return str(path)
 
 
+def distinct_rows(x: np.ndarray) -> np.ndarray:
+    """The rows of x without exact repeats of an earlier row (0.0 equal to -0.0), first ones kept."""
+    seen: set = set()
+    keep = []
+    for row in x:
+        key = tuple((row + 0.0).tolist())
+        keep.append(key not in seen)
+        seen.add(key)
+    return x[np.asarray(keep, dtype=bool)]
+
+
 @given(data=st.data())
 def test_valid_cli_select(tmp_path_factory, data):
     """`gio-rs select` on .npy files: exit 0, the written rows are the pool rows the summary names,
@@ -1166,10 +1178,21 @@ def test_valid_cli_select(tmp_path_factory, data):
     argv = ["select", "--train", train, "--target", target, "--out", str(folder / "out.npy"), "--quiet"]
     if p["init"] is not None:
         argv += ["--init", save_npy(folder, "init", p["init"])]
+    dedup = data.draw(st.sampled_from(["exact", "none"]))  # exact: repeated pool rows left out
+    argv += ["--dedup", dedup]
     run = Run("valid", "gio-rs select")
-    code, err = run_cli(argv + select_argv(options))
+    target = distinct_rows(as64(p["target"]))
+    fewer_rows = len(target) < len(p["target"]) or (
+        dedup == "exact" and len(distinct_rows(as64(p["train"]))) < len(p["train"])
+    )
+    with warnings.catch_warnings():
+        # Repeated target rows are dropped with a warning (docs/scale.md, "Duplicates").
+        warnings.filterwarnings("ignore", message=".*exact duplicate rows dropped", category=UserWarning)
+        code, err = run_cli(argv + select_argv(options))
     if code == gio_cli.EXIT_ERROR and "scale_factor: the automatic scale factor is not finite" in err:
         return  # the documented refusal (see run_valid_select); not counted as completed
+    if fewer_rows and code == gio_cli.EXIT_ERROR:
+        return  # fewer distinct rows than the options need: refused, and not counted
     assert code == 0, err
     summary = json.loads((folder / "out.summary.json").read_text())
     pool = as64(p["train"])
@@ -1182,12 +1205,10 @@ def test_valid_cli_select(tmp_path_factory, data):
         init = np.asarray(p["init"]).astype(np.float32 if float32_run else np.float64)
         rows = np.vstack([as64(init), pool[summary["indices"]]])
         if method == "greedy":
-            want = reference.knn_kl_divergence(as64(p["target"]), rows, options["k"])
+            want = reference.knn_kl_divergence(target, rows, options["k"])
         else:
             discard = options.get("discard_nearest_for_xy", False)
-            want = reference.kl_divergence(
-                as64(p["target"]), rows, options["k"], discard_nearest_for_xy=discard
-            )
+            want = reference.kl_divergence(target, rows, options["k"], discard_nearest_for_xy=discard)
         got = summary["kl_final"]  # JSON has no NaN: null
         assert close(math.nan if got is None else got, want), (got, want)
     run.done()

@@ -518,6 +518,9 @@ def test_duplicate_hashing_rules():
     assert len(dedup.find_duplicates(np.concatenate([x32[:1], near]))) == 0
     texts = ["a", "b", "a", "é", "e\u0301", "é"]
     assert dedup.find_text_duplicates(texts).rows.tolist() == [2, 5]
+    # float64 values beyond float32's range hash as float64 (no overflow warning, an error here)
+    huge = np.array([[1e150], [5e149], [1e150]])
+    assert dedup.find_duplicates(huge).rows.tolist() == [2]
 
 
 def test_bad_arguments_are_named(blobs, tmp_path):

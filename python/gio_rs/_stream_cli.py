@@ -93,7 +93,6 @@ def run(
         "counts": {
             "pool_rows": result.pool_rows,
             "pool_rows_kept": result.kept_rows,
-            "target_rows": int(len(result.target_centers)) if False else None,
             "selected_rows": len(result),
             "clusters_chosen": int(len(np.unique(result.clusters))),
             "candidates_evaluated": len(chosen.candidate_kl),
@@ -112,6 +111,7 @@ def run(
             "pool": result.duplicates.report(dropped=result.dedup == "exact"),
             "target": result.target_duplicates.report(dropped=True),
         },
+        "indices": result.indices.tolist(),  # in rank order, as the in-memory summary has them
         "clusters": result.clusters.tolist(),
         "repeated_clusters": result.repeated_clusters.tolist(),
         "work_dir": args.work_dir,
@@ -119,7 +119,6 @@ def run(
         "peak_rss_bytes": result.peak_rss_bytes,
         "timings_seconds": {**result.timings, "total": time.perf_counter() - started},
     }
-    summary["counts"].pop("target_rows")
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
 
     def write_summary(tmp: str) -> None:

@@ -220,7 +220,8 @@ def canonical_hashes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if x.dtype == np.float32:
         return row_hashes(x)
     x64 = np.asarray(x, dtype=np.float64)
-    x32 = x64.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, so not exact, as it should be
+        x32 = x64.astype(np.float32)
     exact = (x32 == x64).all(axis=1)
     if exact.all():
         return row_hashes(x32)

@@ -855,6 +855,7 @@ class _Run:
                 vector_col=None if self.pool.is_text else self._vector_column(),
                 text_col=(self.pool.text_column or "sentence") if self.pool.is_text else None,
                 n_rows=wanted,
+                empty_shape=(self.dim, self.dtype),
             )
         try:
             for ranked_rows, ranked_clusters, table in buckets.ranked(wanted):

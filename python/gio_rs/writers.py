@@ -76,6 +76,7 @@ class RowWriter:
     text_col : the column holding the text (for ``text`` output).
     n_rows : the number of rows that will be written (needed for ``npy`` output, whose header
         holds the shape).
+    empty_shape : (columns, dtype) of an ``npy`` output of no rows (default: 0 columns, float64).
     Use as a context manager, or call `close()` to publish and `abort()` to drop everything.
     """
 
@@ -89,6 +90,7 @@ class RowWriter:
         vector_col: Optional[str] = "features",
         text_col: Optional[str] = None,
         n_rows: Optional[int] = None,
+        empty_shape: Optional[tuple[int, Any]] = None,
     ) -> None:
         self.path = os.fspath(path)
         self.fmt = output_format(self.path, fmt)
@@ -99,6 +101,8 @@ class RowWriter:
         self.vector_col = vector_col
         self.text_col = text_col
         self.n_rows = n_rows
+        # (columns, dtype) of a .npy of no rows, which has no vectors to take them from
+        self.empty_shape = empty_shape
         self.rows_written = 0
         self.parts: list[str] = []
         check_output(self.path, overwrite=overwrite)
@@ -275,7 +279,9 @@ class _Part:
 
     def close(self) -> None:
         if self.fmt == "npy" and self.rows == 0:
-            header = {"descr": "<f8", "fortran_order": False, "shape": (0, 0)}
+            dim, dtype = self.owner.empty_shape or (0, np.float64)
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                      "shape": (0, dim)}  # fmt: skip
             np.lib.format.write_array_header_2_0(self._raw, header)
         if self._writer is not None:
             self._writer.close()
