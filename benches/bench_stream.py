@@ -195,7 +195,7 @@ def inertia(args: argparse.Namespace) -> None:
     _record(
         folder,
         {
-            "what": "inertia on a 2M-row subset: stream centroids vs full in-memory K-Means",
+            "what": f"inertia on a {len(x)}-row subset: stream centroids vs full in-memory K-Means",
             "subset_rows": len(x),
             "clusters": len(centers),
             "full_fit_inertia": full.inertia_,
