@@ -3,6 +3,7 @@ checked against the Python API's indices; error cases checked for their message 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import gio_rs
-from gio_rs import cli
+from gio_rs import cli, ranking
 from gio_rs import io as gio_io
 
 SELECT_OPTIONS = {"k": 3, "stop_criterion": "data_size", "max_data_size": 0.1, "v_init": "jump", "seed": 7}
@@ -126,6 +127,13 @@ def test_each_output_format(out_name, data, tmp_path):
     assert done.returncode == 0, done.stderr
     expected = expected_selection(data, n_clusters=30, kmeans_max_iter=20)
     assert expected.cluster_of_row is not None
+    # With --clusters the rows come ranked: clusters in selection order, then nearest the target.
+    distances = ranking.target_distances(data["pool"], expected.indices, expected.quantization.target_centers)
+    clusters = ranking.first_occurrences(expected.clusters)
+    order = ranking.rank_order(expected.cluster_of_row, clusters, distances, expected.indices)
+    expected = dataclasses.replace(
+        expected, indices=expected.indices[order], cluster_of_row=expected.cluster_of_row[order]
+    )
     rows = data["pool"][expected.indices]
     if out_name.endswith(".npy"):
         np.testing.assert_array_equal(np.load(out), rows)

@@ -446,3 +446,26 @@ def test_cli_engine_spark_matches_the_api(spark, tmp_path):
     assert rows["cluster"].tolist() == labels[rows["row_id"].to_numpy()].tolist()
     assert rows["name"].tolist() == [f"r{i}" for i in rows["row_id"]]
     np.testing.assert_array_equal(np.stack(rows["features"].to_numpy()), pool[rows["row_id"].to_numpy()])
+
+
+def test_budget_rows_gives_exactly_n_ranked_rows_as_in_memory(spark_selection, train_df, target_df, data):
+    """`budget_rows` on Spark: N rows with ranks 0..N-1, the rows and order `gio_rs.ranking`
+    gives on the same centroids and labels."""
+    from gio_rs import ranking
+
+    centers, target_centers = spark_selection.train_centers, spark_selection.target_centers
+    options = {"k": 2, "v_init": "jump"}
+    result = gs.select(train_df, target_df, train_centers=centers, target_centers=target_centers, seed=2,
+                       budget_rows=70, **options)  # fmt: skip
+    rows = result.rows.toPandas()
+    assert len(rows) == 70 and rows["rank"].tolist() == list(range(70))
+    assert list(rows.columns) == ["row_id", "name", "features", "cluster", "rank"]
+    labels = brute_force_labels(data["train"], centers)
+    sizes = np.bincount(labels, minlength=len(centers))
+    seeded = {**options, "seed": 2}
+    chosen = ranking.choose_clusters(gio_rs.select, centers, target_centers, sizes, 70, seeded)
+    assert result.selection.indices.tolist() == chosen.indices.tolist()
+    explosion = gio_rs.explode(chosen.indices, labels, n_clusters=len(centers))
+    distances = ranking.target_distances(data["train"], explosion.indices, target_centers)
+    order = ranking.rank_order(explosion.cluster_of_row, explosion.clusters, distances, explosion.indices)
+    assert rows["row_id"].tolist() == explosion.indices[order][:70].tolist()

@@ -13,7 +13,10 @@ Public API:
 - `GIOKL`: drop-in for `grad-info-opt`'s class, reference behaviour kept.
 - `KMeans`: K-Means in scikit-learn's style (fit/predict/transform), deterministic for a seed.
 - `quantize(train, target, n_clusters)` and `explode(chosen_clusters, labels)`: GIO at scale;
-  `select(..., n_clusters=K)` runs quantise → select among centroids → explode.
+  `select(..., n_clusters=K)` runs quantise → select among centroids → explode;
+  `select_stream(files_or_batches, target, n_clusters=K, ...)` does it on a pool larger than
+  memory, read a piece at a time (gio_rs.stream). `select(..., budget_rows=N)`: exactly N rows,
+  ranked (gio_rs.ranking).
 - `reference`: a plain NumPy implementation of the same math, slow and readable.
 - `embed` (needs `gio_rs[text]`): sentence embeddings without torch. `gio_rs.embed(sentences)`
   embeds (the module is callable); `gio_rs.embed.load_model`, `read_sentences`... as in the module.
@@ -41,6 +44,7 @@ from .kmeans import KMeans
 from .memory import memory_budget, set_memory_budget
 from .quantize import Explosion, Quantization, explode, quantize
 from .selection import Selection, select
+from .stream import StreamSelection, select_stream
 
 __all__ = [
     "GIOKL",
@@ -50,6 +54,7 @@ __all__ = [
     "KMeans",
     "Quantization",
     "Selection",
+    "StreamSelection",
     "explode",
     "kl_divergence",
     "kl_gradient",
@@ -58,6 +63,7 @@ __all__ = [
     "quantize",
     "reference",
     "select",
+    "select_stream",
     "set_memory_budget",
     "simd_level",
 ]

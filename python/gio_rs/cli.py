@@ -3,17 +3,21 @@
     gio-rs select --train POOL --target X [--init D] [--clusters K] [options] --out OUT
     gio-rs demo [--out DIR]
 
-Every option of `gio_rs.select` is a flag (`--max-iter`, `--stop`, `--v-init`, ...). The output
-holds the selected rows (all their columns, in selection order) plus `row_index` and, when
-quantised, `cluster`; a JSON summary is written next to it, and `--plot` draws the KL trace and
-a 2-D view. Errors print one line naming the file or flag and exit with status 2; Ctrl-C exits
-with 130. Outputs are written to a temporary file and renamed, so nothing is left half-written.
+Every option of `gio_rs.select` is a flag (`--max-iter`, `--stop`, `--v-init`, `--budget-rows`,
+...). The output holds the selected rows (all their columns, in rank order) plus `row_index`,
+`rank` and, when quantised, `cluster`; a JSON summary is written next to it, and `--plot` draws the
+KL trace and a 2-D view. With `--clusters` the pool is always read in pieces (gio_rs.stream:
+memory bounded by `--memory-budget` whatever its size; `--work-dir` to resume); without, it is read
+whole and selected in memory. Errors print one line naming the file or flag and exit with status
+2; Ctrl-C exits with 130. Outputs are written to a temporary file and renamed, so nothing is left
+half-written.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import inspect
 import json
 import math
@@ -27,7 +31,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import __version__, io, memory, selection
+from . import __version__, dedup, io, memory, selection, writers
 from ._core import GioError, simd_level
 
 EXIT_ERROR = 2
@@ -41,8 +45,15 @@ _ALIASES = {
     "stop_criterion": ["--stop"],
     "n_clusters_target": ["--clusters-target"],
 }
-_INT_OPTIONAL = {"n_clusters", "n_clusters_target", "seed"}
+_INT_OPTIONAL = {"n_clusters", "n_clusters_target", "seed", "budget_rows", "kmeans_sample_rows"}
 _DEFAULT_SEED = 0  # a command line run is reproducible unless asked otherwise
+
+
+def _size(text: str) -> int:
+    value = memory.parse_budget("--shard-size", text)
+    if not isinstance(value, int):
+        raise argparse.ArgumentTypeError(f"expected a size such as 256MiB, got {text!r}")
+    return value
 
 
 def _scale_factor(text: str) -> Any:
@@ -91,6 +102,10 @@ _HELP = {
     "n_clusters": "quantise first: K-Means with this many pool clusters, select among centroids, explode",
     "n_clusters_target": "target clusters with --clusters (default: the same)",
     "kmeans_max_iter": "Lloyd iterations per K-Means fit",
+    "budget_rows": "exactly this many pool rows, ranked (the output's `rank`: any prefix is a smaller "
+    "budget); replaces --max-iter and --stop",
+    "kmeans_sample_rows": "with --clusters: fit K-Means on this many sampled rows (default: every row "
+    "if it fits the memory budget, else as many as fit)",
 }
 
 
@@ -120,9 +135,18 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", required=True, help="the pool G to select from (file or parquet folder)")
     parser.add_argument("--target", required=True, help="sample X of the target distribution")
     parser.add_argument("--init", help="rows already selected (D), optional")
-    parser.add_argument("--out", required=True, help="selected rows: .parquet, .csv, .tsv, .npy or .txt")
     parser.add_argument(
-        "--out-format", choices=["parquet", "csv", "tsv", "npy", "text"], help="instead of by extension"
+        "--out",
+        required=True,
+        help="selected rows: .parquet, .jsonl[.gz|.zst], .csv, .tsv, .npy or .txt; a folder (ending in /) "
+        "gets part files of at most --shard-size",
+    )
+    parser.add_argument("--out-format", choices=list(writers.OUTPUT_FORMATS), help="instead of by extension")
+    parser.add_argument(
+        "--shard-size",
+        dest="shard_bytes",
+        type=_size,
+        help="with a folder --out: size of each part file (default 256MiB)",
     )
     parser.add_argument("--summary", help="JSON summary path (default: OUT with .summary.json)")
     parser.add_argument(
@@ -151,6 +175,22 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     fmt.add_argument(
         "--feature-columns",
         help="comma-separated numeric columns forming the vector (CSV/TSV; default: every numeric column)",
+    )
+    scale = parser.add_argument_group("large pools (--clusters reads the pool in pieces: gio_rs.stream)")
+    scale.add_argument(
+        "--dedup",
+        choices=["exact", "none"],
+        default="exact",
+        help="exact: leave pool rows equal to an earlier row out (never selected twice); none: keep them. "
+        "Both report duplicates; duplicate target rows are always dropped, with a warning",
+    )
+    scale.add_argument(
+        "--work-dir",
+        help="with --clusters: keep each finished stage here; a rerun with the same inputs and options "
+        "reuses them",
+    )
+    scale.add_argument(
+        "--batch-rows", type=int, default=32768, help="with --clusters: rows read at a time (default 32768)"
     )
 
 
@@ -229,6 +269,13 @@ def _describe(table: io.Table) -> dict[str, Any]:
     }
 
 
+def _texts(table: io.Table, args: argparse.Namespace) -> Optional[list]:
+    """The sentences a table's vectors were embedded from, or None for vector input."""
+    if table.fmt == "text" or args.text_column is not None:
+        return table.columns.column(table.features_col).to_pylist()
+    return None
+
+
 def _show_progress(args: argparse.Namespace) -> bool:
     return not args.quiet and (args.progress or sys.stderr.isatty())
 
@@ -237,14 +284,20 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     """The `select` command: read, select, write output + summary (+ plot). Returns the summary."""
     if args.engine == "spark":
         return run_select_spark(args, report=report)
+    if args.n_clusters is not None:  # the pool is read in pieces, whatever its size
+        from . import _stream_cli
+
+        options = {p.name: getattr(args, p.name) for p in _select_parameters()}
+        return _stream_cli.run(args, options, report=report)
     started = time.perf_counter()
     summary_file = summary_path(args.out, args.summary)
     outputs = [args.out, summary_file] + ([args.plot] if args.plot else [])
     if len(set(map(os.path.abspath, outputs))) != len(outputs):
         raise GioError(f"--out/--summary/--plot: must be different files, got {outputs}")
-    for path in outputs:  # fail before the long work, not after it
+    writers.check_output(args.out, overwrite=args.overwrite)  # fail before the long work, not after it
+    for path in outputs[1:]:
         io.check_writable(path, overwrite=args.overwrite)
-    out_format = io.output_format(args.out, args.out_format)
+    out_format = writers.output_format(args.out, args.out_format)
     read = _read_inputs(args)
     train, target = read["train"], read["target"]
     timings = {"read": time.perf_counter() - started}
@@ -255,21 +308,29 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     )
 
     options = {p.name: getattr(args, p.name) for p in _select_parameters()}
+    unique = _deduplicated(args, read)
     select_started = time.perf_counter()
     result = selection.select(
-        train.features,
-        target.features,
+        unique["pool"],
+        unique["target"],
         init=read["init"].features if "init" in read else None,
         progress=_show_progress(args),
         **options,
     )
+    kept = unique["kept"]
+    if kept is not None:  # rows of the deduplicated pool back to rows of the file
+        result = dataclasses.replace(
+            result,
+            indices=kept[result.indices],
+            init_indices=None if result.init_indices is None else kept[result.init_indices],
+        )
     timings["select"] = time.perf_counter() - select_started
 
     write_started = time.perf_counter()
     _write_selection(args, train, target, result, out_format)
     timings["write"] = time.perf_counter() - write_started
     timings["total"] = time.perf_counter() - started
-    summary = _summary(args, options, read, result, out_format, timings)
+    summary = _summary(args, options, read, unique, result, out_format, timings)
     _write_json(summary_file, summary, overwrite=args.overwrite)
     report(
         f"selected {len(result)} rows ({result.stop_reason}) in {timings['select']:.2f} s; "
@@ -304,13 +365,55 @@ def _read_inputs(args: argparse.Namespace) -> dict[str, io.Table]:
     return read
 
 
+def _deduplicated(args: argparse.Namespace, read: dict[str, io.Table]) -> dict[str, Any]:
+    """The pool's and the target's exact duplicates (by text for text input: the same text can
+    embed to vectors that differ in the last bits); the target without them, and the pool without
+    them with --dedup exact (`kept`: the rows left, None when none are dropped)."""
+    train, target = read["train"], read["target"]
+    pool_texts = _texts(train, args)
+    if pool_texts is None:
+        pool_duplicates = dedup.find_duplicates(train.features)
+    else:
+        pool_duplicates = dedup.find_text_duplicates(pool_texts)
+    target_features, target_duplicates = dedup.drop_duplicates(
+        target.features, "--target", _texts(target, args)
+    )
+    kept = None
+    pool_features = train.features
+    if args.dedup == "exact" and len(pool_duplicates):
+        kept = np.delete(np.arange(len(train)), pool_duplicates.rows)
+        pool_features = train.features[kept]
+    return {
+        "pool": pool_features,
+        "target": target_features,
+        "kept": kept,
+        "pool_duplicates": pool_duplicates,
+        "target_duplicates": target_duplicates,
+    }
+
+
 def _write_selection(
     args: argparse.Namespace, train: io.Table, target: io.Table, result: Any, out_format: str
 ) -> None:
-    """The selected rows to --out, and the plot to --plot when asked."""
-    io.write_selection(
-        args.out, train, result.indices, result.cluster_of_row, fmt=out_format, overwrite=args.overwrite
-    )
+    """The selected rows to --out (a file, or part files in a folder), and the plot to --plot
+    when asked."""
+    if out_format == "jsonl" or writers.is_folder_output(args.out):
+        rows = io.selected_rows(train, result.indices, result.cluster_of_row)
+        text_col = train.features_col if (args.text_column or train.fmt == "text") else None
+        with writers.RowWriter(
+            args.out,
+            out_format,
+            overwrite=args.overwrite,
+            shard_bytes=args.shard_bytes,
+            vector_col=None if text_col else (train.features_col or "features"),
+            text_col=text_col,
+            n_rows=len(result.indices),
+        ) as writer:
+            writer.write(rows)
+    else:
+        io.write_selection(
+            args.out, train, result.indices, result.cluster_of_row, fmt=out_format, overwrite=args.overwrite
+        )
     if args.plot:
         from .plot import plot_selection
 
@@ -331,6 +434,7 @@ def _summary(
     args: argparse.Namespace,
     options: dict[str, Any],
     read: dict[str, io.Table],
+    unique: dict[str, Any],
     result: Any,
     out_format: str,
     timings: dict[str, float],
@@ -358,6 +462,11 @@ def _summary(
             "candidates_evaluated": len(result.candidate_kl),
             "resets": result.n_resets,
             "clusters_chosen": None if result.clusters is None else len(np.unique(result.clusters)),
+        },
+        "duplicates": {
+            "mode": args.dedup,
+            "pool": unique["pool_duplicates"].report(dropped=args.dedup == "exact"),
+            "target": unique["target_duplicates"].report(dropped=True),
         },
         "indices": result.indices.tolist(),
         "clusters": None if result.clusters is None else result.clusters.tolist(),

@@ -1,13 +1,19 @@
 """Embeddings in files: read a matrix of vectors (plus the file's other columns) from `.npy`,
-parquet, the reference's headerless TSV (`_c2` = JSON vector) or CSV/TSV with a header, and write
-selected rows back out atomically. Used by the `gio-rs` command; usable on its own.
+parquet, Arrow IPC, jsonl, the reference's headerless TSV (`_c2` = JSON vector), CSV/TSV with a
+header or `.txt` sentences, and write selected rows back out atomically. Used by the `gio-rs`
+command; usable on its own.
 
 Formats (by extension unless given): ``npy``; ``parquet`` (a file or a directory of parquet
-files; an array column, default ``features``); ``reference-tsv`` (headerless, tab-separated, the
-third column ``_c2`` a JSON list, as `grad-info-opt` reads it; a ``.tsv`` whose first line looks
-like that is read this way); ``csv`` / ``tsv`` with a header, the vector either a column of JSON
-lists (default ``features``, else ``_c2``) or numeric columns (``feature_columns``, default every
-numeric column). Parquet and CSV/TSV need pyarrow (``pip install gio_rs[io]``).
+files; an array column, default ``features``); ``arrow`` (``.arrow``/``.feather``/``.ipc``, the
+IPC file or stream format; a Hugging Face ``datasets`` folder written by ``save_to_disk`` is a
+folder of these); ``jsonl`` (``.jsonl``/``.ndjson``, also ``.gz``/``.zst``: one JSON object per
+line, the vector a list field, default ``features``); ``reference-tsv`` (headerless,
+tab-separated, the third column ``_c2`` a JSON list, as `grad-info-opt` reads it; a ``.tsv`` whose
+first line looks like that is read this way); ``csv`` / ``tsv`` with a header, the vector either
+a column of JSON lists (default ``features``, else ``_c2``) or numeric columns
+(``feature_columns``, default every numeric column); ``text`` (``.txt``, embedded). A folder is a
+dataset of shards of one format (`gio_rs.batches`). Everything but ``.npy`` needs pyarrow
+(``pip install gio_rs[io]``); the jsonl decompression is pyarrow's own (gzip and zstd).
 """
 
 from __future__ import annotations
@@ -26,9 +32,15 @@ import numpy as np
 
 from ._core import GioError
 
-FORMATS = ("npy", "parquet", "reference-tsv", "csv", "tsv", "text")
+FORMATS = ("npy", "parquet", "arrow", "jsonl", "reference-tsv", "csv", "tsv", "text")
+# Read through gio_rs.batches (in pieces, then joined) rather than in one call.
+_CHUNKED_FORMATS = ("arrow", "jsonl")
+_JSONL_SUFFIXES = (".jsonl", ".ndjson")
+_COMPRESSED_SUFFIXES = (".gz", ".zst")
+_ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
 ROW_INDEX_COLUMN = "row_index"
 CLUSTER_COLUMN = "cluster"
+RANK_COLUMN = "rank"
 _BAD_ROWS_SHOWN = 10
 _MESSAGE_CHARS = 500  # of a reader's own error message, in ours
 
@@ -54,6 +66,34 @@ class Table:
         return len(self.features)
 
 
+@dataclass(frozen=True)
+class RowNames:
+    """How errors name the rows of a table that is one piece of a file (a batch of a shard read
+    in pieces): rows are numbered from `first_row` within the file, or by their line number in
+    it (`lines`, 1-based, one per row of the piece: jsonl)."""
+
+    first_row: int = 0
+    lines: Optional[np.ndarray] = None
+
+    @property
+    def noun(self) -> str:
+        return "line" if self.lines is not None else "row"
+
+    def numbers(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        return self.lines[rows] if self.lines is not None else rows + self.first_row
+
+    def many(self, rows: np.ndarray) -> str:
+        """'rows 3, 5' (or 'lines 4, 6'): `rows` index the piece."""
+        return f"{self.noun}s {_rows_text(self.numbers(rows))}"
+
+    def one(self, row: int) -> str:
+        return f"{self.noun} {int(self.numbers(np.array([row]))[0])}"
+
+
+WHOLE_FILE = RowNames()
+
+
 def _pyarrow() -> Any:
     try:
         import pyarrow
@@ -68,11 +108,21 @@ def _pyarrow() -> Any:
 
 
 def detect_format(path: str) -> str:
-    """The format of `path` from its extension (and, for `.tsv`, its first line)."""
+    """The format of `path` from its extension (and, for `.tsv`, its first line); for a folder,
+    the format of its files (a Hugging Face `datasets` folder holds Arrow files)."""
     p = Path(path)
     if p.is_dir():
-        return "parquet"
+        from .batches import list_shards
+
+        return list_shards(path)[0].fmt
+    suffixes = [s.lower() for s in p.suffixes[-2:]]
+    if suffixes[-1:] and suffixes[-1] in _COMPRESSED_SUFFIXES and suffixes[0] in _JSONL_SUFFIXES:
+        return "jsonl"
     suffix = p.suffix.lower()
+    if suffix in _JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in _ARROW_SUFFIXES:
+        return "arrow"
     if suffix == ".npy":
         return "npy"
     if suffix in (".parquet", ".pq"):
@@ -85,7 +135,8 @@ def detect_format(path: str) -> str:
         return "reference-tsv" if _looks_like_reference_tsv(p) else "tsv"
     raise GioError(
         f"{path}: cannot tell the format from the extension {suffix!r}; "
-        f"use .npy, .parquet, .csv or .tsv, or give the format ({', '.join(FORMATS)})"
+        f"use .npy, .parquet, .arrow, .jsonl(.gz|.zst), .csv, .tsv or .txt, or give the format "
+        f"({', '.join(FORMATS)})"
     )
 
 
@@ -120,8 +171,10 @@ def read_table(
     fmt = detect_format(path) if fmt is None else fmt
     if fmt not in FORMATS:
         raise GioError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    if fmt not in ("npy", "parquet"):
+    if fmt not in ("npy", "parquet", "arrow") and os.path.isfile(path) and not _compressed(path):
         warn_if_cut_short(path, stacklevel=3)
+    if fmt in _CHUNKED_FORMATS or (os.path.isdir(path) and fmt != "parquet"):
+        return _read_in_chunks(path, fmt, features_col, feature_columns, text_column, embed_options or {})
     if fmt == "text" or text_column is not None:
         return _read_text(path, fmt, text_column, embed_options or {})
     if fmt == "npy" and (features_col is not None or feature_columns):
@@ -135,6 +188,50 @@ def read_table(
             features, used = _vectors_from_columns(pa, columns, path, fmt, features_col, feature_columns)
             table = Table(features, columns, used, path, fmt)
         _check_rows(table)
+    return table
+
+
+def _compressed(path: str) -> bool:
+    return Path(path).suffix.lower() in _COMPRESSED_SUFFIXES
+
+
+def _read_in_chunks(
+    path: str,
+    fmt: str,
+    features_col: Optional[str],
+    feature_columns: Optional[Sequence[str]],
+    text_column: Optional[str],
+    embed_options: dict,
+) -> Table:
+    """A whole file or folder read through gio_rs.batches: the pieces joined (carried columns
+    whose type differs between pieces, e.g. null in one, are unified), text embedded at once."""
+    from . import embed
+    from .batches import RowSource
+
+    source = RowSource.open(
+        path, fmt=fmt, features_col=features_col, feature_columns=feature_columns, text_column=text_column
+    )
+    pieces, vectors, texts = [], [], []
+    for chunk in source.chunks(vectors=True, table=True, embed=False):
+        pieces.append(chunk.table)
+        if chunk.texts is not None:
+            texts.extend(chunk.texts)
+        elif chunk.vectors is not None:
+            vectors.append(chunk.vectors)
+    if not pieces or sum(p.num_rows for p in pieces) == 0:
+        raise GioError(f"{path}: has no rows")
+    pa = _pyarrow()
+    with reader_errors(path, fmt):
+        columns = pa.concat_tables(pieces, promote_options="permissive")
+    if source.is_text:
+        name = source.text_column or "sentence"
+        table = Table(embed.embed(texts, **embed_options), columns, name, path, fmt)
+    else:
+        dtype = np.float32 if all(v.dtype == np.float32 for v in vectors) else np.float64
+        features = np.concatenate([v.astype(dtype, copy=False) for v in vectors])
+        used = None if source.feature_columns else (source.features_col or "features")
+        table = Table(features, columns, used, path, fmt)
+    _check_rows(table)
     return table
 
 
@@ -268,37 +365,38 @@ def _vectors_from_columns(
     fmt: str,
     features_col: Optional[str],
     feature_columns: Optional[Sequence[str]],
+    names: RowNames = WHOLE_FILE,
 ) -> tuple[np.ndarray, Optional[str]]:
-    names = columns.column_names
+    column_names = columns.column_names
     if feature_columns:
         if features_col is not None:
             raise GioError(f"{path}: give either features_col or feature_columns, not both")
-        return _numeric_columns(pa, columns, path, list(feature_columns)), None
+        return _numeric_columns(pa, columns, path, list(feature_columns), names), None
     if features_col is None:
         if fmt == "reference-tsv":
             features_col = "_c2"
-        elif "features" in names:
+        elif "features" in column_names:
             features_col = "features"
-        elif "_c2" in names:
+        elif "_c2" in column_names:
             features_col = "_c2"
         elif fmt in ("csv", "tsv"):
-            numeric = [n for n in names if _is_numeric(pa, columns.schema.field(n).type)]
+            numeric = [n for n in column_names if _is_numeric(pa, columns.schema.field(n).type)]
             if not numeric:
                 raise GioError(
                     f"{path}: no 'features' column and no numeric columns; name the vector column "
-                    f"(features_col) or the numeric ones (feature_columns). Columns: {names}"
+                    f"(features_col) or the numeric ones (feature_columns). Columns: {column_names}"
                 )
-            return _numeric_columns(pa, columns, path, numeric), None
+            return _numeric_columns(pa, columns, path, numeric, names), None
         else:
-            raise GioError(f"{path}: no 'features' column; name the vector column. Columns: {names}")
-    if features_col not in names:
-        raise GioError(f"{path}: no column {features_col!r}; columns: {names}")
+            raise GioError(f"{path}: no 'features' column; name the vector column. Columns: {column_names}")
+    if features_col not in column_names:
+        raise GioError(f"{path}: no column {features_col!r}; columns: {column_names}")
     column = columns.column(features_col).combine_chunks()
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return _vectors_from_json(column.to_pylist(), path, features_col), features_col
+        return _vectors_from_json(column.to_pylist(), path, features_col, names), features_col
     if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
-        return _vectors_from_lists(pa, column, path, features_col), features_col
+        return _vectors_from_lists(pa, column, path, features_col, names), features_col
     raise GioError(
         f"{path}: column {features_col!r} has type {kind}; expected an array of numbers or JSON list text"
     )
@@ -308,7 +406,9 @@ def _is_numeric(pa: Any, kind: Any) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind)
 
 
-def _numeric_columns(pa: Any, columns: Any, path: str, wanted: list[str]) -> np.ndarray:
+def _numeric_columns(
+    pa: Any, columns: Any, path: str, wanted: list[str], names: RowNames = WHOLE_FILE
+) -> np.ndarray:
     missing = [n for n in wanted if n not in columns.column_names]
     if missing:
         raise GioError(f"{path}: no column(s) {missing}; columns: {columns.column_names}")
@@ -319,27 +419,29 @@ def _numeric_columns(pa: Any, columns: Any, path: str, wanted: list[str]) -> np.
             raise GioError(f"{path}: column {name!r} has type {column.type}, not a number")
         if column.null_count:
             rows = np.flatnonzero(np.asarray(column.is_null()))
-            raise GioError(f"{path}: column {name!r} has empty values (rows {_rows_text(rows)})")
+            raise GioError(f"{path}: column {name!r} has empty values ({names.many(rows)})")
         parts.append(column.to_numpy())
     all_float32 = all(p.dtype == np.float32 for p in parts)
     return np.column_stack(parts).astype(np.float32 if all_float32 else np.float64, copy=False)
 
 
-def _vectors_from_lists(pa: Any, column: Any, path: str, name: str) -> np.ndarray:
+def _vectors_from_lists(
+    pa: Any, column: Any, path: str, name: str, names: RowNames = WHOLE_FILE
+) -> np.ndarray:
     if column.null_count:
         rows = np.flatnonzero(np.asarray(column.is_null()))
-        raise GioError(f"{path}: column {name!r} has null vectors (rows {_rows_text(rows)})")
+        raise GioError(f"{path}: column {name!r} has null vectors ({names.many(rows)})")
     lengths = np.asarray(pa.compute.list_value_length(column))
     if len(lengths) and (lengths != lengths[0]).any():
         bad = np.flatnonzero(lengths != lengths[0])
         raise GioError(
-            f"{path}: column {name!r} mixes vector lengths: row 0 has {lengths[0]}, "
-            f"rows {_rows_text(bad)} differ"
+            f"{path}: column {name!r} mixes vector lengths: {names.one(0)} has {lengths[0]}, "
+            f"{names.many(bad)} differ"
         )
     values = pa.compute.list_flatten(column)
     if values.null_count:
         owner = np.repeat(np.arange(len(lengths)), lengths)[np.asarray(values.is_null())]
-        raise GioError(f"{path}: column {name!r} has null elements (rows {_rows_text(np.unique(owner))})")
+        raise GioError(f"{path}: column {name!r} has null elements ({names.many(np.unique(owner))})")
     if not _is_numeric(pa, values.type):
         raise GioError(f"{path}: column {name!r} holds {values.type}, not numbers")
     flat = values.to_numpy(zero_copy_only=False)
@@ -348,17 +450,17 @@ def _vectors_from_lists(pa: Any, column: Any, path: str, name: str) -> np.ndarra
     return flat.astype(dtype, copy=False).reshape(len(lengths), dim)
 
 
-def _vectors_from_json(texts: list, path: str, name: str) -> np.ndarray:
+def _vectors_from_json(texts: list, path: str, name: str, names: RowNames = WHOLE_FILE) -> np.ndarray:
     rows = []
     for row, text in enumerate(texts):
         if text is None:
-            raise GioError(f"{path}: column {name!r} is empty at row {row}")
+            raise GioError(f"{path}: column {name!r} is empty at {names.one(row)}")
         try:
             value = json.loads(text)
         except ValueError as exc:
-            raise GioError(f"{path}: column {name!r} at row {row} is not a JSON list ({exc})") from exc
+            raise GioError(f"{path}: column {name!r} at {names.one(row)} is not a JSON list ({exc})") from exc
         if not isinstance(value, list):
-            raise GioError(f"{path}: column {name!r} at row {row} is not a JSON list of numbers")
+            raise GioError(f"{path}: column {name!r} at {names.one(row)} is not a JSON list of numbers")
         rows.append(value)
     if not rows:
         return np.zeros((0, 0))
@@ -366,8 +468,8 @@ def _vectors_from_json(texts: list, path: str, name: str) -> np.ndarray:
     if (lengths != lengths[0]).any():
         bad = np.flatnonzero(lengths != lengths[0])
         raise GioError(
-            f"{path}: column {name!r} mixes vector lengths: row 0 has {lengths[0]}, "
-            f"rows {_rows_text(bad)} differ"
+            f"{path}: column {name!r} mixes vector lengths: {names.one(0)} has {lengths[0]}, "
+            f"{names.many(bad)} differ"
         )
     try:
         return np.array(rows, dtype=np.float64)
@@ -384,13 +486,19 @@ def _check_rows(table: Table) -> None:
     features = table.features
     if features.shape[0] == 0:
         raise GioError(f"{table.path}: has no rows")
+    check_vectors(features, table.path)
+
+
+def check_vectors(features: np.ndarray, path: str, names: RowNames = WHOLE_FILE) -> None:
+    """GioError for vectors without components or with NaN/inf values (naming the rows)."""
     if features.shape[1] == 0:
-        raise GioError(f"{table.path}: the vectors have no components")
+        raise GioError(f"{path}: the vectors have no components")
     if features.dtype.kind == "f":
         finite = np.isfinite(features).all(axis=1)
         if not finite.all():
+            bad = np.flatnonzero(~finite)
             raise GioError(
-                f"{table.path}: rows with NaN or infinite values: {_rows_text(np.flatnonzero(~finite))}"
+                f"{path}: {names.noun}s with NaN or infinite values: {_rows_text(names.numbers(bad))}"
             )
 
 
@@ -420,7 +528,8 @@ def output_format(path: Any, fmt: Optional[str] = None) -> str:
 def selected_rows(table: Table, indices: np.ndarray, cluster_of_row: Optional[np.ndarray] = None) -> Any:
     """A pyarrow table of the selected rows, in selection order: the file's columns (for `.npy`
     input, the vector as a `features` column), then `row_index` (the row in the input file) and,
-    when quantised, `cluster`."""
+    when quantised, `cluster`, then `rank` (the position in the selection: any prefix of the
+    rows is the selection of a smaller budget)."""
     pa = _pyarrow()
     indices = np.asarray(indices, dtype=np.int64)
     if table.columns is None:
@@ -431,13 +540,13 @@ def selected_rows(table: Table, indices: np.ndarray, cluster_of_row: Optional[np
     else:
         out = table.columns.take(pa.array(indices))
     taken = set(out.column_names)
-    for name in (ROW_INDEX_COLUMN, CLUSTER_COLUMN):
+    for name in (ROW_INDEX_COLUMN, CLUSTER_COLUMN, RANK_COLUMN):
         if name in taken:
             raise GioError(f"{table.path}: already has a column {name!r}, which the output adds")
     out = out.append_column(ROW_INDEX_COLUMN, pa.array(indices))
     if cluster_of_row is not None:
         out = out.append_column(CLUSTER_COLUMN, pa.array(np.asarray(cluster_of_row, dtype=np.int64)))
-    return out
+    return out.append_column(RANK_COLUMN, pa.array(np.arange(len(indices), dtype=np.int64)))
 
 
 def write_selection(

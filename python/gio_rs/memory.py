@@ -4,7 +4,7 @@
 The working set is what gio_rs allocates for a call on top of the arrays you pass in: copies made
 to reach a C-contiguous float32/float64 array, the core's buffers and the results. The core
 estimates its own buffers next to the allocations they describe, with the thread count of its
-pool (``gio_rs._core.select_bytes``, ``kmeans_bytes``, ``assign_bytes``; README.md lists the
+pool (``gio_rs._core.select_bytes``, ``kmeans_bytes``, ``assign_bytes``; docs/guarantees.md lists the
 formulas); each entry point adds the copies and results it makes itself. tests/test_memory.py
 checks that the estimates bound the measured peak:
 

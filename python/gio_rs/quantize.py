@@ -8,9 +8,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _core
-from ._arrays import as_matrix, check_int, same_columns
+from . import _core, memory, sampling
+from ._arrays import as_matrix, check_int, copy_bytes, same_columns, working_dtype
 from .kmeans import KMeans
+
+_PREDICT_ROWS = 1 << 16  # rows labelled at a time after a sampled fit
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class Quantization:
     target_labels: np.ndarray
     train_centers: np.ndarray
     target_centers: np.ndarray
+    sample_rows: Optional[int] = None
+    """Rows of train the pool's K-Means was fitted on when it ran on a sample (then the labels of
+    `train_model` are the sample's and `train_labels` every row's); None: every row."""
 
     def explode(self, chosen_clusters: Any) -> Explosion:
         """The train rows of the chosen pool clusters (see `gio_rs.quantize.explode`)."""
@@ -97,17 +102,24 @@ def quantize(
     n_init: int = 1,
     max_iter: int = 300,
     progress: bool = False,
+    kmeans_sample_rows: Optional[int] = None,
 ) -> Quantization:
     """K-Means on the pool (`n_clusters` clusters) and on the target (`n_clusters_target`,
     default the same, at most the number of target rows; a target no larger than that is used
     as it is, each row its own cluster). `seed` seeds both fits (the target's with seed + 1).
-    `progress` shows a bar of each fit's Lloyd iterations on stderr."""
+    `progress` shows a bar of each fit's Lloyd iterations on stderr.
+
+    The pool's fit runs on every row when its working set fits the memory budget
+    (`gio_rs.memory`); otherwise on a seeded uniform sample of as many rows as fit, after which
+    every row is labelled a slice at a time with `predict` (so a memory-mapped pool larger than
+    memory works). `kmeans_sample_rows` fits on that many sampled rows whatever the budget."""
     train_arr = as_matrix("train", train)
     target_arr = as_matrix("target", target)
     same_columns("train", train_arr, "target", target_arr.shape[1])
     return quantize_matrices(
-        train_arr, target_arr, n_clusters, n_clusters_target, seed, n_init, max_iter, progress
-    )
+        train_arr, target_arr, n_clusters, n_clusters_target, seed, n_init, max_iter, progress,
+        kmeans_sample_rows,
+    )  # fmt: skip
 
 
 def quantize_matrices(
@@ -119,6 +131,7 @@ def quantize_matrices(
     n_init: Any = 1,
     max_iter: Any = 300,
     progress: Any = False,
+    kmeans_sample_rows: Any = None,
 ) -> Quantization:
     """`quantize` on matrices `as_matrix` accepted already (each input is scanned once)."""
     k = check_int("n_clusters", n_clusters, minimum=1)
@@ -127,9 +140,19 @@ def quantize_matrices(
     )
     if seed is not None:
         seed = check_int("seed", seed, minimum=0)
-    train_model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=seed, progress=progress)._fit(
-        train_arr
-    )
+    train_model = KMeans(k, n_init=n_init, max_iter=max_iter, random_state=seed, progress=progress)
+    sample_size = _pool_sample_size(train_arr, k, kmeans_sample_rows)
+    if sample_size is None:
+        train_model._fit(train_arr)
+        train_labels = train_model.labels_
+    else:
+        rows = sampling.sample_rows(len(train_arr), sample_size, seed)
+        train_model._fit(train_arr[rows])
+        train_labels = np.empty(len(train_arr), dtype=np.int64)
+        for start in range(0, len(train_arr), _PREDICT_ROWS):
+            train_labels[start : start + _PREDICT_ROWS] = train_model.predict(
+                train_arr[start : start + _PREDICT_ROWS]
+            )
     if k_target >= len(target_arr):
         target_model = None
         target_centers = np.asarray(target_arr)
@@ -144,8 +167,28 @@ def quantize_matrices(
     return Quantization(
         train_model=train_model,
         target_model=target_model,
-        train_labels=train_model.labels_,
+        train_labels=train_labels,
         target_labels=target_labels,
         train_centers=train_model.cluster_centers_,
         target_centers=target_centers,
+        sample_rows=sample_size,
     )
+
+
+def _pool_sample_size(train: np.ndarray, k: int, wanted: Optional[int]) -> Optional[int]:
+    """Rows to fit the pool's K-Means on, or None for every row (see `quantize`)."""
+    n, dim = train.shape
+    if wanted is not None:
+        size = check_int("kmeans_sample_rows", wanted, minimum=1)
+        if size < k:
+            raise _core.GioError(f"kmeans_sample_rows: {size} rows cannot hold n_clusters={k} clusters")
+        return None if size >= n else size
+    dtype = working_dtype(train)
+    budget = memory.memory_budget()
+    whole = copy_bytes(train, dtype) + _core.kmeans_bytes(n, dim, k, dtype.itemsize)
+    if budget is None or whole <= budget or k > n:
+        return None  # KMeans.fit checks (and reports) the rest
+    # Kept besides the sample: every row's label and the labelling of one slice.
+    reserved = 8 * n + _core.assign_bytes(_PREDICT_ROWS, dim, k)
+    size = sampling.fitting_sample_size(n, dim, k, dtype.itemsize, reserved=reserved)
+    return None if size >= n else size

@@ -235,6 +235,8 @@ def select(
     n_clusters_target: Optional[int] = None,
     kmeans_max_iter: int = 300,
     greedy_max_bytes: int = GREEDY_MAX_BYTES,
+    budget_rows: Optional[int] = None,
+    kmeans_sample_rows: Optional[int] = None,
 ) -> Selection:
     """Select rows of `train` that make `init ∪ selection` most informative about `target`:
     greedily minimise the k-NN estimate of KL(target ‖ init ∪ selection) (GIO).
@@ -373,7 +375,10 @@ def select(
         `clusters` holds the chosen cluster ids in selection order (a cluster chosen twice after a
         reset appears twice there, and in `repeated_clusters`, but its rows once in `indices`);
         `kl_trace` is measured on centroids. `seed` also seeds the K-Means fits, which run at
-        most `kmeans_max_iter` Lloyd iterations each.
+        most `kmeans_max_iter` Lloyd iterations each. The pool's fit runs on every row when it
+        fits the memory budget, else on a seeded sample of as many rows as fit (then every row
+        is labelled by `predict`, a slice at a time): `kmeans_sample_rows` sets that sample's
+        size. For pools in files larger than memory, see `gio_rs.select_stream`.
     n_clusters_target : int, optional
         Clusters of the target with `n_clusters` (default: `n_clusters`; see there).
     kmeans_max_iter : int
@@ -381,6 +386,14 @@ def select(
     greedy_max_bytes : int
         method="greedy" refuses to build a distance table larger than this (default 4 GiB) and
         raises GioError naming `train`; quantise (`n_clusters`) for larger problems.
+    budget_rows : int, optional
+        Exactly this many pool rows, ranked (`gio_rs.ranking`): `indices[:m]` is what a budget of
+        m rows gives. Replaces `max_iter`, `stop_criterion` and `max_data_size` (leave them at
+        their defaults): without `n_clusters` the loop runs until it has accepted `budget_rows`
+        distinct rows; with it, until the chosen clusters hold that many rows, whose members are
+        ranked cluster by cluster in selection order and, inside a cluster, by squared distance to
+        the nearest target centroid (nearest first, ties by row), the last cluster trimmed.
+        `stop_reason` is then "budget_rows".
 
     Returns
     -------
@@ -395,6 +408,11 @@ def select(
     before it starts.
     float32 input stays float32 in memory; distances and sums are computed in float64.
     """
+    if budget_rows is not None:
+        arguments = dict(locals())  # every argument as given, for the budget's own loop
+        from .ranking import select_with_budget
+
+        return select_with_budget(select, arguments)
     params = _core.SelectParams(
         method=method,
         semantics="fixed",
@@ -436,10 +454,13 @@ def select(
             seed=seed,
             max_iter=check_int("kmeans_max_iter", kmeans_max_iter, minimum=1),
             progress=check_bool("progress", progress),
+            kmeans_sample_rows=kmeans_sample_rows,
         )
         train_arr, target_arr = quantization.train_centers, quantization.target_centers
     elif n_clusters_target is not None:
         raise _core.GioError("n_clusters_target: only used together with n_clusters")
+    elif kmeans_sample_rows is not None:
+        raise _core.GioError("kmeans_sample_rows: only used together with n_clusters")
     random_init_pct = check_float("random_init_pct", random_init_pct, minimum=0.0, maximum=1.0)
     uniform["normalize"] = check_bool("normalize", normalize)
     if callback is not None and not callable(callback):

@@ -24,9 +24,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _core
+from . import _core, ranking
 from ._arrays import as_matrix, check_int
 from ._core import GioError
+from .io import RANK_COLUMN
 from .selection import Selection
 from .selection import select as _select_in_memory
 
@@ -60,6 +61,8 @@ _FILE = "_gio_file"
 _ROW_IN_FILE = "_gio_row_in_file"
 _OFFSET = "_gio_file_offset"
 _RANK = "_gio_cluster_rank"
+_NEAREST = "_gio_nearest_target"
+_DISTANCE = "_gio_target_distance"
 _MAX_IDS_IN_ERRORS = 5
 
 
@@ -435,6 +438,47 @@ def explode(
     return joined.orderBy(*sort_keys).select(*assigned.columns)
 
 
+def _ranked_rows(
+    assigned: DataFrame,
+    chosen: np.ndarray,
+    sizes: np.ndarray,
+    target_centers: np.ndarray,
+    budget: int,
+    features_col: str,
+    cluster_col: str,
+    id_col: str,
+) -> DataFrame:
+    """The first `budget` rows of the chosen clusters in rank order, with a `rank` column: the
+    rank of a row is the rows of the clusters chosen before its own plus its place in its
+    cluster by (squared distance to the nearest target centroid, id_col)."""
+    from pyspark.sql import Window
+
+    order = ranking.first_occurrences(chosen)
+    starts = np.concatenate([[0], np.cumsum(sizes[order])[:-1]])
+    offsets = [(int(c), int(start)) for c, start in zip(order, starts)]
+    schema = T.StructType(
+        [T.StructField(cluster_col, T.LongType(), False), T.StructField(_OFFSET, T.LongType(), False)]
+    )
+    offsets_df = assigned.sparkSession.createDataFrame(offsets, schema)
+    keyed = assigned.withColumn(cluster_col, F.col(cluster_col).cast(T.LongType()))
+    members = keyed.join(F.broadcast(offsets_df), on=cluster_col, how="inner")
+    with_distance = assign(
+        members,
+        target_centers,
+        features_col=features_col,
+        output_col=_NEAREST,
+        distance_col=_DISTANCE,
+        id_col=id_col,
+        validate=False,
+    )
+    ties = [F.col(_DISTANCE)] + ([F.col(id_col)] if id_col in assigned.columns else [])
+    within = Window.partitionBy(cluster_col).orderBy(*ties)
+    rank = (F.col(_OFFSET) + F.row_number().over(within) - 1).cast(T.LongType())
+    ranked = with_distance.withColumn(RANK_COLUMN, rank)
+    kept = ranked.filter(F.col(RANK_COLUMN) < budget).orderBy(RANK_COLUMN)
+    return kept.select(*assigned.columns, RANK_COLUMN)
+
+
 @dataclass(frozen=True)
 class SparkSelection:
     """The result of `select`.
@@ -486,6 +530,7 @@ def select(
     seed: int = 0,
     kmeans_max_iter: int = 20,
     validate: bool = True,
+    budget_rows: Optional[int] = None,
     **select_kwargs: Any,
 ) -> SparkSelection:
     """GIO at scale on Spark: quantise → select among centroids → explode.
@@ -498,6 +543,11 @@ def select(
        (every option of `gio_rs.select`: k, max_iter, stop_criterion, v_init, ...).
     3. `assign` the train rows to the pool centroids (gio_rs kernel in the partitions) and
        `explode` the chosen clusters: `SparkSelection.rows`.
+
+    With `budget_rows=N`, exactly N rows (the pool permitting), ranked as `gio_rs.ranking` ranks
+    them (clusters in selection order, then by squared distance to the nearest target centroid,
+    then by `id_col`), with a `rank` column; the selection among centroids runs until its
+    clusters hold N rows (their sizes come from one count on the executors).
 
     Everything is seeded: the same data, partitioning and seed give the same rows. Driver memory:
     both centroid sets (K × d float64 each) and the selection state on them.
@@ -538,8 +588,6 @@ def select(
             f"target_centers: have {target_centers.shape[1]} columns, train_centers {train_centers.shape[1]}"
         )
 
-    selection = _select_in_memory(train_centers, target_centers, seed=seed, **select_kwargs)
-    chosen = np.asarray(selection.indices, dtype=np.int64)
     assigned = assign(
         train_df,
         train_centers,
@@ -548,7 +596,26 @@ def select(
         id_col=id_col,
         validate=False,
     )
-    rows = explode(assigned, chosen, cluster_col=cluster_col, id_col=id_col)
+    if budget_rows is None:
+        selection = _select_in_memory(train_centers, target_centers, seed=seed, **select_kwargs)
+        chosen = np.asarray(selection.indices, dtype=np.int64)
+        rows = explode(assigned, chosen, cluster_col=cluster_col, id_col=id_col)
+    else:
+        budget = ranking.check_budget(budget_rows, select_kwargs)
+        counts = assigned.groupBy(cluster_col).count().collect()
+        sizes = np.zeros(len(train_centers), dtype=np.int64)
+        for row in counts:
+            sizes[int(row[cluster_col])] = int(row["count"])
+        options = {
+            k: v for k, v in select_kwargs.items() if k not in ("max_iter", "stop_criterion", "max_data_size")
+        }
+        selection = ranking.choose_clusters(
+            _select_in_memory, train_centers, target_centers, sizes, budget, {**options, "seed": seed}
+        )
+        chosen = np.asarray(selection.indices, dtype=np.int64)
+        rows = _ranked_rows(
+            assigned, chosen, sizes, target_centers, budget, features_col, cluster_col, id_col
+        )
     distinct, first, counts = np.unique(chosen, return_index=True, return_counts=True)
     order = np.argsort(first, kind="stable")
     return SparkSelection(

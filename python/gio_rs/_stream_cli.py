@@ -1,0 +1,150 @@
+"""`gio-rs select --clusters K` (local engine): the out-of-core pipeline of gio_rs.stream on the
+command's files, its summary and plot. Kept out of cli.py, which only dispatches here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__, io, writers
+from ._core import GioError, simd_level
+
+
+def summary_file(args: argparse.Namespace) -> str:
+    from .cli import summary_path
+
+    if args.summary is not None:
+        return args.summary
+    return summary_path(os.fspath(args.out).rstrip("/" + os.sep), None)
+
+
+def run(
+    args: argparse.Namespace, options: dict[str, Any], *, report: Callable[[str], None]
+) -> dict[str, Any]:
+    """Runs select_stream with the command's inputs and options; writes the summary (and plot)."""
+    from .cli import _finite_or_none, _floats, _show_progress
+    from .stream import select_stream
+
+    started = time.perf_counter()
+    summary_path = summary_file(args)
+    outputs = [os.fspath(args.out).rstrip("/" + os.sep), summary_path] + ([args.plot] if args.plot else [])
+    if len(set(map(os.path.abspath, outputs))) != len(outputs):
+        raise GioError(f"--out/--summary/--plot: must be different files, got {outputs}")
+    writers.check_output(args.out, overwrite=args.overwrite)
+    for path in outputs[1:]:
+        io.check_writable(path, overwrite=args.overwrite)
+    out_format = writers.output_format(args.out, args.out_format)
+    columns = [c.strip() for c in args.feature_columns.split(",")] if args.feature_columns else None
+    select_options = dict(options)
+    for name in ("n_clusters", "n_clusters_target", "kmeans_max_iter", "seed", "budget_rows"):
+        select_options.pop(name, None)
+    sample_rows = select_options.pop("kmeans_sample_rows", None)
+    result = select_stream(
+        args.train,
+        args.target,
+        n_clusters=args.n_clusters,
+        n_clusters_target=args.n_clusters_target,
+        init=args.init,
+        budget_rows=options.get("budget_rows"),
+        out=args.out,
+        out_format=out_format,
+        shard_bytes=args.shard_bytes,
+        overwrite=args.overwrite,
+        dedup=args.dedup,
+        kmeans_sample_rows=sample_rows,
+        kmeans_max_iter=args.kmeans_max_iter,
+        seed=args.seed,
+        work_dir=args.work_dir,
+        features_col=args.features_col,
+        feature_columns=columns,
+        text_column=args.text_column,
+        train_format=args.train_format,
+        target_format=args.target_format,
+        init_format=args.init_format,
+        batch_rows=args.batch_rows,
+        progress=_show_progress(args),
+        report=report,
+        embed_options={"progress": _show_progress(args)},
+        train_name="--train",
+        target_name="--target",
+        **select_options,
+    )
+    if args.plot:
+        _plot(args, result)
+    chosen = result.selection
+    summary: dict[str, Any] = {
+        "gio_rs_version": __version__,
+        "simd_level": simd_level(),
+        "command": "select",
+        "engine": "local (out-of-core)",
+        "parameters": {k: v for k, v in options.items() if not callable(v)},
+        "inputs": {"train": args.train, "target": args.target, "init": args.init},
+        "output": result.output,
+        "stop_reason": chosen.stop_reason,
+        "kl_start": _finite_or_none(chosen.kl_start),
+        "kl_final": _finite_or_none(chosen.kl_final),
+        "kl_trace": _floats(chosen.kl_trace),
+        "candidate_kl": _floats(chosen.candidate_kl),
+        "counts": {
+            "pool_rows": result.pool_rows,
+            "pool_rows_kept": result.kept_rows,
+            "selected_rows": len(result),
+            "clusters_chosen": int(len(np.unique(result.clusters))),
+            "candidates_evaluated": len(chosen.candidate_kl),
+            "resets": chosen.n_resets,
+        },
+        "kmeans": {
+            "clusters": int(len(result.centers)),
+            "sample_rows": result.sample_rows,
+            "iterations": result.kmeans_iterations,
+            "sample_inertia": result.kmeans_inertia,
+            "pool_inertia": result.pool_inertia,
+            "target_points": int(len(result.target_centers)),
+        },
+        "duplicates": {
+            "mode": result.dedup,
+            "pool": result.duplicates.report(dropped=result.dedup == "exact"),
+            "target": result.target_duplicates.report(dropped=True),
+        },
+        "indices": result.indices.tolist(),  # in rank order, as the in-memory summary has them
+        "clusters": result.clusters.tolist(),
+        "repeated_clusters": result.repeated_clusters.tolist(),
+        "work_dir": args.work_dir,
+        "reused": result.reused,
+        "peak_rss_bytes": result.peak_rss_bytes,
+        "timings_seconds": {**result.timings, "total": time.perf_counter() - started},
+    }
+    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+
+    def write_summary(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    io.atomic_write(summary_path, write_summary, overwrite=args.overwrite)
+    report(f"wrote {args.out}, {summary_path}" + (f", {args.plot}" if args.plot else ""))
+    return summary
+
+
+def _plot(args: argparse.Namespace, result: Any) -> None:
+    """The KL trace and a 2-D view: the centroids stand for the pool, the chosen ones for the
+    selection (the rows themselves are not held in memory)."""
+    from .plot import plot_selection
+
+    chosen = np.unique(result.clusters)
+    plot_selection(
+        args.plot,
+        target=result.target_centers,
+        selected=result.centers[chosen],
+        kl_trace=result.selection.kl_trace,
+        kl_start=result.selection.kl_start,
+        pool=result.centers,
+        title=f"GIO: {len(result)} of {result.pool_rows} pool rows selected "
+        f"({len(chosen)} clusters; centroids shown)",
+        overwrite=args.overwrite,
+        seed=args.seed or 0,
+    )

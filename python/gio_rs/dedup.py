@@ -1,0 +1,292 @@
+"""Exact duplicate rows, found by hashing the vectors: two independent 64-bit hashes of each row's
+values (a collision of both between different rows has probability about 2^-128 per pair, so at
+20 M rows about 1e-24 over all pairs), grouped by sorting. Rows are fed in batches, so that a pool
+larger than memory is scanned once; when more than `memory_rows` rows have been fed, the hashes
+go to partition files on disk (by their top bits) and each partition is sorted on its own.
+
+Two rows are duplicates when every value is equal (0.0 and -0.0 count as equal; NaN never occurs:
+inputs are checked first). The first occurrence (lowest row) of a group is kept; the others are
+reported as repeating it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+_RECORD = np.dtype([("h1", "<u8"), ("h2", "<u8"), ("row", "<i8")])
+_PARTITION_BITS = 8  # 256 partition files once spilled
+_MEMORY_ROWS = 4 << 20  # records kept in memory before spilling (24 bytes each: 96 MiB)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+SHOWN = 1000  # duplicate rows listed in a summary
+
+
+def _mix(z: np.ndarray, scratch: Optional[np.ndarray] = None) -> np.ndarray:
+    """SplitMix64's finaliser, in place on a uint64 array (wrapping arithmetic)."""
+    t = np.empty_like(z) if scratch is None else scratch
+    for shift, factor in ((30, _M1), (27, _M2)):
+        np.right_shift(z, np.uint64(shift), out=t)
+        z ^= t
+        z *= factor
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
+    return z
+
+
+def _position_keys(count: int, seed: int) -> np.ndarray:
+    return _mix(np.arange(count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed))
+
+
+def row_hashes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two 64-bit hashes of every row of `x` (2-D float or integer array): equal rows give equal
+    hashes. Each 64-bit word of a row is mixed with a key for its position (SplitMix64); the
+    first hash sums the mixed words, the second sums them times odd per-position factors, and
+    both sums are mixed again. So each depends on every value and on its position."""
+    x = np.ascontiguousarray(x)
+    if x.dtype.kind == "f":
+        x = x + x.dtype.type(0)  # -0.0 + 0.0 is +0.0: equal values, equal bits
+    raw = x.view(np.uint8).reshape(len(x), -1)
+    width = raw.shape[1]
+    if width % 8:
+        raw = np.concatenate([raw, np.zeros((len(x), 8 - width % 8), np.uint8)], axis=1)
+    words = raw.view(np.uint64)
+    count = words.shape[1]
+    mixed = words ^ _position_keys(count, 0x243F6A8885A308D3)
+    _mix(mixed)
+    first = mixed.sum(axis=1, dtype=np.uint64)
+    mixed *= _position_keys(count, 0x13198A2E03707344) | np.uint64(1)
+    second = mixed.sum(axis=1, dtype=np.uint64)
+    length = np.uint64(count)
+    return _mix(first + length), _mix(second ^ length)
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    """Rows that repeat an earlier row: `rows[i]` has the same vector as `first[i]` < rows[i]
+    (the first row of its group). Sorted by `rows`."""
+
+    rows: np.ndarray
+    first: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def groups(self) -> int:
+        """Distinct vectors that occur more than once."""
+        return int(len(np.unique(self.first)))
+
+    def report(self, *, dropped: bool, shown: int = SHOWN) -> dict[str, Any]:
+        """For a JSON summary: how many, and which (the first `shown` as [row, first row])."""
+        pairs = np.column_stack([self.rows[:shown], self.first[:shown]]).tolist()
+        return {
+            "duplicate_rows": len(self),
+            "groups": self.groups,
+            "dropped": bool(dropped and len(self)),
+            "rows": pairs,
+            "rows_listed": len(pairs),
+        }
+
+    @classmethod
+    def none(cls) -> Duplicates:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+class DuplicateFinder:
+    """Feed batches of rows in order with `add`, then `finish` for the duplicates. Spills to
+    files under `folder` (a temporary folder by default) past `memory_rows` rows."""
+
+    def __init__(self, folder: Optional[str] = None, *, memory_rows: int = _MEMORY_ROWS) -> None:
+        self._folder = folder
+        self._own_folder: Optional[str] = None
+        self._memory_rows = memory_rows
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+        self._files: Optional[list[Any]] = None
+        self._next_row = 0
+
+    def add(self, x: np.ndarray, first_row: Optional[int] = None) -> None:
+        """Rows `first_row`, `first_row + 1`, ... (default: right after the previous batch)."""
+        if first_row is None:
+            first_row = self._next_row
+        h1, h2 = canonical_hashes(x)
+        self.add_hashes(h1, h2, first_row)
+
+    def add_hashes(self, h1: np.ndarray, h2: np.ndarray, first_row: int) -> None:
+        records = np.empty(len(h1), _RECORD)
+        records["h1"], records["h2"] = h1, h2
+        records["row"] = np.arange(first_row, first_row + len(h1), dtype=np.int64)
+        self._next_row = first_row + len(h1)
+        if self._files is None:
+            self._pending.append(records)
+            self._pending_rows += len(records)
+            if self._pending_rows > self._memory_rows:
+                self._spill()
+        else:
+            self._write(records)
+
+    def _spill(self) -> None:
+        base = self._folder
+        if base is None:
+            base = self._own_folder = tempfile.mkdtemp(prefix="gio-rs-dedup-")
+        else:
+            os.makedirs(base, exist_ok=True)
+        self._files = [
+            open(os.path.join(base, f"hashes-{p:03d}.bin"), "wb") for p in range(1 << _PARTITION_BITS)
+        ]
+        for records in self._pending:
+            self._write(records)
+        self._pending, self._pending_rows = [], 0
+
+    def _write(self, records: np.ndarray) -> None:
+        assert self._files is not None
+        part = (records["h1"] >> np.uint64(64 - _PARTITION_BITS)).astype(np.int64)
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange((1 << _PARTITION_BITS) + 1))
+        for p in range(1 << _PARTITION_BITS):
+            if bounds[p + 1] > bounds[p]:
+                records[order[bounds[p] : bounds[p + 1]]].tofile(self._files[p])
+
+    def finish(self) -> Duplicates:
+        """The duplicates among every row added; removes the spill files."""
+        try:
+            if self._files is None:
+                found = [
+                    _duplicates_in(np.concatenate(self._pending) if self._pending else np.empty(0, _RECORD))
+                ]
+            else:
+                names = [f.name for f in self._files]
+                for f in self._files:
+                    f.close()
+                found = []
+                for name in names:
+                    found.append(_duplicates_in(np.fromfile(name, dtype=_RECORD)))
+                    os.remove(name)
+        finally:
+            self.close()
+        rows = np.concatenate([f[0] for f in found])
+        first = np.concatenate([f[1] for f in found])
+        order = np.argsort(rows, kind="stable")
+        return Duplicates(rows[order], first[order])
+
+    def close(self) -> None:
+        if self._files is not None:
+            for f in self._files:
+                if not f.closed:
+                    f.close()
+        self._pending = []
+        if self._own_folder is not None:
+            shutil.rmtree(self._own_folder, ignore_errors=True)
+            self._own_folder = None
+
+
+def _duplicates_in(records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(records) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.lexsort((records["row"], records["h2"], records["h1"]))
+    ordered = records[order]
+    same = (ordered["h1"][1:] == ordered["h1"][:-1]) & (ordered["h2"][1:] == ordered["h2"][:-1])
+    if not same.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    # Group starts: rows whose hashes differ from the previous row's; each group's first row is
+    # its lowest (the sort's last key).
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    group_of = np.cumsum(np.concatenate([[True], ~same])) - 1
+    first_row = ordered["row"][starts][group_of]
+    repeat = np.concatenate([[False], same])
+    return ordered["row"][repeat].astype(np.int64), first_row[repeat].astype(np.int64)
+
+
+def find_duplicates(x: np.ndarray) -> Duplicates:
+    """The exact duplicate rows of an in-memory matrix."""
+    finder = DuplicateFinder()
+    step = 1 << 16
+    for start in range(0, len(x), step):
+        finder.add(x[start : start + step], start)
+    return finder.finish()
+
+
+def canonical_hashes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`row_hashes` of a canonical form, so that equal vectors hash equally whatever dtype their
+    file stores them in: a row whose values are all exactly float32 is hashed as float32, any
+    other as float64 (float32 -> float64 is exact, so equal values always meet)."""
+    x = np.asarray(x)
+    if x.dtype == np.float32:
+        return row_hashes(x)
+    x64 = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, so not exact, as it should be
+        x32 = x64.astype(np.float32)
+    exact = (x32 == x64).all(axis=1)
+    if exact.all():
+        return row_hashes(x32)
+    h1, h2 = row_hashes(x64)
+    if exact.any():
+        h1[exact], h2[exact] = row_hashes(x32[exact])
+    return h1, h2
+
+
+def drop_target_duplicates(x: np.ndarray, name: str = "target") -> tuple[np.ndarray, Duplicates]:
+    """`x` without its exact duplicate rows (the first of each group kept), with a warning
+    naming them: a repeated target row is at distance zero from its copy, which the k-NN
+    estimator clips to 1e-10, so it weighs as if it were its own dense region."""
+    import warnings
+
+    found = find_duplicates(x)
+    if not len(found):
+        return x, found
+    shown = ", ".join(map(str, found.rows[:10].tolist())) + (", ..." if len(found) > 10 else "")
+    warnings.warn(
+        f"{name}: {len(found)} exact duplicate rows dropped (rows {shown}): a repeated target row is at "
+        "distance zero from its copy, which the estimator clips",
+        stacklevel=3,
+    )
+    keep = np.ones(len(x), dtype=bool)
+    keep[found.rows] = False
+    return x[keep], found
+
+
+def text_hashes(texts: list) -> tuple[np.ndarray, np.ndarray]:
+    """Two 64-bit hashes (one 128-bit BLAKE2b digest) of each text's UTF-8 bytes. For text input
+    duplicates are rows with the same text: embedding the same sentence twice can differ in the
+    last bits (the batch it was padded in changes the rounding), so its vectors are not compared."""
+    import hashlib
+
+    digests = b"".join(hashlib.blake2b(str(t).encode("utf-8"), digest_size=16).digest() for t in texts)
+    pairs = np.frombuffer(digests, dtype="<u8").reshape(len(texts), 2) if texts else np.zeros((0, 2), "<u8")
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def find_text_duplicates(texts: list) -> Duplicates:
+    """The rows of `texts` whose text repeats an earlier row's."""
+    finder = DuplicateFinder()
+    h1, h2 = text_hashes(list(texts))
+    finder.add_hashes(h1, h2, 0)
+    return finder.finish()
+
+
+def drop_duplicates(
+    x: np.ndarray, name: str = "target", texts: Optional[list] = None
+) -> tuple[np.ndarray, Duplicates]:
+    """`drop_target_duplicates`, comparing `texts` instead of the vectors when given."""
+    if texts is None:
+        return drop_target_duplicates(x, name)
+    import warnings
+
+    found = find_text_duplicates(texts)
+    if len(found):
+        shown = ", ".join(map(str, found.rows[:10].tolist())) + (", ..." if len(found) > 10 else "")
+        warnings.warn(
+            f"{name}: {len(found)} rows repeat an earlier row's text and are dropped (rows {shown}): "
+            "a repeated target row is at distance zero from its copy, which the estimator clips",
+            stacklevel=3,
+        )
+        keep = np.ones(len(x), dtype=bool)
+        keep[found.rows] = False
+        x = x[keep]
+    return x, found
