@@ -38,8 +38,20 @@ fn descent_follows_the_reference_step_rule() {
                 *vj -= lr * want_scale * gj;
             }
         }
-        let (got, scale) =
-            descend_from(xr, wr, v0.clone(), None, steps, lr, discard, &mut || Ok(())).unwrap();
+        let run = |scale: Option<f64>, steps: usize| {
+            descend_from(
+                xr,
+                wr,
+                v0.clone(),
+                scale,
+                steps,
+                lr,
+                discard,
+                &mut || Ok(()),
+            )
+            .unwrap()
+        };
+        let (got, scale) = run(None, steps);
         assert!(
             (scale - want_scale).abs() <= 1e-12 * want_scale,
             "{scale} vs {want_scale}"
@@ -51,29 +63,8 @@ fn descent_follows_the_reference_step_rule() {
             );
         }
         // A given scale factor is used as it is, and zero steps leave v alone.
-        let (same, given) = descend_from(
-            xr,
-            wr,
-            v0.clone(),
-            Some(2.5),
-            0,
-            lr,
-            discard,
-            &mut || Ok(()),
-        )
-        .unwrap();
-        assert_eq!((same, given), (v0.clone(), 2.5));
-        let (one, _) = descend_from(
-            xr,
-            wr,
-            v0.clone(),
-            Some(2.5),
-            1,
-            lr,
-            discard,
-            &mut || Ok(()),
-        )
-        .unwrap();
+        assert_eq!(run(Some(2.5), 0), (v0.clone(), 2.5));
+        let (one, _) = run(Some(2.5), 1);
         let g = gradient(&v0);
         for j in 0..d {
             let expected = v0[j] - lr * 2.5 * g[j];
