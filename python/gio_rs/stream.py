@@ -1172,7 +1172,9 @@ def select_stream(
     if select_options.pop("callback", None) is not None:
         raise TypeError("callback: not supported by select_stream (progress=True shows the stages)")
     if seed is not None:
-        seed = check_int("seed", seed, minimum=0, maximum=2**32 - 2)
+        seed = check_int(
+            "seed", seed, minimum=0, maximum=2**32 - 1
+        )  # as select (RandomState); seed + 1 seeds K-Means, which takes more
     if budget_rows is not None:
         ranking.check_budget(budget_rows, select_options)
     kmeans_max_iter = check_int("kmeans_max_iter", kmeans_max_iter, minimum=1)
