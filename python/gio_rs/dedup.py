@@ -235,20 +235,26 @@ def drop_target_duplicates(x: np.ndarray, name: str = "target") -> tuple[np.ndar
     """`x` without its exact duplicate rows (the first of each group kept), with a warning
     naming them: a repeated target row is at distance zero from its copy, which the k-NN
     estimator clips to 1e-10, so it weighs as if it were its own dense region."""
+    found = find_duplicates(x)
+    return _drop_found(x, found, f"{name}: {len(found)} exact duplicate rows dropped"), found
+
+
+def _drop_found(x: np.ndarray, found: Duplicates, what: str) -> np.ndarray:
+    """`x` without the rows in `found`, with a warning that starts with `what` and names them
+    (attributed to the caller of the public function that called this one)."""
+    if not len(found):
+        return x
     import warnings
 
-    found = find_duplicates(x)
-    if not len(found):
-        return x, found
     shown = ", ".join(map(str, found.rows[:10].tolist())) + (", ..." if len(found) > 10 else "")
     warnings.warn(
-        f"{name}: {len(found)} exact duplicate rows dropped (rows {shown}): a repeated target row is at "
-        "distance zero from its copy, which the estimator clips",
-        stacklevel=3,
+        f"{what} (rows {shown}): a repeated target row is at distance zero from its copy, which the "
+        "estimator clips",
+        stacklevel=4,
     )
     keep = np.ones(len(x), dtype=bool)
     keep[found.rows] = False
-    return x[keep], found
+    return x[keep]
 
 
 def text_hashes(texts: list) -> tuple[np.ndarray, np.ndarray]:
@@ -276,17 +282,6 @@ def drop_duplicates(
     """`drop_target_duplicates`, comparing `texts` instead of the vectors when given."""
     if texts is None:
         return drop_target_duplicates(x, name)
-    import warnings
-
     found = find_text_duplicates(texts)
-    if len(found):
-        shown = ", ".join(map(str, found.rows[:10].tolist())) + (", ..." if len(found) > 10 else "")
-        warnings.warn(
-            f"{name}: {len(found)} rows repeat an earlier row's text and are dropped (rows {shown}): "
-            "a repeated target row is at distance zero from its copy, which the estimator clips",
-            stacklevel=3,
-        )
-        keep = np.ones(len(x), dtype=bool)
-        keep[found.rows] = False
-        x = x[keep]
-    return x, found
+    what = f"{name}: {len(found)} rows repeat an earlier row's text and are dropped"
+    return _drop_found(x, found, what), found
