@@ -10,8 +10,9 @@ pub mod gradient;
 pub mod greedy;
 mod params;
 
+pub use crate::kl::knn_kl_divergence;
 pub use gradient::gradient_select;
-pub use greedy::{greedy_select, knn_kl_divergence};
+pub use greedy::greedy_select;
 pub use params::{
     Method, SelectParams, Semantics, StopCriterion, VInit, ValidSelectParams,
     DEFAULT_GREEDY_MAX_BYTES,
