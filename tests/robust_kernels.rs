@@ -1081,7 +1081,6 @@ fn descent_robust<T: Float>(case: DescentCase<T>) -> TestCaseResult {
     let wr = Rows::new("W", &w, d).unwrap();
     let state = KlState::without_target_term(xr, wr, KlParams::new(1, discard)).unwrap();
     let mut work = DescentWork::default();
-    let mut never = || Ok(());
 
     // The automatic scale factor is ‖v‖ / ‖∇‖ (inf or NaN where the gradient vanishes).
     let mut g = vec![0.0; d];
@@ -1089,19 +1088,35 @@ fn descent_robust<T: Float>(case: DescentCase<T>) -> TestCaseResult {
     let auto = auto_scale_factor(&state, &v, &mut work);
     prop_assert_eq!(auto.to_bits(), (norm(&v) / norm(&g)).to_bits());
 
-    // descend = steps of v ← v − lr·scale·∇, bit for bit, and finite for lr·scale ≤ 1.
-    let mut descended = v.clone();
-    descend(
+    descend_is_manual_steps(&state, &v, (lr, scale), steps, &mut work)?;
+    many_sizes_are_one_at_a_time(
         &state,
-        &mut descended,
-        scale,
-        lr,
+        &v,
+        (lr, scale),
         steps,
+        discard,
+        extra_sizes,
         &mut work,
-        &mut never,
-    )
-    .unwrap();
-    let mut manual = v.clone();
+    )?;
+    if let Some(after) = abort_after {
+        poll_error_stops_descent(&state, &v, (lr, scale), steps, after, &mut work)?;
+    }
+    Ok(())
+}
+
+/// descend = steps of v ← v − lr·scale·∇, bit for bit, and finite for lr·scale ≤ 1.
+fn descend_is_manual_steps<T: Float>(
+    state: &KlState<'_, T>,
+    v: &[f64],
+    (lr, scale): (f64, f64),
+    steps: usize,
+    work: &mut DescentWork,
+) -> TestCaseResult {
+    let mut never = || Ok(());
+    let mut g = vec![0.0; v.len()];
+    let mut descended = v.to_vec();
+    descend(state, &mut descended, scale, lr, steps, work, &mut never).unwrap();
+    let mut manual = v.to_vec();
     for _ in 0..steps {
         state.gradient(&manual, &mut GradientWork::default(), &mut g);
         for (mj, gj) in manual.iter_mut().zip(&g) {
@@ -1114,53 +1129,73 @@ fn descent_robust<T: Float>(case: DescentCase<T>) -> TestCaseResult {
         "{descended:?} vs {manual:?}"
     );
     prop_assert!(all_finite(&descended), "{descended:?}");
+    Ok(())
+}
 
-    // Several selection sizes at once equal one at a time (discard: only the current size).
+/// Several selection sizes at once equal one at a time (discard: only the current size).
+fn many_sizes_are_one_at_a_time<T: Float>(
+    state: &KlState<'_, T>,
+    v: &[f64],
+    (lr, scale): (f64, f64),
+    steps: usize,
+    discard: bool,
+    extra_sizes: usize,
+    work: &mut DescentWork,
+) -> TestCaseResult {
+    let (d, mut never) = (v.len(), || Ok(()));
     let m = state.selection_size();
     let sizes: Vec<usize> = if discard {
         vec![m; extra_sizes + 1]
     } else {
         (m..=m + extra_sizes).collect()
     };
-    let mut batch: Vec<f64> = sizes.iter().flat_map(|_| v.clone()).collect();
+    let mut batch: Vec<f64> = sizes.iter().flat_map(|_| v.to_vec()).collect();
     descend_many(
-        &state, &mut batch, &sizes, scale, lr, steps, &mut work, &mut never,
+        state, &mut batch, &sizes, scale, lr, steps, work, &mut never,
     )
     .unwrap();
     for (b, &size) in sizes.iter().enumerate() {
-        let mut alone = v.clone();
+        let mut alone = v.to_vec();
         descend_many(
-            &state,
+            state,
             &mut alone,
             &[size],
             scale,
             lr,
             steps,
-            &mut work,
+            work,
             &mut never,
         )
         .unwrap();
         prop_assert!(same_bits(&batch[b * d..(b + 1) * d], &alone), "size {size}");
     }
+    Ok(())
+}
 
-    // A poll error stops the descent with that error once the poll is reached.
-    if let Some(after) = abort_after {
-        let mut polls = 0;
-        let mut poll = || {
-            polls += 1;
-            if polls > after {
-                Err(GioError::Aborted)
-            } else {
-                Ok(())
-            }
-        };
-        let mut v2 = v.clone();
-        let result = descend(&state, &mut v2, scale, lr, steps, &mut work, &mut poll);
-        if steps > after {
-            prop_assert_eq!(result, Err(GioError::Aborted));
+/// A poll error stops the descent with that error once the poll is reached.
+fn poll_error_stops_descent<T: Float>(
+    state: &KlState<'_, T>,
+    v: &[f64],
+    (lr, scale): (f64, f64),
+    steps: usize,
+    after: usize,
+    work: &mut DescentWork,
+) -> TestCaseResult {
+    let mut polls = 0;
+    let mut poll = || {
+        polls += 1;
+        if polls > after {
+            Err(GioError::Aborted)
         } else {
-            prop_assert_eq!(result, Ok(()));
+            Ok(())
         }
+    };
+    let mut v2 = v.to_vec();
+    let result = descend(state, &mut v2, scale, lr, steps, work, &mut poll);
+    if steps > after {
+        prop_assert_eq!(result, Err(GioError::Aborted));
+    } else {
+        prop_assert_eq!(result, Ok(()));
     }
     Ok(())
 }
@@ -1482,24 +1517,7 @@ fn kmeans_robust<T: Float>(case: KMeansCase<T>) -> TestCaseResult {
             .map_err(|e| e.to_string())
     };
     prop_assert_eq!(bits(&first), bits(&second));
-    let mut invalid = Vec::new();
-    if k == 0 || k > n {
-        invalid.push("n_clusters");
-    }
-    if params.n_init == 0 {
-        invalid.push("n_init");
-    }
-    if params.max_iter == 0 {
-        invalid.push("max_iter");
-    }
-    if !(params.tol >= 0.0 && params.tol.is_finite()) {
-        invalid.push("tol");
-    }
-    if let KMeansInit::Centers { values: c, .. } = &params.init {
-        if c.len() != k.saturating_mul(d) || !all_finite(c) {
-            invalid.push("init");
-        }
-    }
+    let invalid = invalid_kmeans_arguments(&params, n, d);
     if !invalid.is_empty() {
         return expect_invalid(&first, &invalid);
     }
@@ -1526,35 +1544,69 @@ fn kmeans_robust<T: Float>(case: KMeansCase<T>) -> TestCaseResult {
         prop_assert!(all_finite(&fit.centers), "centers {:?}", fit.centers);
         prop_assert!(fit.inertia.is_finite(), "inertia {}", fit.inertia);
         if let KMeansInit::Centers { values: c, .. } = &params.init {
-            // Lloyd's steps never raise the inertia beyond the assignments' roundoff.
-            let c_norm_max = c
-                .chunks_exact(d)
-                .map(|c| norm(c).powi(2))
-                .fold(0.0, f64::max)
-                .max(
-                    fit.centers
-                        .chunks_exact(d)
-                        .map(|c| norm(c).powi(2))
-                        .fold(0.0, f64::max),
-                );
-            let mut start = 0.0;
-            let mut slack = 0.0;
-            for i in 0..n {
-                let xi = xr.row(i);
-                start += c
-                    .chunks_exact(d)
-                    .map(|c| sq_dist(xi, c))
-                    .fold(f64::INFINITY, f64::min);
-                slack += assign_margin::<T>(d, naive_sq(xi, &vec![0.0f64; d]), c_norm_max);
-            }
-            let bound = start * (1.0 + 1e-9) + (fit.n_iter + 2) as f64 * slack;
-            prop_assert!(
-                fit.inertia <= bound,
-                "inertia {} above the initial centers' {start} (bound {bound})",
-                fit.inertia
-            );
+            inertia_not_above_start(xr, c, &fit)?;
         }
     }
+    Ok(())
+}
+
+/// Argument names whose values are out of their documented domain, for `n` rows of `d` values.
+fn invalid_kmeans_arguments(params: &KMeansParams, n: usize, d: usize) -> Vec<&'static str> {
+    let k = params.n_clusters;
+    let mut invalid = Vec::new();
+    if k == 0 || k > n {
+        invalid.push("n_clusters");
+    }
+    if params.n_init == 0 {
+        invalid.push("n_init");
+    }
+    if params.max_iter == 0 {
+        invalid.push("max_iter");
+    }
+    if !(params.tol >= 0.0 && params.tol.is_finite()) {
+        invalid.push("tol");
+    }
+    if let KMeansInit::Centers { values: c, .. } = &params.init {
+        if c.len() != k.saturating_mul(d) || !all_finite(c) {
+            invalid.push("init");
+        }
+    }
+    invalid
+}
+
+/// Lloyd's steps from the centers `c` never raise the inertia beyond the assignments' roundoff.
+fn inertia_not_above_start<T: Float>(
+    xr: Rows<'_, T>,
+    c: &[f64],
+    fit: &KMeansFit,
+) -> TestCaseResult {
+    let (n, d) = (xr.len(), xr.dim());
+    let c_norm_max = c
+        .chunks_exact(d)
+        .map(|c| norm(c).powi(2))
+        .fold(0.0, f64::max)
+        .max(
+            fit.centers
+                .chunks_exact(d)
+                .map(|c| norm(c).powi(2))
+                .fold(0.0, f64::max),
+        );
+    let mut start = 0.0;
+    let mut slack = 0.0;
+    for i in 0..n {
+        let xi = xr.row(i);
+        start += c
+            .chunks_exact(d)
+            .map(|c| sq_dist(xi, c))
+            .fold(f64::INFINITY, f64::min);
+        slack += assign_margin::<T>(d, naive_sq(xi, &vec![0.0f64; d]), c_norm_max);
+    }
+    let bound = start * (1.0 + 1e-9) + (fit.n_iter + 2) as f64 * slack;
+    prop_assert!(
+        fit.inertia <= bound,
+        "inertia {} above the initial centers' {start} (bound {bound})",
+        fit.inertia
+    );
     Ok(())
 }
 
@@ -1634,71 +1686,61 @@ struct SelectCase<T> {
     abort_after: Option<usize>,
 }
 
-fn options() -> impl Strategy<Value = SelectParams> {
+/// max_iter, stop_criterion, min_difference, resets_allowed, max_resets, max_data_size,
+/// min_kl, max_sequential_increases.
+type LoopOptions = (usize, StopCriterion, f64, bool, usize, f64, f64, usize);
+/// random_restart_prob, scale_factor, v_init, grad_desc_iter, discard_nearest_for_xy, lr,
+/// semantics, record_v_opts.
+type DescentOptions = (f64, Option<f64>, VInit, usize, bool, f64, Semantics, bool);
+
+fn loop_options() -> impl Strategy<Value = LoopOptions> {
     let criteria: Vec<StopCriterion> = StopCriterion::NAMES
         .iter()
         .map(|name| StopCriterion::parse(name).unwrap())
         .collect();
+    (
+        prop_oneof![6 => 0usize..=6, 1 => Just(usize::MAX)],
+        select(criteria),
+        mostly(vec![0.0, 1e-3, -1.0, 1e30], vec![f64::NAN, f64::INFINITY]),
+        any::<bool>(),
+        0usize..=2,
+        mostly(
+            vec![0.0, 0.5, 1.0, 2.0, 1e300],
+            vec![-0.1, f64::NAN, f64::INFINITY],
+        ),
+        mostly(vec![0.0, -5.0, 1.0], vec![f64::NAN, f64::NEG_INFINITY]),
+        0usize..=3,
+    )
+}
+
+fn descent_options() -> impl Strategy<Value = DescentOptions> {
     let v_inits: Vec<VInit> = VInit::NAMES
         .iter()
         .map(|name| VInit::parse(name).unwrap())
         .collect();
     (
-        (
-            prop_oneof![6 => 0usize..=6, 1 => Just(usize::MAX)],
-            select(criteria),
-            mostly(vec![0.0, 1e-3, -1.0, 1e30], vec![f64::NAN, f64::INFINITY]),
-            any::<bool>(),
-            0usize..=2,
-            mostly(
-                vec![0.0, 0.5, 1.0, 2.0, 1e300],
-                vec![-0.1, f64::NAN, f64::INFINITY],
-            ),
-            mostly(vec![0.0, -5.0, 1.0], vec![f64::NAN, f64::NEG_INFINITY]),
-            0usize..=3,
+        mostly(vec![0.0, 0.3, 1.0], vec![-0.01, 1.01, f64::NAN]),
+        prop_oneof![
+            12 => Just(None),
+            12 => select(vec![0.0, 0.1, 1.0, 1e300, -1.0]).prop_map(Some),
+            1 => select(vec![f64::NAN, f64::INFINITY]).prop_map(Some),
+        ],
+        select(v_inits),
+        prop_oneof![8 => 0usize..=4, 1 => Just(usize::MAX / 2)],
+        any::<bool>(),
+        mostly(
+            vec![0.01, 0.1, 1.0, 0.0, -0.01, 1e300],
+            vec![f64::NAN, f64::INFINITY],
         ),
-        (
-            mostly(vec![0.0, 0.3, 1.0], vec![-0.01, 1.01, f64::NAN]),
-            prop_oneof![
-                12 => Just(None),
-                12 => select(vec![0.0, 0.1, 1.0, 1e300, -1.0]).prop_map(Some),
-                1 => select(vec![f64::NAN, f64::INFINITY]).prop_map(Some),
-            ],
-            select(v_inits),
-            prop_oneof![8 => 0usize..=4, 1 => Just(usize::MAX / 2)],
-            any::<bool>(),
-            mostly(
-                vec![0.01, 0.1, 1.0, 0.0, -0.01, 1e300],
-                vec![f64::NAN, f64::INFINITY],
-            ),
-            select(vec![Semantics::Reference, Semantics::Fixed]),
-            any::<bool>(),
-        ),
+        select(vec![Semantics::Reference, Semantics::Fixed]),
+        any::<bool>(),
     )
-        .prop_map(
-            |(
-                (
-                    max_iter,
-                    stop_criterion,
-                    min_difference,
-                    resets_allowed,
-                    max_resets,
-                    max_data_size,
-                    min_kl,
-                    max_sequential_increases,
-                ),
-                (
-                    random_restart_prob,
-                    scale_factor,
-                    v_init,
-                    grad_desc_iter,
-                    discard_nearest_for_xy,
-                    lr,
-                    semantics,
-                    record_v_opts,
-                ),
-            )| SelectParams {
-                k: 1,
+}
+
+fn options() -> impl Strategy<Value = SelectParams> {
+    (loop_options(), descent_options()).prop_map(
+        |(
+            (
                 max_iter,
                 stop_criterion,
                 min_difference,
@@ -1707,6 +1749,8 @@ fn options() -> impl Strategy<Value = SelectParams> {
                 max_data_size,
                 min_kl,
                 max_sequential_increases,
+            ),
+            (
                 random_restart_prob,
                 scale_factor,
                 v_init,
@@ -1715,9 +1759,28 @@ fn options() -> impl Strategy<Value = SelectParams> {
                 lr,
                 semantics,
                 record_v_opts,
-                ..SelectParams::default()
-            },
-        )
+            ),
+        )| SelectParams {
+            k: 1,
+            max_iter,
+            stop_criterion,
+            min_difference,
+            resets_allowed,
+            max_resets,
+            max_data_size,
+            min_kl,
+            max_sequential_increases,
+            random_restart_prob,
+            scale_factor,
+            v_init,
+            grad_desc_iter,
+            discard_nearest_for_xy,
+            lr,
+            semantics,
+            record_v_opts,
+            ..SelectParams::default()
+        },
+    )
 }
 
 fn select_case<T: Float>() -> impl Strategy<Value = SelectCase<T>> {
@@ -1852,36 +1915,10 @@ fn select_robust<T: Float>(case: SelectCase<T>) -> TestCaseResult {
     if !invalid.is_empty() {
         return expect_invalid(&first, &invalid);
     }
-    let opts = &case.opts;
-    let fixed = opts.semantics == Semantics::Fixed;
+    let fixed = case.opts.semantics == Semantics::Fixed;
     let selection = match first {
         Ok(selection) => selection,
-        // The interrupt, when the host sent one.
-        Err(GioError::Aborted) => {
-            prop_assert!(case.abort_after.is_some_and(|a| polls > a));
-            return Ok(());
-        }
-        // A host whose pick is out of range, for the jump initialisation.
-        Err(e @ GioError::InvalidArgument { name: "rng", .. }) => {
-            prop_assert!(case.bad_pick && opts.v_init == VInit::Jump, "{e}");
-            return Ok(());
-        }
-        // Fixed semantics refuse a non-finite automatic scale factor.
-        Err(
-            e @ GioError::InvalidArgument {
-                name: "scale_factor",
-                ..
-            },
-        ) => {
-            prop_assert!(fixed && opts.scale_factor.is_none(), "{e}");
-            return Ok(());
-        }
-        // The reference raises when the pool runs dry.
-        Err(GioError::PoolExhausted) => {
-            prop_assert!(!fixed);
-            return Ok(());
-        }
-        Err(e) => return Err(TestCaseError::fail(format!("unexpected error: {e}"))),
+        Err(e) => return expected_select_error(&case, e, polls),
     };
     let (d, n_train) = (case.d, case.train.len() / case.d);
     prop_assert!(selection.indices.iter().all(|&i| i < n_train));
@@ -1893,7 +1930,7 @@ fn select_robust<T: Float>(case: SelectCase<T>) -> TestCaseResult {
         selection.descent_iters.len(),
         selection.candidate_kl.len() + exhausted
     );
-    let recorded = if opts.record_v_opts {
+    let recorded = if case.opts.record_v_opts {
         d * selection.descent_iters.len()
     } else {
         0
@@ -1906,27 +1943,65 @@ fn select_robust<T: Float>(case: SelectCase<T>) -> TestCaseResult {
         prop_assert!(selection.used.iter().all(|&u| u));
     }
     if all_finite(&case.train) && all_finite(&case.x) && all_finite(&case.w0) {
-        count_brute_force_check();
-        prop_assert!(selection.kl_start.is_finite());
-        prop_assert!(
-            all_finite(&selection.candidate_kl),
-            "{:?}",
-            selection.candidate_kl
-        );
-        // Every KL of the trace is the estimator's value for the selection so far.
-        let eps = KlParams::new(1, false).eps;
-        let mut w = case.w0.clone();
-        let (start, tol) = naive_kl(&case.x, &w, d, opts.k, eps, opts.discard_nearest_for_xy);
-        prop_assert!((selection.kl_start - start).abs() <= tol);
-        for (&i, &kl) in selection.indices.iter().zip(&selection.kl_trace) {
-            w.extend_from_slice(&case.train[i * d..(i + 1) * d]);
-            let (expected, tol) =
-                naive_kl(&case.x, &w, d, opts.k, eps, opts.discard_nearest_for_xy);
-            prop_assert!(
-                (kl - expected).abs() <= tol,
-                "KL after row {i}: {kl} vs brute force {expected}"
-            );
+        trace_is_the_estimate(&case, &selection)?;
+    }
+    Ok(())
+}
+
+/// The errors a valid case may end with, each only where it is due.
+fn expected_select_error<T: Float>(
+    case: &SelectCase<T>,
+    error: GioError,
+    polls: usize,
+) -> TestCaseResult {
+    let opts = &case.opts;
+    let fixed = opts.semantics == Semantics::Fixed;
+    match error {
+        // The interrupt, when the host sent one.
+        GioError::Aborted => {
+            prop_assert!(case.abort_after.is_some_and(|a| polls > a));
         }
+        // A host whose pick is out of range, for the jump initialisation.
+        e @ GioError::InvalidArgument { name: "rng", .. } => {
+            prop_assert!(case.bad_pick && opts.v_init == VInit::Jump, "{e}");
+        }
+        // Fixed semantics refuse a non-finite automatic scale factor.
+        e @ GioError::InvalidArgument {
+            name: "scale_factor",
+            ..
+        } => {
+            prop_assert!(fixed && opts.scale_factor.is_none(), "{e}");
+        }
+        // The reference raises when the pool runs dry.
+        GioError::PoolExhausted => {
+            prop_assert!(!fixed);
+        }
+        e => return Err(TestCaseError::fail(format!("unexpected error: {e}"))),
+    }
+    Ok(())
+}
+
+/// Every KL of the trace is the estimator's value for the selection so far (finite data).
+fn trace_is_the_estimate<T: Float>(case: &SelectCase<T>, selection: &Selection) -> TestCaseResult {
+    let (d, opts) = (case.d, &case.opts);
+    count_brute_force_check();
+    prop_assert!(selection.kl_start.is_finite());
+    prop_assert!(
+        all_finite(&selection.candidate_kl),
+        "{:?}",
+        selection.candidate_kl
+    );
+    let eps = KlParams::new(1, false).eps;
+    let mut w = case.w0.clone();
+    let (start, tol) = naive_kl(&case.x, &w, d, opts.k, eps, opts.discard_nearest_for_xy);
+    prop_assert!((selection.kl_start - start).abs() <= tol);
+    for (&i, &kl) in selection.indices.iter().zip(&selection.kl_trace) {
+        w.extend_from_slice(&case.train[i * d..(i + 1) * d]);
+        let (expected, tol) = naive_kl(&case.x, &w, d, opts.k, eps, opts.discard_nearest_for_xy);
+        prop_assert!(
+            (kl - expected).abs() <= tol,
+            "KL after row {i}: {kl} vs brute force {expected}"
+        );
     }
     Ok(())
 }
