@@ -20,6 +20,8 @@ pub mod simd;
 
 #[cfg(feature = "python")]
 mod python;
+#[cfg(feature = "python")]
+mod python_ratio;
 
 pub use error::GioError;
 pub use rows::{Element, Precision, Rows};

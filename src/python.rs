@@ -880,6 +880,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kmeans_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(assign_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    crate::python_ratio::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -7,5 +7,6 @@ pub mod gaussian;
 pub mod knn;
 pub mod logistic;
 pub mod moments;
+pub mod params;
 pub mod score;
 pub mod solve;
