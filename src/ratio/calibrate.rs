@@ -15,8 +15,14 @@ pub struct Calibration {
     pub gain: f64,
 }
 
-/// Below this CV gain (nats per row) the ratio counts as flat (reference_ratio.FLAT_GAIN).
-pub const FLAT_GAIN: f64 = 0.01;
+/// Below this CV gain (nats per balanced row) the ratio counts as flat (reference_ratio.FLAT_GAIN).
+pub const FLAT_GAIN: f64 = 0.02;
+
+/// Whether a calibrated score carries nothing: its CV gain is below `FLAT_GAIN`, or it ranks
+/// the wrong way round (scale <= 0).
+pub fn is_flat(calibration: &Calibration) -> bool {
+    !(calibration.gain >= FLAT_GAIN && calibration.scale > 0.0)
+}
 
 /// The balanced 1-D logistic fit of `target_scores` (positives) against `pool_scores`.
 pub fn calibrate(target_scores: &[f64], pool_scores: &[f64]) -> Result<Calibration, GioError> {

@@ -5,16 +5,16 @@
 //! the largest gain wins (ties to the larger α).
 
 use crate::error::GioError;
-use crate::parallel::map_row_chunks;
+use crate::parallel::map_row_chunks_aligned;
 use crate::ratio::calibrate::{calibrate, Calibration};
 use crate::ratio::folds::{pool_fold, FoldedMoments};
-use crate::ratio::moments::Moments;
+use crate::ratio::moments::{Moments, BLOCK_ROWS};
 use crate::ratio::solve::Cholesky;
 use crate::rows::{Element, Rows};
-use crate::simd::dot;
+use crate::simd::{dot, dot_block};
 
 /// λ = α · tr(S_p)/d for α in this grid (reference_ratio.ALPHA_GRID).
-pub const ALPHA_GRID: [f64; 8] = [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0];
+pub const ALPHA_GRID: [f64; 9] = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0];
 
 /// A direction and offset: score(x) = w·x + bias.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,28 +93,41 @@ pub fn fold_directions<U: Element>(
 }
 
 /// Out-of-fold scores `[alpha][row]` of rows `first_row..` of the pool (each row scored by its
-/// fold's directions), in parallel chunks.
+/// fold's directions: one `dot_block` of the fold's block of rows against every α's w, each value
+/// bit-identical to `dot`), in parallel chunks aligned to the fold blocks.
 pub fn pool_oof_scores<T: Element>(
     rows: Rows<'_, T>,
     first_row: usize,
     directions: &[Vec<Direction>],
 ) -> Vec<Vec<f64>> {
-    let n_folds = directions.len();
-    let n_alphas = directions[0].len();
-    let per_chunk = map_row_chunks(rows.len(), rows.dim() * n_alphas, |start, end| {
-        let mut out = vec![Vec::with_capacity(end - start); n_alphas];
-        for i in start..end {
-            let fold = &directions[pool_fold(first_row + i, n_folds)];
-            for (o, dir) in out.iter_mut().zip(fold) {
-                o.push(dot(rows.row(i), &dir.w) + dir.bias);
+    let (n_folds, n_alphas, d) = (directions.len(), directions[0].len(), rows.dim());
+    let stacked: Vec<Vec<f64>> = directions
+        .iter()
+        .map(|fold| fold.iter().flat_map(|dir| dir.w.iter().copied()).collect())
+        .collect();
+    let per_chunk = map_row_chunks_aligned(rows.len(), d * n_alphas, BLOCK_ROWS, |start, end| {
+        let mut out = vec![0.0f64; (end - start) * n_alphas];
+        let mut i = start;
+        while i < end {
+            // Rows up to the next fold block boundary share one fold.
+            let global = first_row + i;
+            let stop = (i + BLOCK_ROWS - global % BLOCK_ROWS).min(end);
+            let f = pool_fold(global, n_folds);
+            let part = &mut out[(i - start) * n_alphas..(stop - start) * n_alphas];
+            dot_block(rows.slice(i, stop).data(), &stacked[f], d, part);
+            for row in part.chunks_exact_mut(n_alphas) {
+                row.iter_mut()
+                    .zip(&directions[f])
+                    .for_each(|(v, dir)| *v += dir.bias);
             }
+            i = stop;
         }
         out
     });
     let mut out = vec![Vec::with_capacity(rows.len()); n_alphas];
     for chunk in per_chunk {
-        for (o, c) in out.iter_mut().zip(chunk) {
-            o.extend(c);
+        for row in chunk.chunks_exact(n_alphas) {
+            out.iter_mut().zip(row).for_each(|(o, &v)| o.push(v));
         }
     }
     out

@@ -168,3 +168,23 @@ impl<U: Element, V: Element> Context<'_, '_, U, V> {
         exact[..k].iter().filter(|e| e.1 < nt).count() as u32
     }
 }
+
+/// The k-NN log-ratio of target counts (reference_ratio.knn_ratio):
+/// s = ln((c_t + a)/n_t) − ln((k − c_t + a)/n_p), with `prior` a, `n_target` = n_t target rows and
+/// `n_background` = n_p pool rows in the reference set.
+pub fn knn_log_ratio(
+    counts: &[u32],
+    k: usize,
+    n_target: usize,
+    n_background: usize,
+    prior: f64,
+) -> Vec<f64> {
+    let (nt, np, k) = (n_target as f64, n_background as f64, k as f64);
+    counts
+        .iter()
+        .map(|&c| {
+            let c = f64::from(c);
+            ((c + prior) / nt).ln() - ((k - c + prior) / np).ln()
+        })
+        .collect()
+}

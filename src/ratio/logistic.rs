@@ -40,8 +40,8 @@ impl Default for LogisticOptions {
     fn default() -> Self {
         LogisticOptions {
             l2: 1e-2,
-            max_iter: 50,
-            tolerance: 1e-10,
+            max_iter: 30,
+            tolerance: 1e-8,
         }
     }
 }

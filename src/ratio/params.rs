@@ -67,7 +67,7 @@ impl Default for RatioParams {
             estimator: Estimator::Gaussian,
             mode: Mode::Top,
             budget_rows: 1,
-            k: 20,
+            k: 100,
             ridge: None,
             folds: 5,
             sample_rows: 20_000,
