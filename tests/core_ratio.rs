@@ -607,3 +607,23 @@ fn knn_log_ratio_and_flat_rule_follow_the_reference_formulas() {
     let same = calibrate(&p[..50], &p).unwrap();
     assert!(is_flat(&same), "{same:?}");
 }
+
+#[test]
+fn calibration_matches_the_general_logistic_fit_in_one_dimension() {
+    use gio_rs::ratio::calibrate::calibrate;
+    let t: Vec<f64> = (0..70).map(|i| 0.8 + (i as f64 * 0.37).sin()).collect();
+    let p: Vec<f64> = (0..500).map(|i| (i as f64 * 0.13).cos() * 1.5).collect();
+    let c = calibrate(&t, &p).unwrap();
+    let mut weights = vec![0.5 / 70.0; 70];
+    weights.resize(570, 0.5 / 500.0);
+    let opts = LogisticOptions {
+        l2: 0.0,
+        ..LogisticOptions::default()
+    };
+    let fit = fit_logistic(rows(&t, 1), rows(&p, 1), Some(&weights), opts).unwrap();
+    assert!(
+        (c.scale - fit.w[0]).abs() < 1e-6 && (c.offset - fit.bias).abs() < 1e-6,
+        "{c:?} {fit:?}"
+    );
+    assert!((c.gain - (std::f64::consts::LN_2 - fit.loss)).abs() < 1e-10);
+}
