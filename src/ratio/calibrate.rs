@@ -5,7 +5,7 @@
 
 use crate::error::GioError;
 use crate::parallel::map_in_order;
-use crate::ratio::logistic::{softplus, LogisticOptions};
+use crate::ratio::logistic::LogisticOptions;
 
 /// log r = scale · s + offset; `gain` in nats per row.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -112,15 +112,16 @@ fn sums(classes: &[(&[f64], f64, f64); 2], theta: [f64; 2]) -> Sums {
             let part = &scores[c * CHUNK..((c + 1) * CHUNK).min(scores.len())];
             part.iter().fold(Sums::default(), |acc, &s| {
                 let z = theta[0] * s + theta[1];
+                // One exponential for the probability and the softplus: e = exp(−|z|).
+                let e = (-z.abs()).exp();
                 let p = if z >= 0.0 {
-                    1.0 / (1.0 + (-z).exp())
+                    1.0 / (1.0 + e)
                 } else {
-                    let e = z.exp();
                     e / (1.0 + e)
                 };
                 let (r, v) = (w * (p - y), w * p * (1.0 - p));
                 acc.add(Sums {
-                    loss: w * (softplus(z) - y * z),
+                    loss: w * (z.max(0.0) + e.ln_1p() - y * z),
                     g_s: r * s,
                     g_1: r,
                     h_ss: v * s * s,
