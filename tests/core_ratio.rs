@@ -627,3 +627,48 @@ fn calibration_matches_the_general_logistic_fit_in_one_dimension() {
     );
     assert!((c.gain - (std::f64::consts::LN_2 - fit.loss)).abs() < 1e-10);
 }
+
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any shape, offset and batching: the same bits as one batch, close to the naive loops.
+        #[test]
+        fn moments_any_batching(
+            n in 1usize..700,
+            d in 1usize..12,
+            offset in prop_oneof![Just(0.0), -1e4..1e4f64],
+            cuts in vec(1usize..300, 1..6),
+            seed in any::<u64>(),
+        ) {
+            let x: Vec<f64> = data(n, d, offset, seed);
+            let whole = moments_of(&x, d, &[n]);
+            prop_assert_eq!(&moments_of(&x, d, &cuts), &whole);
+            let (mean, cov) = naive_moments(&x, d);
+            prop_assert!(close(&whole.mean, &mean, 1e-12));
+            prop_assert!(close(&whole.covariance, &cov, 1e-8));
+        }
+
+        /// Top-B of any keys in any two partitions equals a stable sort's first B.
+        #[test]
+        fn top_b_any_partition(
+            keys in vec(prop_oneof![Just(1.0), Just(2.0), -5.0..5.0f64], 1..200),
+            b in 1usize..50,
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let cut = cut.index(keys.len());
+            let (mut a, mut rest) = (TopB::new(b), TopB::new(b));
+            a.push(&keys[..cut], 0);
+            rest.push(&keys[cut..], cut);
+            a.merge(&rest);
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            order.sort_by(|&i, &j| keys[j].total_cmp(&keys[i]).then(i.cmp(&j)));
+            order.truncate(b);
+            prop_assert_eq!(a.finish().0, order);
+        }
+    }
+}
