@@ -12,6 +12,7 @@ pub mod kmeans;
 pub mod memory;
 pub mod parallel;
 pub mod params;
+pub mod ratio;
 pub mod rng;
 pub mod rows;
 pub mod selection;

@@ -28,6 +28,15 @@ __all__ = [
     "kmeans_bytes",
     "assign_bytes",
     "simd_level",
+    "MomentsAccumulator",
+    "TopB",
+    "GaussianRatioFit",
+    "ratio_fit_gaussian",
+    "ratio_scores",
+    "ratio_gumbel_keys",
+    "ratio_knn_counts",
+    "ratio_fit_logistic",
+    "ratio_calibrate",
     "__version__",
 ]
 
@@ -144,3 +153,81 @@ def simd_level() -> str:
     """The SIMD level the kernels dispatched to on this CPU: "avx512" or "avx2" (x86-64 with FMA),
     "neon" (aarch64) or "scalar" (elsewhere, or with GIO_RS_NO_SIMD=1; GIO_RS_NO_AVX512=1 skips
     AVX-512). Chosen once per process."""
+
+# The density-ratio core (issue 25; src/python_ratio.rs).
+
+@final
+class MomentsAccumulator:
+    def __new__(cls, dim: int, shift: Optional[npt.NDArray[np.float64]] = None) -> MomentsAccumulator: ...
+    def add(self, rows: npt.NDArray[np.floating]) -> None: ...
+    def merge(self, other: MomentsAccumulator) -> None: ...
+    @property
+    def count(self) -> int: ...
+    def finish(self) -> tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+
+@final
+class TopB:
+    def __new__(cls, capacity: int) -> TopB: ...
+    def push(self, keys: npt.NDArray[np.float64], first_row: int = 0) -> None: ...
+    def merge(self, other: TopB) -> None: ...
+    def __len__(self) -> int: ...
+    def finish(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
+
+@final
+class GaussianRatioFit:
+    @property
+    def w(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def bias(self) -> float: ...
+    @property
+    def alpha(self) -> float: ...
+    @property
+    def ridge(self) -> float: ...
+    @property
+    def calibration_scale(self) -> float: ...
+    @property
+    def calibration_offset(self) -> float: ...
+    @property
+    def gain(self) -> float: ...
+    @property
+    def cv(self) -> list[tuple[float, float, float, float]]: ...
+    @property
+    def pool_mean(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def target_mean(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def pool_rows(self) -> int: ...
+
+def ratio_fit_gaussian(
+    pool: npt.NDArray[np.floating],
+    target: npt.NDArray[np.floating],
+    *,
+    alphas: Optional[list[float]] = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> GaussianRatioFit: ...
+def ratio_scores(
+    rows: npt.NDArray[np.floating], w: npt.NDArray[np.float64], bias: float
+) -> npt.NDArray[np.float64]: ...
+def ratio_gumbel_keys(
+    log_ratio: npt.NDArray[np.float64], seed: int, first_row: int = 0
+) -> npt.NDArray[np.float64]: ...
+def ratio_knn_counts(
+    queries: npt.NDArray[np.floating],
+    target: npt.NDArray[np.floating],
+    background: npt.NDArray[np.floating],
+    k: int,
+    self_index: Optional[npt.NDArray[np.int64]] = None,
+) -> npt.NDArray[np.int64]: ...
+def ratio_fit_logistic(
+    positives: npt.NDArray[np.floating],
+    negatives: npt.NDArray[np.floating],
+    *,
+    l2: float = 0.01,
+    sample_weight: Optional[npt.NDArray[np.float64]] = None,
+    max_iter: int = 50,
+    tolerance: float = 1e-10,
+) -> tuple[npt.NDArray[np.float64], float, int, bool, float]: ...
+def ratio_calibrate(
+    target_scores: npt.NDArray[np.float64], pool_scores: npt.NDArray[np.float64]
+) -> tuple[float, float, float]: ...

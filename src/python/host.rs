@@ -134,15 +134,27 @@ pub(super) fn run_detached<R: Send>(
             .take()
             .unwrap_or_else(|| CoreError::Aborted.into())),
         Ok(Err(err)) => Err(err.into()),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(PyRuntimeError::new_err(format!(
-                "gio_rs internal error (please report it): {what}"
-            )))
-        }
+        Err(panic) => Err(panic_error(panic)),
     }
+}
+
+/// Runs core work that needs no host (no callbacks, no Ctrl-C checks) without the GIL.
+pub(super) fn run_plain<R: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> Result<R, CoreError> + Send,
+) -> PyResult<R> {
+    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
+        Ok(result) => Ok(result?),
+        Err(panic) => Err(panic_error(panic)),
+    }
+}
+
+/// A panic in core work as the RuntimeError every binding raises for it (never an abort).
+fn panic_error(panic: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    PyRuntimeError::new_err(format!("gio_rs internal error (please report it): {what}"))
 }

@@ -7,7 +7,7 @@
 //!
 //! One file per part: `errors` (GioError), `convert` (Python values and keyword options),
 //! `params` and `results` (the classes), `host` (callbacks, Ctrl-C, the GIL), `arrays` (array
-//! borrowing), and the exported functions by subject (`estimator`, `select`, `kmeans`, `sizes`).
+//! borrowing), and the exported functions by subject (`estimator`, `select`, `kmeans`, `sizes`, `ratio`).
 //! A new file of bindings has a `register` function and takes one `mod` line and one line in
 //! `_core` below.
 
@@ -20,6 +20,7 @@ mod estimator;
 mod host;
 mod kmeans;
 mod params;
+mod ratio;
 mod results;
 mod select;
 mod sizes;
@@ -34,6 +35,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     select::register(m)?;
     kmeans::register(m)?;
     sizes::register(m)?;
+    ratio::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

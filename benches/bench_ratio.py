@@ -1,0 +1,79 @@
+"""The ratio core's moments pass and the closed-form estimator (fit with the cross-validated ridge,
+scoring, top-B) on an M x d float32 pool, against NumPy's pool covariance `P.T @ P` in the same
+run (issue 25's speed target: the whole closed-form selection within 3x NumPy's `P.T @ P`).
+Interleaved repeats, best of each; prints seconds, ratios, the CPU, SIMD level and load.
+
+    python benches/bench_ratio.py [--rows 1000000] [--dim 384] [--target 1000] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+import gio_rs
+from gio_rs import _core
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def moments(pool: np.ndarray) -> None:
+    acc = _core.MomentsAccumulator(pool.shape[1])
+    acc.add(pool)
+    acc.finish()
+
+
+def closed_form_select(pool: np.ndarray, target: np.ndarray, budget: int) -> np.ndarray:
+    fit = _core.ratio_fit_gaussian(pool, target, seed=0)
+    scores = _core.ratio_scores(pool, fit.w, fit.bias)
+    top = _core.TopB(budget)
+    top.push(scores)
+    return top.finish()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--target", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    pool = rng.standard_normal((args.rows, args.dim), dtype=np.float32)
+    pool += np.linspace(0, 3, args.dim, dtype=np.float32)
+    target = rng.standard_normal((args.target, args.dim), dtype=np.float32) + 0.5
+    jobs = {
+        "numpy P.T @ P": lambda: pool.T @ pool,
+        "moments": lambda: moments(pool),
+        "closed-form select": lambda: closed_form_select(pool, target, args.rows // 10),
+    }
+    best = {name: float("inf") for name in jobs}
+    for _ in range(args.repeats):
+        for name, job in jobs.items():
+            start = time.perf_counter()
+            job()
+            best[name] = min(best[name], time.perf_counter() - start)
+    numpy_time = best["numpy P.T @ P"]
+    print(
+        f"cpu: {cpu_name()}, simd: {gio_rs.simd_level()}, threads: {os.cpu_count()}, "
+        f"load: {os.getloadavg()[0]:.1f}, pool {args.rows} x {args.dim} float32"
+    )
+    for name, seconds in best.items():
+        print(f"{name:22s} {seconds:8.3f} s   {seconds / numpy_time:5.2f}x numpy P.T @ P")
+
+
+if __name__ == "__main__":
+    main()
