@@ -1,0 +1,53 @@
+"""TODO"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable
+
+import numpy as np
+
+from .._core import GioError
+from .._util.files import atomic_write, check_writable
+from .._util.optional import pyarrow
+from ..io.formats import reader_errors
+from ..io.writers import output_format
+from .common import show_progress
+
+
+def run_embed(args: argparse.Namespace, *, report: Callable[[str], None]) -> None:
+    """The `embed` command: sentences in, float32 embeddings out (npy or parquet)."""
+    from .. import embed
+
+    check_writable(args.out, overwrite=args.overwrite)
+    out_format = output_format(args.out)
+    if out_format not in ("npy", "parquet"):
+        raise GioError(f"--out: embeddings are written as .npy or .parquet, got {args.out}")
+    # One row per line: an empty file gives none (unlike `select`, which needs rows to select).
+    with reader_errors(args.input, "text"):
+        sentences = embed.read_sentences(args.input)
+    started = time.perf_counter()
+    vectors = embed.embed(
+        sentences, model=args.model, batch_size=args.batch_size, progress=show_progress(args)
+    )
+    seconds = time.perf_counter() - started
+    if out_format == "npy":
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, vectors, allow_pickle=False)
+
+        atomic_write(args.out, save, overwrite=args.overwrite)
+    else:
+        pa = pyarrow()
+        table = pa.table(
+            {
+                "sentence": pa.array(sentences, pa.string()),
+                "features": pa.FixedSizeListArray.from_arrays(
+                    pa.array(vectors.reshape(-1)), vectors.shape[1]
+                ),
+            }
+        )
+        atomic_write(args.out, lambda tmp: pa.parquet.write_table(table, tmp), overwrite=args.overwrite)
+    report(f"embedded {len(sentences)} sentences in {seconds:.2f} s; wrote {args.out}")
