@@ -12,7 +12,7 @@ from .._core import GioError
 from .._util.files import atomic_write, check_writable
 from .._util.optional import pyarrow
 from ..io.formats import reader_errors
-from ..io.writers import output_format
+from ..io.writers import file_output_format
 from .common import show_progress
 
 
@@ -21,7 +21,7 @@ def run_embed(args: argparse.Namespace, *, report: Callable[[str], None]) -> Non
     from .. import embed
 
     check_writable(args.out, overwrite=args.overwrite)
-    out_format = output_format(args.out)
+    out_format = file_output_format(args.out)
     if out_format not in ("npy", "parquet"):
         raise GioError(f"--out: embeddings are written as .npy or .parquet, got {args.out}")
     # One row per line: an empty file gives none (unlike `select`, which needs rows to select).

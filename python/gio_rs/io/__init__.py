@@ -29,10 +29,10 @@ from .formats import (
 )
 from .readers import Table, read_table
 from .shards import detect_format
-from .writers import output_format, selected_rows, write_selection
+from .writers import file_output_format, output_format, selected_rows, write_selection
 
 __all__ = [
     "CLUSTER_COLUMN", "FORMATS", "RANK_COLUMN", "ROW_INDEX_COLUMN", "WHOLE_FILE", "RowNames", "Table",
-    "atomic_write", "check_input", "check_vectors", "check_writable", "detect_format", "output_format",
-    "read_table", "reader_errors", "selected_rows", "warn_if_cut_short", "write_selection",
+    "atomic_write", "check_input", "check_vectors", "check_writable", "detect_format", "file_output_format",
+    "output_format", "read_table", "reader_errors", "selected_rows", "warn_if_cut_short", "write_selection",
 ]  # fmt: skip

@@ -58,7 +58,17 @@ def output_format(path: Any, fmt: Optional[str] = None) -> str:
     text = os.fspath(path).lower()
     if text.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson")):
         return "jsonl"
-    suffix = Path(text).suffix
+    return file_output_format(path)
+
+
+def file_output_format(path: Any, fmt: Optional[str] = None) -> str:
+    """The format to write `path` in as one file (`write_selection`): npy, parquet, csv, tsv or
+    text (by extension unless given)."""
+    if fmt is not None:
+        if fmt not in ("npy", "parquet", "csv", "tsv", "text"):
+            raise GioError(f"out_format: expected npy, parquet, csv, tsv or text, got {fmt!r}")
+        return fmt
+    suffix = Path(os.fspath(path)).suffix.lower()
     if suffix not in _BY_SUFFIX:
         raise GioError(
             f"{os.fspath(path)}: cannot tell the output format from {suffix!r}; "
@@ -387,7 +397,7 @@ def write_selection(
     """Write the selected rows of `table` to `path` (parquet, CSV/TSV: see `selected_rows`;
     `.npy`: the selected vectors only). Written to a temporary file, then renamed: a failure or
     an interrupt never leaves a half-written output. Returns the format written."""
-    fmt = output_format(path, fmt)
+    fmt = file_output_format(path, fmt)
     indices = np.asarray(indices, dtype=np.int64)
     if fmt == "npy":
         rows = np.ascontiguousarray(table.features[indices])
