@@ -1,4 +1,4 @@
-"""TODO"""
+"""What the commands share: the summary file's name and JSON, progress on or off."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import io
 from .._core import GioError
-from .._util.files import atomic_write
 from .._util.optional import pyarrow
 from .parser import build_parser
 from .select import run_select
@@ -59,7 +59,7 @@ def prepare_digits(folder: Path, *, seed: int, overwrite: bool) -> tuple[Path, P
     paths = folder / "pool.parquet", folder / "target.parquet"
     for path, rows in zip(paths, (pool_rows, target_rows)):
         data = table(rows)
-        atomic_write(path, lambda tmp, data=data: pa.parquet.write_table(data, tmp), overwrite=overwrite)
+        io.atomic_write(path, lambda tmp, data=data: pa.parquet.write_table(data, tmp), overwrite=overwrite)
     return paths
 
 

@@ -1,4 +1,4 @@
-"""TODO"""
+"""`gio-rs embed`: sentences in, float32 embeddings out (npy or parquet)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Callable
 
 import numpy as np
 
+from .. import io
 from .._core import GioError
-from .._util.files import atomic_write, check_writable
 from .._util.optional import pyarrow
-from ..io.formats import reader_errors
 from ..io.writers import file_output_format
 from .common import show_progress
 
@@ -20,12 +19,12 @@ def run_embed(args: argparse.Namespace, *, report: Callable[[str], None]) -> Non
     """The `embed` command: sentences in, float32 embeddings out (npy or parquet)."""
     from .. import embed
 
-    check_writable(args.out, overwrite=args.overwrite)
+    io.check_writable(args.out, overwrite=args.overwrite)
     out_format = file_output_format(args.out)
     if out_format not in ("npy", "parquet"):
         raise GioError(f"--out: embeddings are written as .npy or .parquet, got {args.out}")
     # One row per line: an empty file gives none (unlike `select`, which needs rows to select).
-    with reader_errors(args.input, "text"):
+    with io.reader_errors(args.input, "text"):
         sentences = embed.read_sentences(args.input)
     started = time.perf_counter()
     vectors = embed.embed(
@@ -38,7 +37,7 @@ def run_embed(args: argparse.Namespace, *, report: Callable[[str], None]) -> Non
             with open(tmp, "wb") as fh:
                 np.save(fh, vectors, allow_pickle=False)
 
-        atomic_write(args.out, save, overwrite=args.overwrite)
+        io.atomic_write(args.out, save, overwrite=args.overwrite)
     else:
         pa = pyarrow()
         table = pa.table(
@@ -49,5 +48,5 @@ def run_embed(args: argparse.Namespace, *, report: Callable[[str], None]) -> Non
                 ),
             }
         )
-        atomic_write(args.out, lambda tmp: pa.parquet.write_table(table, tmp), overwrite=args.overwrite)
+        io.atomic_write(args.out, lambda tmp: pa.parquet.write_table(table, tmp), overwrite=args.overwrite)
     report(f"embedded {len(sentences)} sentences in {seconds:.2f} s; wrote {args.out}")

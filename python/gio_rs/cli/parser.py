@@ -1,4 +1,5 @@
-"""TODO"""
+"""The command line: every option of `gio_rs.select` as a flag, the input, output and run options,
+and the exit statuses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO"""
+"""`gio-rs select`: read, select in memory, write output + summary (+ plot); `--clusters` goes to
+the streaming path (cli.stream), `--engine spark` to Spark (cli.spark)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .. import selection
+from .. import io, selection
 from .._core import GioError, __version__, simd_level
-from .._util.files import check_writable
-from ..io.dedup import drop_duplicates, find_duplicates, find_text_duplicates
-from ..io.readers import Table, read_table
-from ..io.writers import (
-    RowWriter,
-    check_output,
-    is_folder_output,
-    output_format,
-    selected_rows,
-    write_selection,
-)
+from ..io import dedup, writers
 from .common import finite_or_none, floats, show_progress, summary_path, write_json
 from .parser import select_parameters
 from .plot import plot_selection
@@ -30,7 +21,7 @@ from .spark import run_select_spark
 from .stream import run_stream
 
 
-def _describe(table: Table) -> dict[str, Any]:
+def _describe(table: io.Table) -> dict[str, Any]:
     return {
         "path": table.path,
         "format": table.fmt,
@@ -41,7 +32,7 @@ def _describe(table: Table) -> dict[str, Any]:
     }
 
 
-def _texts(table: Table, args: argparse.Namespace) -> Optional[list]:
+def _texts(table: io.Table, args: argparse.Namespace) -> Optional[list]:
     """The sentences a table's vectors were embedded from, or None for vector input."""
     if table.fmt == "text" or args.text_column is not None:
         return table.columns.column(table.features_col).to_pylist()
@@ -60,10 +51,10 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     outputs = [args.out, summary_file] + ([args.plot] if args.plot else [])
     if len(set(map(os.path.abspath, outputs))) != len(outputs):
         raise GioError(f"--out/--summary/--plot: must be different files, got {outputs}")
-    check_output(args.out, overwrite=args.overwrite)  # fail before the long work, not after it
+    writers.check_output(args.out, overwrite=args.overwrite)  # fail before the long work, not after it
     for path in outputs[1:]:
-        check_writable(path, overwrite=args.overwrite)
-    out_format = output_format(args.out, args.out_format)
+        io.check_writable(path, overwrite=args.overwrite)
+    out_format = writers.output_format(args.out, args.out_format)
     read = _read_inputs(args)
     train, target = read["train"], read["target"]
     timings = {"read": time.perf_counter() - started}
@@ -106,14 +97,14 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     return summary
 
 
-def _read_inputs(args: argparse.Namespace) -> dict[str, Table]:
+def _read_inputs(args: argparse.Namespace) -> dict[str, io.Table]:
     """--train, --target and (when given) --init as tables of one vector dimension."""
     columns = [c.strip() for c in args.feature_columns.split(",")] if args.feature_columns else None
     read = {}
     for side in ("train", "target", "init"):
         path = getattr(args, side)
         if path is not None:
-            read[side] = read_table(
+            read[side] = io.read_table(
                 path,
                 fmt=getattr(args, f"{side}_format"),
                 features_col=args.features_col,
@@ -131,17 +122,19 @@ def _read_inputs(args: argparse.Namespace) -> dict[str, Table]:
     return read
 
 
-def _deduplicated(args: argparse.Namespace, read: dict[str, Table]) -> dict[str, Any]:
+def _deduplicated(args: argparse.Namespace, read: dict[str, io.Table]) -> dict[str, Any]:
     """The pool's and the target's exact duplicates (by text for text input: the same text can
     embed to vectors that differ in the last bits); the target without them, and the pool without
     them with --dedup exact (`kept`: the rows left, None when none are dropped)."""
     train, target = read["train"], read["target"]
     pool_texts = _texts(train, args)
     if pool_texts is None:
-        pool_duplicates = find_duplicates(train.features)
+        pool_duplicates = dedup.find_duplicates(train.features)
     else:
-        pool_duplicates = find_text_duplicates(pool_texts)
-    target_features, target_duplicates = drop_duplicates(target.features, "--target", _texts(target, args))
+        pool_duplicates = dedup.find_text_duplicates(pool_texts)
+    target_features, target_duplicates = dedup.drop_duplicates(
+        target.features, "--target", _texts(target, args)
+    )
     kept = None
     pool_features = train.features
     if args.dedup == "exact" and len(pool_duplicates):
@@ -157,14 +150,14 @@ def _deduplicated(args: argparse.Namespace, read: dict[str, Table]) -> dict[str,
 
 
 def _write_selection(
-    args: argparse.Namespace, train: Table, target: Table, result: Any, out_format: str
+    args: argparse.Namespace, train: io.Table, target: io.Table, result: Any, out_format: str
 ) -> None:
     """The selected rows to --out (a file, or part files in a folder), and the plot to --plot
     when asked."""
-    if out_format == "jsonl" or is_folder_output(args.out):
-        rows = selected_rows(train, result.indices, result.cluster_of_row)
+    if out_format == "jsonl" or writers.is_folder_output(args.out):
+        rows = io.selected_rows(train, result.indices, result.cluster_of_row)
         text_col = train.features_col if (args.text_column or train.fmt == "text") else None
-        with RowWriter(
+        with writers.RowWriter(
             args.out,
             out_format,
             overwrite=args.overwrite,
@@ -175,7 +168,7 @@ def _write_selection(
         ) as writer:
             writer.write(rows)
     else:
-        write_selection(
+        io.write_selection(
             args.out, train, result.indices, result.cluster_of_row, fmt=out_format, overwrite=args.overwrite
         )
     if args.plot:
@@ -195,7 +188,7 @@ def _write_selection(
 def _summary(
     args: argparse.Namespace,
     options: dict[str, Any],
-    read: dict[str, Table],
+    read: dict[str, io.Table],
     unique: dict[str, Any],
     result: Any,
     out_format: str,

@@ -1,4 +1,5 @@
-"""TODO"""
+"""`gio-rs select --engine spark`: gio_rs.spark's pipeline on the command's files; the selected
+rows go to a parquet folder."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ import argparse
 import time
 from typing import Any, Callable
 
+from .. import io
 from .._core import GioError, __version__
-from .._util.files import check_writable
-from ..io.formats import check_input, reader_errors, warn_if_cut_short
-from ..io.shards import detect_format
 from .common import finite_or_none, floats, summary_path, write_json
 from .parser import select_parameters
 
@@ -30,23 +29,23 @@ def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None])
         )
     summary_file = summary_path(args.out, args.summary)
     for path in (args.out, summary_file):
-        check_writable(path, overwrite=args.overwrite)
+        io.check_writable(path, overwrite=args.overwrite)
     features_col = args.features_col or "features"
     formats = {}
     for side in ("train", "target"):  # before Spark starts, which takes seconds
         path = getattr(args, side)
-        check_input(path)
-        fmt = getattr(args, f"{side}_format") or detect_format(path)
+        io.check_input(path)
+        fmt = getattr(args, f"{side}_format") or io.detect_format(path)
         if fmt not in ("parquet", "reference-tsv"):
             raise GioError(f"--{side}: --engine spark reads parquet or the reference's TSV, got {fmt}")
         if fmt == "reference-tsv":
-            warn_if_cut_short(path)
+            io.warn_if_cut_short(path)
         formats[side] = fmt
     session = gspark.session(args.master)
     frames = {}
     for side, fmt in formats.items():
         path = getattr(args, side)
-        with reader_errors(path, fmt):  # reading counts each file's rows: a bad file fails here
+        with io.reader_errors(path, fmt):  # reading counts each file's rows: a bad file fails here
             if fmt == "parquet":
                 frames[side] = gspark.read_parquet(session, path, features_col=features_col)
             else:

@@ -10,9 +10,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import io
 from .._core import GioError, __version__, simd_level
-from .._util.files import check_writable
-from ..io.writers import check_output, output_format
+from ..io import writers
 from ..stream.run import select_stream
 from .common import finite_or_none, floats, show_progress, summary_path, write_json
 from .plot import plot_selection
@@ -34,10 +34,10 @@ def run_stream(
     outputs = [os.fspath(args.out).rstrip("/" + os.sep), summary_path] + ([args.plot] if args.plot else [])
     if len(set(map(os.path.abspath, outputs))) != len(outputs):
         raise GioError(f"--out/--summary/--plot: must be different files, got {outputs}")
-    check_output(args.out, overwrite=args.overwrite)
+    writers.check_output(args.out, overwrite=args.overwrite)
     for path in outputs[1:]:
-        check_writable(path, overwrite=args.overwrite)
-    out_format = output_format(args.out, args.out_format)
+        io.check_writable(path, overwrite=args.overwrite)
+    out_format = writers.output_format(args.out, args.out_format)
     columns = [c.strip() for c in args.feature_columns.split(",")] if args.feature_columns else None
     select_options = dict(options)
     for name in ("n_clusters", "n_clusters_target", "kmeans_max_iter", "seed", "budget_rows"):
