@@ -14,8 +14,8 @@ Needs `pip install gio_rs[spark]` (pyspark with pyarrow and pandas). `import gio
 imports this module.
 """
 
+from .engine import ROW_ID as ROW_ID
 from .engine import (
-    ROW_ID,
     SparkSelection,
     assign,
     explode,
@@ -28,6 +28,6 @@ from .engine import (
 )
 
 __all__ = [
-    "ROW_ID", "SparkSelection", "assign", "explode", "quantize", "read_parquet", "read_reference_tsv",
-    "select", "session", "validate_features",
+    "SparkSelection", "assign", "explode", "quantize", "read_parquet", "read_reference_tsv", "select",
+    "session", "validate_features",
 ]  # fmt: skip
