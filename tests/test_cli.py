@@ -19,6 +19,7 @@ import pytest
 import gio_rs
 from gio_rs import cli, ranking
 from gio_rs import io as gio_io
+from gio_rs.cli.parser import NOT_FLAGS
 
 SELECT_OPTIONS = {"k": 3, "stop_criterion": "data_size", "max_data_size": 0.1, "v_init": "jump", "seed": 7}
 CLI_OPTIONS = ["--k", "3", "--stop", "data_size", "--max-data-size", "0.1", "--v-init", "jump", "--seed", "7"]
@@ -178,7 +179,7 @@ def test_every_select_option_is_a_flag():
     dests = {a.dest for a in select_parser._actions}
     import inspect
 
-    options = set(inspect.signature(gio_rs.select).parameters) - cli._NOT_FLAGS
+    options = set(inspect.signature(gio_rs.select).parameters) - NOT_FLAGS
     assert options <= dests, options - dests
     args = parser.parse_args(
         ["select", "--train", "a", "--target", "b", "--out", "c", "--no-normalize", "--scale-factor", "2.5",

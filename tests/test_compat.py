@@ -17,7 +17,7 @@ import pytest
 
 import gio_rs
 from gio_rs import GIOKL, GioError
-from gio_rs._arrays import as_matrix
+from gio_rs._util.arrays import as_matrix
 
 # grad-info-opt's README, "Quick Start", verbatim (github.com/daeveraert/gradient-information-optimization).
 README_2D = """\
@@ -227,7 +227,7 @@ def test_jax_arrays_are_accepted_without_conversion():
         import numpy as np
         import jax.numpy as jnp
         from gio_rs import GIOKL
-        from gio_rs._arrays import as_matrix
+        from gio_rs._util.arrays import as_matrix
         rng = np.random.default_rng(0)
         train, target, init = (rng.normal(0, 1, s).astype(np.float32) for s in ((300, 4), (40, 4), (10, 4)))
         expected = GIOKL(dim=4, verbose=False).fit(train, target, D=init, max_iter=6)

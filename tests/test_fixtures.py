@@ -8,6 +8,8 @@ import pytest
 
 import gio_rs
 from gio_rs import reference
+from gio_rs._loop import run_loop
+from gio_rs._util.progress import Reporter
 
 DTYPES = [np.float64, np.float32]
 
@@ -138,9 +140,7 @@ def test_fit_trace_details_match_reference(reference_npz, case):
     kwargs["stop_criterion"] = kwargs.pop("stop_criterion")
     options = {k: v for k, v in kwargs.items() if k not in ("random_init_pct", "normalize")}
     params = gio_rs._core.SelectParams(semantics="reference", record_v_opts=True, **options)
-    out = gio_rs.selection.run_loop(
-        (train, X, D), params, rng=__import__("random").Random(0), reporter=gio_rs._progress.Reporter()
-    )
+    out = run_loop((train, X, D), params, rng=__import__("random").Random(0), reporter=Reporter())
     np.testing.assert_allclose(out.candidate_kl, z[f"fit{case}_f64_kl_all_candidates"], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(out.descent_iters, z[f"fit{case}_f64_descent_iters"])
     np.testing.assert_allclose(out.v_opts, z[f"fit{case}_f64_vopt"], rtol=0, atol=1e-6)

@@ -97,7 +97,7 @@ def test_gio_rs_spark_is_imported_on_first_use():
             "after": "pyspark" in sys.modules,
             "is_module": spark is sys.modules["gio_rs.spark"],
             "select": select is spark.select and select is not gio_rs.select,
-            "jvm_started": spark.SparkSession.getActiveSession() is not None,
+            "jvm_started": sys.modules["pyspark.sql"].SparkSession.getActiveSession() is not None,
         }))
         """
     )

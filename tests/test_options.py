@@ -349,7 +349,7 @@ def test_demo_seed_and_overwrite(tmp_path):
     --overwrite reruns into the same folder with the same result."""
     from sklearn.datasets import load_digits
 
-    from gio_rs.demo import prepare_digits
+    from gio_rs.cli.demo import prepare_digits
 
     folder = tmp_path / "demo"
     code, err = run("demo", "--out", str(folder), "--seed", "3", "--quiet")

@@ -18,6 +18,9 @@ import pytest
 import gio_rs
 from gio_rs import cli, ranking, stream
 from gio_rs import io as gio_io
+from gio_rs.stream import clusters as clusters_stage
+from gio_rs.stream import labels as labels_stage
+from gio_rs.stream import resources
 
 DATA = Path(__file__).resolve().parent / "data"
 OPTIONS = {"k": 4, "v_init": "jump", "stop_criterion": "data_size", "max_data_size": 0.3}
@@ -314,23 +317,23 @@ def test_a_resumed_run_equals_an_uninterrupted_one(blobs, tmp_path, monkeypatch)
     )
 
     # Interrupt the labelling pass in its third shard.
-    original = stream._Run._checkpoint
+    original = labels_stage.checkpoint
     calls = []
 
-    def interrupt(self, *args, **kwargs):
+    def interrupt(ctx, *args, **kwargs):
         calls.append(args[2])
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
+        return original(ctx, *args, **kwargs)
 
-    monkeypatch.setattr(stream._Run, "_checkpoint", interrupt)
+    monkeypatch.setattr(labels_stage, "checkpoint", interrupt)
     work = tmp_path / "work"
     with pytest.raises(KeyboardInterrupt):
         gio_rs.select_stream(
             source, tmp_path / "target.parquet", out=tmp_path / "r.parquet", work_dir=work, **options
         )
     assert not (tmp_path / "r.parquet").exists()
-    monkeypatch.setattr(stream._Run, "_checkpoint", original)
+    monkeypatch.setattr(labels_stage, "checkpoint", original)
     lines: list = []
     resumed = gio_rs.select_stream(
         source, tmp_path / "target.parquet", out=tmp_path / "r.parquet", work_dir=work, report=lines.append,
@@ -363,11 +366,11 @@ def test_the_sample_depends_on_the_budget_not_on_the_resident_memory(blobs, tmp_
     reserved = (
         stream.RUNTIME_ALLOWANCE + gio_rs._core.assign_bytes(batch, 6, K) + 16 * K * 6 + 8 * K_TARGET * 6
     )
-    budget = reserved + int(gio_rs.sampling.kmeans_need(900, 6, K, 4) / stream._SAFETY)
+    budget = reserved + int(gio_rs.sampling.kmeans_need(900, 6, K, 4) / clusters_stage.SAFETY)
     work = tmp_path / "work"
     runs = []
     for resident in (50 << 20, budget - (1 << 20)):  # little, and nearly all of the budget
-        monkeypatch.setattr(stream, "_rss_bytes", lambda resident=resident: resident)
+        monkeypatch.setattr(resources, "rss_bytes", lambda resident=resident: resident)
         with gio_rs.memory.temporary_budget(budget, "test"):
             runs.append(streamed(source, tmp_path / "target.parquet", work_dir=work))
     first, second = runs
@@ -494,14 +497,14 @@ def test_explode_through_sort_runs_on_disk_gives_the_same_output(blobs, tmp_path
     options = dict(n_clusters=K, n_clusters_target=K_TARGET, seed=SEED, kmeans_max_iter=KMEANS_ITER,
                    budget_rows=900, batch_rows=128, k=4, v_init="jump")  # fmt: skip
     whole = gio_rs.select_stream(source, target, out=tmp_path / "a.parquet", **options)
-    monkeypatch.setattr(stream._Run, "_bucket_bytes", lambda self: 2000)  # a few rows per run
+    monkeypatch.setattr(resources, "bucket_bytes", lambda: 2000)  # a few rows per run
     spilled = gio_rs.select_stream(source, target, out=tmp_path / "b.parquet", **options)
     np.testing.assert_array_equal(spilled.indices, whole.indices)
     assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(tmp_path / "a.parquet"))
 
 
 def test_duplicate_hashing_rules():
-    from gio_rs import dedup
+    from gio_rs.io import dedup
 
     rng = np.random.default_rng(3)
     x32 = rng.normal(size=(50, 5)).astype(np.float32)

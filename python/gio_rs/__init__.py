@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from . import reference
 from ._core import GioError, simd_level
 from ._core import __version__ as __version__
-from ._progress import CandidateEvent
+from ._util.progress import CandidateEvent
 from .compat import GIOKL
 from .estimator import kl_divergence, kl_gradient, knn_kl_divergence
 from .kmeans import KMeans

@@ -20,7 +20,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from ._arrays import (
+from ._loop import initial_selection, loop_arrays, run_loop, uniform_start
+from ._util.arrays import (
     as_matrix,
     as_vector,
     cast,
@@ -30,11 +31,17 @@ from ._arrays import (
     same_columns,
     working_dtype,
 )
-from ._progress import Reporter
+from ._util.progress import Reporter
 from .estimator import kl_divergence
 from .kmeans import KMeans
 from .quantize import explode
-from .selection import initial_selection, loop_arrays, run_loop, uniform_start
+
+# fit()'s arguments that are the core loop's parameters (`_core.SelectParams`), as given.
+_LOOP_OPTIONS = (
+    "k", "max_iter", "stop_criterion", "min_difference", "resets_allowed", "max_resets",
+    "max_data_size", "min_kl", "max_sequential_increases", "random_restart_prob", "scale_factor",
+    "v_init", "grad_desc_iter", "discard_nearest_for_xy", "lr",
+)  # fmt: skip
 
 
 class GIOKL:
@@ -216,40 +223,14 @@ class GIOKL:
         can view (`__array__`, `__array_interface__`, DLPack): read in place, without a copy, when
         they are float32/float64 and C-contiguous.
         """
-        if stopping_criterion is not None:
-            if stop_criterion not in ("increase", stopping_criterion):
-                raise TypeError(
-                    f"fit: got stop_criterion={stop_criterion!r} and stopping_criterion="
-                    f"{stopping_criterion!r}; pass only stop_criterion"
-                )
-            warnings.warn(
-                "fit: `stopping_criterion` is not a keyword of GIOKL.fit (grad-info-opt raises TypeError "
-                f"on it); taken as stop_criterion={stopping_criterion!r}: pass stop_criterion instead",
-                FutureWarning,
-                stacklevel=2,
-            )
-            stop_criterion = stopping_criterion
+        stop_criterion = _stop_criterion(stop_criterion, stopping_criterion)
+        arguments = dict(locals())
         train_arr = as_matrix("train", train)
         x_arr = as_matrix("X", X, min_rows=2)
         dim = x_arr.shape[1]
         same_columns("train", train_arr, "X", dim)
         params = _core.SelectParams(
-            semantics="reference",
-            k=k,
-            max_iter=max_iter,
-            stop_criterion=stop_criterion,
-            min_difference=min_difference,
-            resets_allowed=resets_allowed,
-            max_resets=max_resets,
-            max_data_size=max_data_size,
-            min_kl=min_kl,
-            max_sequential_increases=max_sequential_increases,
-            random_restart_prob=random_restart_prob,
-            scale_factor=scale_factor,
-            v_init=v_init,
-            grad_desc_iter=grad_desc_iter,
-            discard_nearest_for_xy=discard_nearest_for_xy,
-            lr=lr,
+            semantics="reference", **{name: arguments[name] for name in _LOOP_OPTIONS}
         )
         random_init_pct = check_float("random_init_pct", random_init_pct, minimum=0.0, maximum=1.0)
         normalize = check_bool("normalize", normalize)
@@ -291,20 +272,7 @@ class GIOKL:
         adder_bytes = train_arr.shape[0] * train_arr.shape[1] * dtype.itemsize
         arrays = loop_arrays(train_arr, x_arr, init_arr, params, extra=adder_bytes, init_name="D")
         out = run_loop(arrays, params, rng=rng, reporter=reporter)
-        train_c, _, init_c = arrays
-        W = np.concatenate([init_c, train_c[out.indices]], axis=0)
-        kl_divs = [float(v) for v in out.kl_trace]
-        adder = train_c[~out.used]
-        state = (
-            out.v.astype(dtype),
-            out.scale_factor,
-            out.just_reset,
-            out.num_resets,
-            out.increases,
-            adder,
-            kl_divs,
-        )
-        return W, kl_divs, state
+        return _fit_result(arrays, out, dtype)
 
     def quantize(
         self,
@@ -410,6 +378,42 @@ GIOKL.GIOKL = GIOKL  # type: ignore[attr-defined]
 sys.modules.setdefault(__name__.rpartition(".")[0] + ".GIOKL", GIOKL)  # type: ignore[arg-type]
 
 
+def _stop_criterion(stop_criterion: str, stopping_criterion: Optional[str]) -> str:
+    """`fit`'s stop criterion, also taken from grad-info-opt README's `stopping_criterion`."""
+    if stopping_criterion is None:
+        return stop_criterion
+    if stop_criterion not in ("increase", stopping_criterion):
+        raise TypeError(
+            f"fit: got stop_criterion={stop_criterion!r} and stopping_criterion="
+            f"{stopping_criterion!r}; pass only stop_criterion"
+        )
+    warnings.warn(
+        "fit: `stopping_criterion` is not a keyword of GIOKL.fit (grad-info-opt raises TypeError "
+        f"on it); taken as stop_criterion={stopping_criterion!r}: pass stop_criterion instead",
+        FutureWarning,
+        stacklevel=3,  # the caller of fit
+    )
+    return stopping_criterion
+
+
+def _fit_result(arrays: tuple[np.ndarray, np.ndarray, np.ndarray], out: Any, dtype: np.dtype) -> tuple:
+    """`fit`'s return value, as the reference builds it: (W, kl_divs, state)."""
+    train_c, _, init_c = arrays
+    W = np.concatenate([init_c, train_c[out.indices]], axis=0)
+    kl_divs = [float(v) for v in out.kl_trace]
+    adder = train_c[~out.used]
+    state = (
+        out.v.astype(dtype),
+        out.scale_factor,
+        out.just_reset,
+        out.num_resets,
+        out.increases,
+        adder,
+        kl_divs,
+    )
+    return W, kl_divs, state
+
+
 def _is_spark_frame(value: Any) -> bool:
     """A pyspark DataFrame (classic or Spark Connect), recognised without importing pyspark."""
     return any(
@@ -418,11 +422,11 @@ def _is_spark_frame(value: Any) -> bool:
 
 
 def _spark_half(method: str) -> Any:
-    """gio_rs._giokl_spark, or an ImportError saying what `GIOKL.<method>` needs."""
+    """gio_rs.spark.giokl, or an ImportError saying what `GIOKL.<method>` needs."""
     try:
-        from . import _giokl_spark
+        from .spark import giokl
     except ImportError as exc:
         raise ImportError(
             f"GIOKL.{method} needs pyspark (with pyarrow and pandas): pip install 'gio_rs[spark]' ({exc})"
         ) from exc
-    return _giokl_spark
+    return giokl

@@ -31,10 +31,11 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._arrays import check_bool, check_int
 from ._bert import BertConfig, BertEncoder
 from ._core import GioError
-from ._progress import _make_bar
+from ._util.arrays import check_bool, check_int
+from ._util.progress import make_bar
+from ._util.text import split_lines
 
 __all__ = ["SentenceEncoder", "embed", "load_model", "read_sentences"]
 
@@ -153,7 +154,7 @@ class SentenceEncoder:
         def run(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             return self._pool(self._bert.forward(input_ids, mask), mask)
 
-        bar = _make_bar(len(texts), unit="sentence", desc="gio_rs embed") if progress else None
+        bar = make_bar(len(texts), unit="sentence", desc="gio_rs embed") if progress else None
         todo = passes()
         first = [next(todo)]  # texts is not empty
         first += list(itertools.islice(todo, 1))
@@ -314,10 +315,7 @@ def read_sentences(path: PathLike) -> list[str]:
             f"path: {os.fspath(path)} is not UTF-8 text: line {line} has an invalid byte "
             f"(0x{data[bom + err.start]:02x} at byte offset {bom + err.start})"
         ) from None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the text after the last newline, unless the file does not end in one
-    return lines
+    return split_lines(text)
 
 
 def _count_lines(text: str) -> int:

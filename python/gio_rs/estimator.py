@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, memory
-from ._arrays import as_matrix, as_vector, cast, copy_bytes, same_columns, working_dtype
+from ._util.arrays import as_matrix, as_vector, cast, copy_bytes, same_columns, working_dtype
 
 
 def _working_arrays(x_arr: np.ndarray, y_arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

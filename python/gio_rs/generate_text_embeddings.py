@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ._core import GioError
+from ._util.files import atomic_write, check_writable
 from .embed import SentenceEncoder, load_model, read_sentences
-from .io import atomic_write, check_writable
 
 __all__ = ["GenerateEmbeddings", "resolve_model"]
 

@@ -11,8 +11,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core, memory
-from ._arrays import as_matrix, cast, check_bool, copy_bytes, same_columns, working_dtype
-from ._progress import IterationBar
+from ._util.arrays import as_matrix, cast, check_bool, copy_bytes, same_columns, working_dtype
+from ._util.progress import IterationBar
 
 
 class KMeans:

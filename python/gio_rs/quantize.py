@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core, memory, sampling
-from ._arrays import as_matrix, check_int, copy_bytes, same_columns, working_dtype
+from ._util.arrays import as_matrix, check_int, copy_bytes, same_columns, working_dtype
 from .kmeans import KMeans
 
 _PREDICT_ROWS = 1 << 16  # rows labelled at a time after a sampled fit

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import _core
-from ._arrays import as_matrix, check_int, working_dtype
+from ._util.arrays import as_matrix, check_int, working_dtype
 
 STOP_REASON = "budget_rows"
 # The options a budget replaces, with their defaults in `select`.

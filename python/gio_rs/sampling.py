@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core, memory
-from .dedup import _mix
+from ._util.hashing import mix
 
 _BLOCK = 1 << 20  # rows keyed at a time
 
@@ -72,7 +72,7 @@ def sample_rows(
             keep = np.ones(len(rows), dtype=bool)
             keep[left_out[lo:hi] - start] = False
             rows = rows[keep]
-        keys = _mix(rows.astype(np.uint64) * np.uint64(0xD1B54A32D192ED03) ^ salt)
+        keys = mix(rows.astype(np.uint64) * np.uint64(0xD1B54A32D192ED03) ^ salt)
         keys = np.concatenate([best_keys, keys])
         rows = np.concatenate([best_rows, rows])
         if len(keys) > size:

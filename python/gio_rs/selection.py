@@ -1,5 +1,5 @@
-"""Greedy GIO selection on NumPy arrays: `select` (fixed semantics, the modern API) and the
-shared plumbing that `GIOKL.fit` (reference semantics) uses too.
+"""Greedy GIO selection on NumPy arrays: `select` (fixed semantics, the modern API)
+(the loop plumbing `GIOKL.fit` shares is in `gio_rs._loop`).
 
 With the default method="gradient" each step runs gradient descent on a relaxed candidate v, snaps
 v to the nearest unused pool row, evaluates KL(target ‖ selection ∪ {row}) and applies the stop
@@ -15,18 +15,16 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from . import _core, memory
-from ._arrays import (
+from . import _core
+from ._loop import initial_selection, loop_arrays, run_loop, uniform_start
+from ._util.arrays import (
     as_matrix,
-    cast,
     check_bool,
     check_float,
     check_int,
-    copy_bytes,
     same_columns,
-    working_dtype,
 )
-from ._progress import CandidateEvent, Reporter
+from ._util.progress import CandidateEvent, Reporter
 from .quantize import Quantization, quantize_matrices
 
 # The default cap on method="greedy"'s distance table (pool rows × target rows × 8 bytes).
@@ -35,6 +33,12 @@ GREEDY_MAX_BYTES = 1 << 32
 # and refuses any other value rather than ignore it silently (the core refuses the gradient
 # method's loop options the same way).
 _UNIFORM_START = {"uniform_low": -1.0, "uniform_high": 1.0, "uniform_start_size": 20, "normalize": True}
+# select()'s arguments that are the core loop's parameters (`_core.SelectParams`), as given.
+_LOOP_OPTIONS = (
+    "method", "k", "max_iter", "stop_criterion", "min_difference", "max_data_size", "min_kl",
+    "max_sequential_increases", "resets_allowed", "max_resets", "random_restart_prob",
+    "scale_factor", "v_init", "grad_desc_iter", "discard_nearest_for_xy", "lr", "record_v_opts",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,109 +100,6 @@ class Selection:
     def kl_final(self) -> float:
         """KL after the last accepted row (kl_start when nothing was accepted)."""
         return float(self.kl_trace[-1]) if len(self.kl_trace) else self.kl_start
-
-
-def uniform_start(np_rng: Any, low: float, high: float, size: int, dim: int, normalize: bool) -> np.ndarray:
-    """The reference's uniform start: `np_rng.uniform(low, high, (size, dim))`, each row scaled to
-    unit L2 norm when `normalize` (an all-zero row is left as is)."""
-    rows = np.asarray(np_rng.uniform(low=low, high=high, size=(size, dim)), dtype=np.float64)
-    if normalize:
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        rows = np.where(norms == 0, rows, rows / np.where(norms == 0, 1.0, norms))
-    return rows
-
-
-def initial_selection(
-    train: np.ndarray,
-    dim: int,
-    *,
-    init: Any,
-    init_name: str,
-    target_name: str,
-    random_init_pct: float,
-    uniform_rows: Callable[[], np.ndarray],
-    rng: Any,
-    discard_nearest_for_xy: bool,
-) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """The reference's start (its `fit`, lines 148-155): `init` when given; else
-    `int(random_init_pct·len(train))` train rows drawn with `rng.sample` (they stay in the pool);
-    else `uniform_rows()`. Returns the rows and, for drawn train rows, their indices."""
-    indices = None
-    if init is not None:
-        rows = as_matrix(init_name, init)
-        same_columns(init_name, rows, target_name, dim)
-    elif random_init_pct > 0:
-        amount = int(random_init_pct * len(train))
-        if amount < 1:
-            raise _core.GioError(
-                f"random_init_pct: {random_init_pct} of {len(train)} train rows is less than one row"
-            )
-        indices = np.asarray(rng.sample(range(len(train)), amount), dtype=np.int64)
-        rows = train[indices]
-    else:
-        rows = uniform_rows()
-    if discard_nearest_for_xy and len(rows) < 2:
-        raise _core.GioError(f"{init_name}: needs at least 2 rows with discard_nearest_for_xy=True")
-    return rows, indices
-
-
-def pick_row(rng: Any) -> Callable[[int], int]:
-    """A row draw that consumes `rng` exactly as the reference's `random.sample(rows, 1)`."""
-    return lambda n: rng.sample(range(n), 1)[0]
-
-
-def loop_arrays(
-    train: np.ndarray,
-    target: np.ndarray,
-    init: np.ndarray,
-    params: _core.SelectParams,
-    *,
-    extra: int = 0,
-    init_name: str = "init",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """train, target and init cast to one working dtype (float32 stays float32; init follows),
-    once the loop's working set (`gio_rs._core.select_bytes`; `extra` bytes more for the caller's
-    own use) fits the memory budget. Arrays must be validated already; init (named `init_name` in
-    errors) must fit the working dtype."""
-    dtype = working_dtype(train, target)
-    f32_max = float(np.finfo(np.float32).max)
-    if dtype == np.float32 and init.dtype.itemsize > 4 and init.size:
-        largest = float(np.abs(init).max())
-        if f32_max < largest < np.inf:  # NaN and inf: check_finite names them
-            raise _core.GioError(
-                f"{init_name}: has values beyond the float32 range (±{f32_max:.3g}), while train and "
-                "the target are float32, so the selection runs in float32; pass them as float64"
-            )
-    greedy = params.method == "greedy"
-    needed = sum(copy_bytes(a, dtype) for a in (train, target, init)) + extra
-    needed += _core.select_bytes(
-        len(train),
-        len(target),
-        target.shape[1],
-        n_start=len(init),
-        max_iter=params.max_iter,
-        greedy=greedy,
-        itemsize=dtype.itemsize,
-    )
-    what = "greedy selection" if greedy else "selection"
-    what += f" from {len(train)} x {target.shape[1]} rows for {len(target)} target rows"
-    memory.require(what, needed, "quantise first (n_clusters)" if greedy or len(train) > 100_000 else "")
-    return cast(train, dtype), cast(target, dtype), cast(init, dtype)
-
-
-def run_loop(
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
-    params: _core.SelectParams,
-    *,
-    rng: Any,
-    reporter: Reporter,
-) -> _core.SelectionResult:
-    """Runs the core's loop (`params.method`) on arrays from `loop_arrays`, drawing from `rng` as
-    the reference draws from Python's `random`."""
-    try:
-        return _core.select(*arrays, params, random=rng.random, pick=pick_row(rng), callback=reporter)
-    finally:
-        reporter.close()
 
 
 def select(
@@ -408,59 +309,23 @@ def select(
     before it starts.
     float32 input stays float32 in memory; distances and sums are computed in float64.
     """
+    arguments = dict(locals())  # every argument as given
     if budget_rows is not None:
-        arguments = dict(locals())  # every argument as given, for the budget's own loop
         from .ranking import select_with_budget
 
         return select_with_budget(select, arguments)
     params = _core.SelectParams(
-        method=method,
         semantics="fixed",
-        k=k,
-        max_iter=max_iter,
-        stop_criterion=stop_criterion,
-        min_difference=min_difference,
-        max_data_size=max_data_size,
-        min_kl=min_kl,
-        max_sequential_increases=max_sequential_increases,
-        resets_allowed=resets_allowed,
-        max_resets=max_resets,
-        random_restart_prob=random_restart_prob,
-        scale_factor=scale_factor,
-        v_init=v_init,
-        grad_desc_iter=grad_desc_iter,
-        discard_nearest_for_xy=discard_nearest_for_xy,
-        lr=lr,
-        record_v_opts=record_v_opts,
+        **{name: arguments[name] for name in _LOOP_OPTIONS},
         # The table cap is only read, and so only checked, by the greedy method.
         **({"greedy_max_bytes": greedy_max_bytes} if method == "greedy" else {}),
     )
     greedy = params.method == "greedy"
-    uniform = {"uniform_low": uniform_low, "uniform_high": uniform_high}
-    uniform |= {"uniform_start_size": uniform_start_size, "normalize": normalize}
+    uniform = {name: arguments[name] for name in _UNIFORM_START}
     if greedy:
         _refuse_uniform_start(uniform)
-    train_arr = as_matrix("train", train)
-    target_arr = as_matrix("target", target, min_rows=2)
+    train_arr, target_arr, quantization = _matrices(arguments)
     dim = target_arr.shape[1]
-    same_columns("train", train_arr, "target", dim)
-    quantization = None
-    if n_clusters is not None:
-        quantization = quantize_matrices(
-            train_arr,
-            target_arr,
-            n_clusters,
-            n_clusters_target=n_clusters_target,
-            seed=seed,
-            max_iter=check_int("kmeans_max_iter", kmeans_max_iter, minimum=1),
-            progress=check_bool("progress", progress),
-            kmeans_sample_rows=kmeans_sample_rows,
-        )
-        train_arr, target_arr = quantization.train_centers, quantization.target_centers
-    elif n_clusters_target is not None:
-        raise _core.GioError("n_clusters_target: only used together with n_clusters")
-    elif kmeans_sample_rows is not None:
-        raise _core.GioError("kmeans_sample_rows: only used together with n_clusters")
     random_init_pct = check_float("random_init_pct", random_init_pct, minimum=0.0, maximum=1.0)
     uniform["normalize"] = check_bool("normalize", normalize)
     if callback is not None and not callable(callback):
@@ -468,12 +333,6 @@ def select(
     if seed is not None:
         seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)  # RandomState's range
     rng = _random.Random(seed)
-
-    def uniform_rows() -> np.ndarray:
-        if greedy:
-            return np.empty((0, dim))
-        return uniform_start(np.random.RandomState(seed), dim=dim, **_checked_uniform(uniform))
-
     init_arr, init_indices = initial_selection(
         train_arr,
         dim,
@@ -481,7 +340,7 @@ def select(
         init_name="init",
         target_name="target",
         random_init_pct=random_init_pct,
-        uniform_rows=uniform_rows,
+        uniform_rows=_uniform_rows(None if greedy else uniform, seed, dim),
         rng=rng,
         discard_nearest_for_xy=params.discard_nearest_for_xy,
     )
@@ -491,6 +350,45 @@ def select(
     arrays = loop_arrays(train_arr, target_arr, init_arr, params, init_name=init_name)
     out = run_loop(arrays, params, rng=rng, reporter=reporter)
     return _result(out, params, arrays[2], init_indices, quantization)
+
+
+def _matrices(arguments: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Optional[Quantization]]:
+    """train and target as matrices of one width; with `n_clusters`, their centroids instead
+    (and the quantisation)."""
+    train = as_matrix("train", arguments["train"])
+    target = as_matrix("target", arguments["target"], min_rows=2)
+    same_columns("train", train, "target", target.shape[1])
+    if arguments["n_clusters"] is not None:
+        quantization = quantize_matrices(
+            train,
+            target,
+            arguments["n_clusters"],
+            n_clusters_target=arguments["n_clusters_target"],
+            seed=arguments["seed"],
+            max_iter=check_int("kmeans_max_iter", arguments["kmeans_max_iter"], minimum=1),
+            progress=check_bool("progress", arguments["progress"]),
+            kmeans_sample_rows=arguments["kmeans_sample_rows"],
+        )
+        return quantization.train_centers, quantization.target_centers, quantization
+    if arguments["n_clusters_target"] is not None:
+        raise _core.GioError("n_clusters_target: only used together with n_clusters")
+    if arguments["kmeans_sample_rows"] is not None:
+        raise _core.GioError("kmeans_sample_rows: only used together with n_clusters")
+    return train, target, None
+
+
+def _uniform_rows(
+    uniform: Optional[dict[str, Any]], seed: Optional[int], dim: int
+) -> Callable[[], np.ndarray]:
+    """The uniform start, drawn (and its options checked) only when the start needs it; no rows
+    when `uniform` is None (method="greedy")."""
+
+    def rows() -> np.ndarray:
+        if uniform is None:
+            return np.empty((0, dim))
+        return uniform_start(np.random.RandomState(seed), dim=dim, **_checked_uniform(uniform))
+
+    return rows
 
 
 def _refuse_uniform_start(given: dict[str, Any]) -> None:

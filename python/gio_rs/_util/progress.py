@@ -38,7 +38,7 @@ class Reporter:
     ) -> None:
         self._callback = callback
         self._print = print_reference
-        self._bar = _make_bar(total) if progress else None
+        self._bar = make_bar(total) if progress else None
 
     def start(self, kl_start: float, scale_factor: float) -> None:
         if self._print:
@@ -98,7 +98,7 @@ class _StderrBar:
         sys.stderr.flush()
 
 
-def _make_bar(total: Optional[int], unit: str = "row", desc: str = "gio_rs select") -> Any:
+def make_bar(total: Optional[int], unit: str = "row", desc: str = "gio_rs select") -> Any:
     try:
         with warnings.catch_warnings():  # tqdm.auto may warn about notebook widgets
             warnings.simplefilter("ignore")
@@ -113,7 +113,7 @@ class IterationBar:
     (n_init > 1) starts again from zero on the same bar."""
 
     def __init__(self, total: int, desc: str) -> None:
-        self._bar = _make_bar(total, unit="iter", desc=desc)
+        self._bar = make_bar(total, unit="iter", desc=desc)
 
     def __call__(self, iteration: int, inertia: float) -> None:
         if iteration <= self._bar.n:

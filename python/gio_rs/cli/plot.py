@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .io import atomic_write
+from .._util.files import atomic_write
 
 _POOL_POINTS_SHOWN = 5000
 

@@ -4,31 +4,30 @@ command's files, its summary and plot. Kept out of cli.py, which only dispatches
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from typing import Any, Callable
 
 import numpy as np
 
-from . import __version__, io, writers
-from ._core import GioError, simd_level
+from .. import io
+from .._core import GioError, __version__, simd_level
+from ..io import writers
+from ..stream.run import select_stream
+from .common import finite_or_none, floats, show_progress, summary_path, write_json
+from .plot import plot_selection
 
 
 def summary_file(args: argparse.Namespace) -> str:
-    from .cli import summary_path
-
     if args.summary is not None:
         return args.summary
     return summary_path(os.fspath(args.out).rstrip("/" + os.sep), None)
 
 
-def run(
+def run_stream(
     args: argparse.Namespace, options: dict[str, Any], *, report: Callable[[str], None]
 ) -> dict[str, Any]:
     """Runs select_stream with the command's inputs and options; writes the summary (and plot)."""
-    from .cli import _finite_or_none, _floats, _show_progress
-    from .stream import select_stream
 
     started = time.perf_counter()
     summary_path = summary_file(args)
@@ -67,17 +66,27 @@ def run(
         target_format=args.target_format,
         init_format=args.init_format,
         batch_rows=args.batch_rows,
-        progress=_show_progress(args),
+        progress=show_progress(args),
         report=report,
-        embed_options={"progress": _show_progress(args)},
+        embed_options={"progress": show_progress(args)},
         train_name="--train",
         target_name="--target",
         **select_options,
     )
     if args.plot:
         _plot(args, result)
+    summary = _summary(args, options, result, started)
+    write_json(summary_path, summary, overwrite=args.overwrite)
+    report(f"wrote {args.out}, {summary_path}" + (f", {args.plot}" if args.plot else ""))
+    return summary
+
+
+def _summary(
+    args: argparse.Namespace, options: dict[str, Any], result: Any, started: float
+) -> dict[str, Any]:
+    """The JSON summary of a streamed selection."""
     chosen = result.selection
-    summary: dict[str, Any] = {
+    return {
         "gio_rs_version": __version__,
         "simd_level": simd_level(),
         "command": "select",
@@ -86,10 +95,10 @@ def run(
         "inputs": {"train": args.train, "target": args.target, "init": args.init},
         "output": result.output,
         "stop_reason": chosen.stop_reason,
-        "kl_start": _finite_or_none(chosen.kl_start),
-        "kl_final": _finite_or_none(chosen.kl_final),
-        "kl_trace": _floats(chosen.kl_trace),
-        "candidate_kl": _floats(chosen.candidate_kl),
+        "kl_start": finite_or_none(chosen.kl_start),
+        "kl_final": finite_or_none(chosen.kl_final),
+        "kl_trace": floats(chosen.kl_trace),
+        "candidate_kl": floats(chosen.candidate_kl),
         "counts": {
             "pool_rows": result.pool_rows,
             "pool_rows_kept": result.kept_rows,
@@ -119,22 +128,11 @@ def run(
         "peak_rss_bytes": result.peak_rss_bytes,
         "timings_seconds": {**result.timings, "total": time.perf_counter() - started},
     }
-    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-
-    def write_summary(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-
-    io.atomic_write(summary_path, write_summary, overwrite=args.overwrite)
-    report(f"wrote {args.out}, {summary_path}" + (f", {args.plot}" if args.plot else ""))
-    return summary
 
 
 def _plot(args: argparse.Namespace, result: Any) -> None:
     """The KL trace and a 2-D view: the centroids stand for the pool, the chosen ones for the
     selection (the rows themselves are not held in memory)."""
-    from .plot import plot_selection
-
     chosen = np.unique(result.clusters)
     plot_selection(
         args.plot,

@@ -19,28 +19,16 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._util.hashing import mix
+
 _RECORD = np.dtype([("h1", "<u8"), ("h2", "<u8"), ("row", "<i8")])
 _PARTITION_BITS = 8  # 256 partition files once spilled
 _MEMORY_ROWS = 4 << 20  # records kept in memory before spilling (24 bytes each: 96 MiB)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 SHOWN = 1000  # duplicate rows listed in a summary
 
 
-def _mix(z: np.ndarray, scratch: Optional[np.ndarray] = None) -> np.ndarray:
-    """SplitMix64's finaliser, in place on a uint64 array (wrapping arithmetic)."""
-    t = np.empty_like(z) if scratch is None else scratch
-    for shift, factor in ((30, _M1), (27, _M2)):
-        np.right_shift(z, np.uint64(shift), out=t)
-        z ^= t
-        z *= factor
-    np.right_shift(z, np.uint64(31), out=t)
-    z ^= t
-    return z
-
-
 def _position_keys(count: int, seed: int) -> np.ndarray:
-    return _mix(np.arange(count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed))
+    return mix(np.arange(count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed))
 
 
 def row_hashes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,12 +46,12 @@ def row_hashes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     words = raw.view(np.uint64)
     count = words.shape[1]
     mixed = words ^ _position_keys(count, 0x243F6A8885A308D3)
-    _mix(mixed)
+    mix(mixed)
     first = mixed.sum(axis=1, dtype=np.uint64)
     mixed *= _position_keys(count, 0x13198A2E03707344) | np.uint64(1)
     second = mixed.sum(axis=1, dtype=np.uint64)
     length = np.uint64(count)
-    return _mix(first + length), _mix(second ^ length)
+    return mix(first + length), mix(second ^ length)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,5 @@
-"""GIO on Spark: K-Means (pyspark.ml) and nearest-centroid assignment (the gio_rs kernel inside
-the partitions, through Arrow) run on the executors; the selection among centroids runs on the
-driver with `gio_rs.select`; the chosen clusters come back as a join on the cluster id.
-
-    import gio_rs.spark as gs
-    spark = gs.session("local[*]")
-    train = gs.read_parquet(spark, "pool/")          # row_id, <other columns>, features
-    target = gs.read_parquet(spark, "target/")
-    result = gs.select(train, target, n_clusters=1000, seed=0)
-    result.write_parquet("selected/")                 # the selected rows, all columns + cluster
-    result.selection.kl_trace                         # the driver-side gio_rs.Selection
-
-Needs `pip install gio_rs[spark]` (pyspark with pyarrow and pandas). `import gio_rs` never
-imports this module.
-"""
+"""The Spark engine: sessions, readers, K-Means, assignment, explode and `select` (see
+`gio_rs.spark`)."""
 
 from __future__ import annotations
 
@@ -24,12 +11,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _core, ranking
-from ._arrays import as_matrix, check_int
-from ._core import GioError
-from .io import RANK_COLUMN
-from .selection import Selection
-from .selection import select as _select_in_memory
+from .. import _core, ranking
+from .._core import GioError
+from .._util.arrays import as_matrix, check_int
+from ..io import RANK_COLUMN
+from ..selection import Selection
+from ..selection import select as _select_in_memory
 
 try:
     import pyarrow as pa
@@ -42,18 +29,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError(
         f"gio_rs.spark needs pyspark, pyarrow and pandas ({exc}): pip install gio_rs[spark]"
     ) from exc
-
-__all__ = [
-    "SparkSelection",
-    "assign",
-    "explode",
-    "quantize",
-    "read_parquet",
-    "read_reference_tsv",
-    "select",
-    "session",
-    "validate_features",
-]
 
 ROW_ID = "row_id"
 # Helper columns of the readers; dropped before a reader returns.
@@ -104,7 +79,7 @@ def read_parquet(
     every other column is carried. Adds `id_col`, the row's position in the files taken in path
     order (file 0's rows, then file 1's, ...): the same whatever the partitioning, the cluster
     size or the Spark configuration. Reading counts the rows of each file (one small job)."""
-    raw = spark.read.parquet(*_paths("path", path))
+    raw = spark.read.parquet(*input_paths("path", path))
     _check_features_type("path", raw, features_col)
     _check_free_column("id_col", raw, id_col)
     located = raw.withColumn(_FILE, F.col("_metadata.file_path")).withColumn(
@@ -127,7 +102,7 @@ def read_reference_tsv(
     `features_col` (array<double>); `_c2` itself is dropped. A `_c2` that is not a JSON list of
     numbers becomes a null vector, reported by `validate_features`. Each file is read whole by
     one task (so that rows can be numbered within it): write many part files, as Spark does."""
-    raw = spark.read.options(sep=sep, header="false", multiLine="true").csv(*_paths("path", path))
+    raw = spark.read.options(sep=sep, header="false", multiLine="true").csv(*input_paths("path", path))
     if "_c2" not in raw.columns:
         raise GioError(
             f"path: expected at least 3 columns separated by {sep!r} (_c2 = vector), got {raw.columns}"
@@ -145,7 +120,7 @@ def read_reference_tsv(
     return with_vectors if features_col == "_c2" else with_vectors.drop("_c2")
 
 
-def _paths(name: str, path: Any) -> list:
+def input_paths(name: str, path: Any) -> list:
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not paths:
         raise GioError(f"{name}: no path given")
@@ -577,9 +552,6 @@ def select(
         train_centers = np.ascontiguousarray(as_matrix("train_centers", train_centers), dtype=np.float64)
     if target_centers is None:
         k_target = n_clusters if n_clusters_target is None else n_clusters_target
-        if k_target is None:
-            raise GioError("n_clusters_target: required unless target_centers or n_clusters is given")
-        k_target = check_int("n_clusters_target", k_target, minimum=2)
         target_centers = _target_centers(target_df, k_target, features_col, id_col, seed + 1, kmeans_max_iter)
     else:
         target_centers = np.ascontiguousarray(as_matrix("target_centers", target_centers), dtype=np.float64)
@@ -601,20 +573,9 @@ def select(
         chosen = np.asarray(selection.indices, dtype=np.int64)
         rows = explode(assigned, chosen, cluster_col=cluster_col, id_col=id_col)
     else:
-        budget = ranking.check_budget(budget_rows, select_kwargs)
-        counts = assigned.groupBy(cluster_col).count().collect()
-        sizes = np.zeros(len(train_centers), dtype=np.int64)
-        for row in counts:
-            sizes[int(row[cluster_col])] = int(row["count"])
-        options = {
-            k: v for k, v in select_kwargs.items() if k not in ("max_iter", "stop_criterion", "max_data_size")
-        }
-        selection = ranking.choose_clusters(
-            _select_in_memory, train_centers, target_centers, sizes, budget, {**options, "seed": seed}
-        )
-        chosen = np.asarray(selection.indices, dtype=np.int64)
-        rows = _ranked_rows(
-            assigned, chosen, sizes, target_centers, budget, features_col, cluster_col, id_col
+        names = (features_col, cluster_col, id_col)
+        selection, chosen, rows = _select_budget(
+            assigned, train_centers, target_centers, budget_rows, {**select_kwargs, "seed": seed}, names
         )
     distinct, first, counts = np.unique(chosen, return_index=True, return_counts=True)
     order = np.argsort(first, kind="stable")
@@ -629,11 +590,41 @@ def select(
     )
 
 
+def _select_budget(
+    assigned: DataFrame,
+    train_centers: np.ndarray,
+    target_centers: np.ndarray,
+    budget_rows: int,
+    select_kwargs: dict,
+    names: tuple[str, str, str],
+) -> tuple[Selection, np.ndarray, DataFrame]:
+    """`select` with `budget_rows`: clusters chosen until they hold the budget (gio_rs.ranking),
+    their rows ranked. `names`: the features, cluster and id columns."""
+    features_col, cluster_col, id_col = names
+    budget = ranking.check_budget(budget_rows, select_kwargs)
+    counts = assigned.groupBy(cluster_col).count().collect()
+    sizes = np.zeros(len(train_centers), dtype=np.int64)
+    for row in counts:
+        sizes[int(row[cluster_col])] = int(row["count"])
+    options = {
+        k: v for k, v in select_kwargs.items() if k not in ("max_iter", "stop_criterion", "max_data_size")
+    }
+    selection = ranking.choose_clusters(
+        _select_in_memory, train_centers, target_centers, sizes, budget, options
+    )
+    chosen = np.asarray(selection.indices, dtype=np.int64)
+    rows = _ranked_rows(assigned, chosen, sizes, target_centers, budget, features_col, cluster_col, id_col)
+    return selection, chosen, rows
+
+
 def _target_centers(
-    target_df: DataFrame, k_target: int, features_col: str, id_col: str, seed: int, max_iter: int
+    target_df: DataFrame, k_target: Optional[int], features_col: str, id_col: str, seed: int, max_iter: int
 ) -> np.ndarray:
     """The target's centroids, or its rows when it has no more than `k_target` of them (collected
     in `id_col` order, as the in-memory pipeline uses them)."""
+    if k_target is None:
+        raise GioError("n_clusters_target: required unless target_centers or n_clusters is given")
+    k_target = check_int("n_clusters_target", k_target, minimum=2)
     head = target_df.select(*([id_col] if id_col in target_df.columns else []), features_col)
     if id_col in target_df.columns:
         head = head.orderBy(id_col)

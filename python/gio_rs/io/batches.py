@@ -26,41 +26,26 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from . import io
-from ._core import GioError
+from .._core import GioError
+from .._util.errors import first_error_line
+from .._util.optional import pyarrow
+from .._util.text import split_lines
+from .columns import RowNames, check_vectors, read_npy, vectors_from_columns
+from .formats import reader_errors
+from .shards import Shard, list_shards
 
 DEFAULT_BATCH_ROWS = 32768
 _BLOCK_BYTES = 8 << 20  # bytes of text (jsonl, .txt) parsed at a time
 _READ_BYTES = 256 << 10  # read (and decompressed) at a time
 _PARQUET_BUFFER = 8 << 20  # parquet pages are streamed through a buffer of this size
-SHARD_FORMATS = ("npy", "parquet", "arrow", "jsonl", "csv", "tsv", "reference-tsv", "text")
-_COMPRESSION = {".gz": "gzip", ".zst": "zstd"}
 _ARROW_FILE_MAGIC = b"ARROW1"
-_HF_STATE = "state.json"
-_HF_DICT = "dataset_dict.json"
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One file of an input: its path, format and (jsonl) compression."""
-
-    path: str
-    fmt: str
-    compression: Optional[str] = None
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What identifies this file's contents cheaply: its absolute path, size and mtime."""
-        stat = os.stat(self.path)
-        return {"path": os.path.abspath(self.path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 @dataclass
@@ -82,98 +67,7 @@ class Chunk:
     vectors: Optional[np.ndarray] = None
     table: Any = None
     texts: Optional[list] = None
-    names: io.RowNames = field(default_factory=io.RowNames)
-
-
-def shard_format(path: str) -> tuple[str, Optional[str]]:
-    """The format (and jsonl compression) of one file, from its extension and for `.tsv` its
-    first line; GioError for an extension gio_rs does not read."""
-    fmt = io.detect_format(path)
-    return fmt, (_COMPRESSION.get(Path(path).suffix.lower()) if fmt == "jsonl" else None)
-
-
-def _is_data_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith((".", "_"))
-
-
-def hf_dataset_files(folder: str) -> Optional[list[str]]:
-    """The Arrow files of a Hugging Face `datasets` folder (save_to_disk), in order; None when
-    `folder` is not one. A DatasetDict folder raises GioError naming its splits."""
-    base = Path(folder)
-    if (base / _HF_DICT).is_file():
-        try:
-            splits = json.loads((base / _HF_DICT).read_text(encoding="utf-8")).get("splits", [])
-        except (OSError, ValueError, AttributeError):
-            splits = []
-        example = f"{folder.rstrip(os.sep)}{os.sep}{splits[0]}" if splits else f"{folder}/<split>"
-        raise GioError(
-            f"{folder}: a Hugging Face DatasetDict (splits: {', '.join(map(str, splits)) or '?'}); "
-            f"give one split's folder, e.g. {example}"
-        )
-    state_file = base / _HF_STATE
-    if not state_file.is_file():
-        return None
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-        files = [entry["filename"] for entry in state["_data_files"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise GioError(
-            f"{state_file}: not a Hugging Face datasets state file (no readable _data_files: {exc})"
-        ) from exc
-    if not files:
-        raise GioError(f"{folder}: the Hugging Face dataset lists no data files in {_HF_STATE}")
-    paths = [str(base / name) for name in files]
-    for path in paths:
-        io.check_input(path)
-    return paths
-
-
-def list_shards(path: Any, *, fmt: Optional[str] = None, name: str = "path") -> list[Shard]:
-    """The shards of an input: a file, a folder (Hugging Face dataset, or files of one format) or
-    a list of files. `fmt` forces the format of every file. GioError for a missing or empty
-    file, a folder without data files or with files of different formats."""
-    if isinstance(path, (list, tuple)):
-        if not path:
-            raise GioError(f"{name}: an empty list of files")
-        shards = [s for p in path for s in list_shards(p, fmt=fmt, name=name)]
-        _same_format(shards, name)
-        return shards
-    path = os.fspath(path)
-    io.check_input(path)
-    if fmt is not None and fmt not in SHARD_FORMATS:
-        raise GioError(f"format: expected one of {', '.join(SHARD_FORMATS)}, got {fmt!r}")
-    if os.path.isdir(path):
-        hf_files = hf_dataset_files(path)
-        if hf_files is not None:
-            return [Shard(p, fmt or "arrow") for p in hf_files]
-        files = sorted(p for p in Path(path).iterdir() if _is_data_file(p))
-        if not files:
-            raise GioError(f"{path}: a folder without data files (sub-folders are not read)")
-        shards = []
-        for file in files:
-            io.check_input(str(file))
-            shards.append(_shard(str(file), fmt))
-        _same_format(shards, path)
-        return shards
-    return [_shard(path, fmt)]
-
-
-def _shard(path: str, fmt: Optional[str]) -> Shard:
-    if fmt is None:
-        found, compression = shard_format(path)
-        return Shard(path, found, compression)
-    compression = _COMPRESSION.get(Path(path).suffix.lower()) if fmt == "jsonl" else None
-    return Shard(path, fmt, compression)
-
-
-def _same_format(shards: list[Shard], where: str) -> None:
-    formats = sorted({s.fmt for s in shards})
-    if len(formats) > 1:
-        examples = {s.fmt: s.path for s in shards}
-        raise GioError(
-            f"{where}: files of different formats ({', '.join(f'{f}: {examples[f]}' for f in formats)}); "
-            "a dataset's shards must share one format"
-        )
+    names: RowNames = field(default_factory=RowNames)
 
 
 class RowSource:
@@ -234,7 +128,7 @@ class RowSource:
         the vectors, embedding text when `embed`; `table`: every column of the file."""
         for index in range(start_shard, len(self.shards)):
             shard = self.shards[index]
-            with io.reader_errors(shard.path, shard.fmt):
+            with reader_errors(shard.path, shard.fmt):
                 for chunk in self._shard_chunks(index, shard, vectors=vectors, table=table):
                     if vectors and chunk.vectors is None and chunk.texts is not None and embed:
                         chunk.vectors = self._embed(chunk)
@@ -243,7 +137,7 @@ class RowSource:
                     yield chunk
 
     def _embed(self, chunk: Chunk) -> np.ndarray:
-        from . import embed
+        from .. import embed
 
         if not chunk.texts:
             return np.zeros((0, 0), dtype=np.float32)
@@ -261,7 +155,7 @@ class RowSource:
                 f"{shard.path}: vectors of {x.shape[1]} components ({chunk.names.one(0)}), but "
                 f"{self._dim_from} has {self.dim}: every file of {self.name} must have one dimension"
             )
-        io.check_vectors(x, shard.path, chunk.names)
+        check_vectors(x, shard.path, chunk.names)
 
     # ---------------------------------------------------------------------------------------
     # One shard
@@ -273,11 +167,11 @@ class RowSource:
         if shard.fmt == "text":
             yield from self._text_chunks(index, shard)
             return
-        pa = io._pyarrow()
+        pa = pyarrow()
         first = 0
         for piece, names in self._arrow_pieces(pa, shard, vectors=vectors, table=table):
             n = piece.num_rows
-            names = names if names is not None else io.RowNames(first_row=first)
+            names = names if names is not None else RowNames(first_row=first)
             chunk = Chunk(index, first, n, names=names, table=piece if table else None)
             if self.text_column is not None:
                 chunk.texts = self._texts(pa, piece, shard, names)
@@ -286,16 +180,16 @@ class RowSource:
             yield chunk
             first += n
 
-    def _vectors(self, pa: Any, piece: Any, shard: Shard, names: io.RowNames) -> np.ndarray:
+    def _vectors(self, pa: Any, piece: Any, shard: Shard, names: RowNames) -> np.ndarray:
         if shard.fmt == "jsonl":
             self._check_jsonl_field(piece, shard, names, self.features_col or "features")
         fmt = "csv" if shard.fmt in ("csv", "tsv") else shard.fmt
-        x, _ = io._vectors_from_columns(
+        x, _ = vectors_from_columns(
             pa, piece, shard.path, fmt, self.features_col, self.feature_columns, names
         )
         return x
 
-    def _texts(self, pa: Any, piece: Any, shard: Shard, names: io.RowNames) -> list:
+    def _texts(self, pa: Any, piece: Any, shard: Shard, names: RowNames) -> list:
         column_name = self.text_column
         assert column_name is not None
         if shard.fmt == "jsonl":
@@ -309,7 +203,7 @@ class RowSource:
         return [str(t) for t in column.to_pylist()]
 
     @staticmethod
-    def _check_jsonl_field(piece: Any, shard: Shard, names: io.RowNames, wanted: str) -> None:
+    def _check_jsonl_field(piece: Any, shard: Shard, names: RowNames, wanted: str) -> None:
         """A jsonl field missing from some lines arrives as nulls: name those lines."""
         if wanted not in piece.column_names:
             raise GioError(f"{shard.path}: no field {wanted!r}; fields: {piece.column_names}")
@@ -323,12 +217,12 @@ class RowSource:
             raise GioError(f"{shard.path}: {where}: no field {wanted!r} (or it is null)")
 
     def _npy_chunks(self, index: int, shard: Shard, *, vectors: bool, table: bool) -> Iterator[Chunk]:
-        arr = io._read_npy(shard.path)
+        arr = read_npy(shard.path)
         step = self.batch_rows
         for start in range(0, len(arr), step):
             stop = min(len(arr), start + step)
             x = np.asarray(arr[start:stop])
-            chunk = Chunk(index, start, stop - start, names=io.RowNames(first_row=start))
+            chunk = Chunk(index, start, stop - start, names=RowNames(first_row=start))
             if vectors or table:
                 chunk.vectors = x
             if table:
@@ -336,10 +230,10 @@ class RowSource:
             yield chunk
 
     def _text_chunks(self, index: int, shard: Shard) -> Iterator[Chunk]:
-        pa = io._pyarrow()
+        pa = pyarrow()
         first = 0
         for lines in _text_lines(shard.path, self.batch_rows):
-            chunk = Chunk(index, first, len(lines), names=io.RowNames(first_row=first))
+            chunk = Chunk(index, first, len(lines), names=RowNames(first_row=first))
             chunk.texts = lines
             chunk.table = pa.table({"sentence": pa.array(lines, pa.string())})
             yield chunk
@@ -347,7 +241,7 @@ class RowSource:
 
     def _arrow_pieces(
         self, pa: Any, shard: Shard, *, vectors: bool, table: bool
-    ) -> Iterator[tuple[Any, Optional[io.RowNames]]]:
+    ) -> Iterator[tuple[Any, Optional[RowNames]]]:
         """pyarrow Tables of at most batch_rows rows (and, for jsonl, the lines they came from)."""
         columns = None
         if not table and shard.fmt in ("parquet", "arrow"):
@@ -376,7 +270,7 @@ class RowSource:
 
 def vectors_table(x: np.ndarray) -> Any:
     """A `features` column (fixed-size lists) holding the rows of `x`: the columns of `.npy` input."""
-    pa = io._pyarrow()
+    pa = pyarrow()
     x = np.ascontiguousarray(x)
     values = pa.array(x.reshape(-1))
     return pa.table({"features": pa.FixedSizeListArray.from_arrays(values, x.shape[1])})
@@ -428,7 +322,7 @@ def _ipc_batches(pa: Any, path: str, rows: int, columns: Optional[list]) -> Iter
             except (pa.ArrowInvalid, OSError) as exc:  # a stream cut short fails at its last batch
                 raise GioError(
                     f"{path}: could not be read as arrow after row {done} ({type(exc).__name__}: "
-                    f"{io._first_line(exc)})"
+                    f"{first_error_line(exc)})"
                 ) from exc
             done += table.num_rows
             if columns is not None and set(columns) <= set(table.column_names):
@@ -481,7 +375,7 @@ def _blocks_of_lines(pa: Any, shard: Shard) -> Iterator[tuple[bytes, int]]:
                     kind = f"{shard.compression} " if shard.compression else ""
                     where = f"after line {whole}" if whole else f"within its first {_READ_BYTES >> 10} KiB"
                     raise GioError(
-                        f"{shard.path}: {kind}data cut short or corrupt {where} ({io._first_line(exc)})"
+                        f"{shard.path}: {kind}data cut short or corrupt {where} ({first_error_line(exc)})"
                     ) from exc
                 if not data:
                     break
@@ -503,9 +397,7 @@ def _blocks_of_lines(pa: Any, shard: Shard) -> Iterator[tuple[bytes, int]]:
         stream.close()
 
 
-def _jsonl_tables(
-    pa: Any, shard: Shard, rows: int, schema: Any
-) -> Iterator[tuple[Any, Optional[io.RowNames]]]:
+def _jsonl_tables(pa: Any, shard: Shard, rows: int, schema: Any) -> Iterator[tuple[Any, Optional[RowNames]]]:
     import pyarrow.json as pajson
 
     parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
@@ -526,7 +418,7 @@ def _jsonl_tables(
                 f"{shard.path}: lines {first_line}...: {table.num_rows} rows from {len(lines)} lines"
             )
         for start in range(0, table.num_rows, rows):
-            yield table.slice(start, rows), io.RowNames(lines=lines[start : start + rows])
+            yield table.slice(start, rows), RowNames(lines=lines[start : start + rows])
 
 
 def _line_numbers(block: bytes, first_line: int) -> np.ndarray:
@@ -543,7 +435,7 @@ _ARROW_ROW = re.compile(r"\bin row (\d+)")
 def _jsonl_error(path: str, block: bytes, lines: np.ndarray, exc: BaseException) -> GioError:
     """A one-line error naming the line pyarrow could not parse: found by parsing the block's
     lines one by one with `json`, else from the row pyarrow names."""
-    message = io._first_line(exc)
+    message = first_error_line(exc)
     non_blank = [t for t in block.split(b"\n") if t.strip()]
     for number, text in zip(lines, non_blank):
         try:
@@ -585,11 +477,8 @@ def _text_lines(path: str, rows: int) -> Iterator[list]:
                     raise GioError(
                         f"{path}: is not UTF-8 text: line {bad} has an invalid byte (0x{byte:02x})"
                     ) from None
-                parts = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-                if parts[-1] == "":
-                    parts.pop()
                 line += block.count(b"\n")
-                pending.extend(parts)
+                pending.extend(split_lines(text))
                 while len(pending) >= rows:
                     yield pending[:rows]
                     pending = pending[rows:]
@@ -647,7 +536,7 @@ class ArraySource:
     def chunks(
         self, *, vectors: bool = True, table: bool = False, start_shard: int = 0, embed: bool = True
     ) -> Iterator[Chunk]:
-        from ._arrays import as_matrix
+        from .._util.arrays import as_matrix
 
         first_row = 0
         for number, item in enumerate(self._factory()):
@@ -667,7 +556,7 @@ class ArraySource:
                 # Checked a slice at a time: a memory-mapped array is read once per pass.
                 x = np.asarray(item[start : start + self.batch_rows])
                 if x.dtype.kind == "f" and x.ndim == 2 and x.shape[1]:
-                    io.check_vectors(x, label, io.RowNames(first_row=first_row))  # rows of the whole
+                    check_vectors(x, label, RowNames(first_row=first_row))  # rows of the whole
                 x = as_matrix(label, x, min_rows=0)
                 if self.dim is None:
                     self.dim = int(x.shape[1])
@@ -675,7 +564,7 @@ class ArraySource:
                     raise GioError(
                         f"{label}: has {x.shape[1]} columns, earlier rows of {self.name} have {self.dim}"
                     )
-                chunk = Chunk(shard, first_row, len(x), names=io.RowNames(first_row=first_row))
+                chunk = Chunk(shard, first_row, len(x), names=RowNames(first_row=first_row))
                 chunk.vectors = x
                 if table:
                     chunk.table = vectors_table(x)

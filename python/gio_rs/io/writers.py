@@ -15,18 +15,31 @@ import json
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from . import io
-from ._core import GioError
+from .._core import GioError
+from .._util.files import atomic_write, check_writable, umask
+from .._util.optional import pyarrow
+from .columns import vectors_from_columns
+from .formats import CLUSTER_COLUMN, RANK_COLUMN, ROW_INDEX_COLUMN
+from .readers import Table
 
 DEFAULT_SHARD_BYTES = 256 << 20
 OUTPUT_FORMATS = ("parquet", "jsonl", "csv", "tsv", "npy", "text")
 _EXTENSIONS = {fmt: fmt for fmt in OUTPUT_FORMATS} | {"text": "txt"}
 _MAX_SLICE_ROWS = 1 << 16
 _CALIBRATION_ROWS = 64
+_BY_SUFFIX = {
+    ".npy": "npy",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "text",
+}
 
 
 def is_folder_output(path: Any) -> bool:
@@ -45,7 +58,23 @@ def output_format(path: Any, fmt: Optional[str] = None) -> str:
     text = os.fspath(path).lower()
     if text.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson")):
         return "jsonl"
-    return io.output_format(path)
+    return file_output_format(path)
+
+
+def file_output_format(path: Any, fmt: Optional[str] = None) -> str:
+    """The format to write `path` in as one file (`write_selection`): npy, parquet, csv, tsv or
+    text (by extension unless given)."""
+    if fmt is not None:
+        if fmt not in ("npy", "parquet", "csv", "tsv", "text"):
+            raise GioError(f"out_format: expected npy, parquet, csv, tsv or text, got {fmt!r}")
+        return fmt
+    suffix = Path(os.fspath(path)).suffix.lower()
+    if suffix not in _BY_SUFFIX:
+        raise GioError(
+            f"{os.fspath(path)}: cannot tell the output format from {suffix!r}; "
+            "use .npy, .parquet, .csv or .tsv"
+        )
+    return _BY_SUFFIX[suffix]
 
 
 def check_output(path: Any, *, overwrite: bool) -> None:
@@ -61,7 +90,7 @@ def check_output(path: Any, *, overwrite: bool) -> None:
         if not os.path.isdir(parent):
             raise GioError(f"{path}: the directory {parent} does not exist")
         return
-    io.check_writable(path, overwrite=overwrite)
+    check_writable(path, overwrite=overwrite)
 
 
 def _compression(path: str) -> Optional[str]:
@@ -186,7 +215,7 @@ class RowWriter:
                 self._part = None
             if self.fmt == "npy" and self.rows_written != self.n_rows:
                 raise GioError(f"{self.path}: {self.rows_written} rows written, {self.n_rows} announced")
-            os.chmod(self._tmp, (0o777 if self.folder else 0o666) & ~_umask())
+            os.chmod(self._tmp, (0o777 if self.folder else 0o666) & ~umask())
             check_output(self.path, overwrite=self.overwrite)
             if self.folder and os.path.exists(self.final):
                 trash = tempfile.mkdtemp(prefix=f".{os.path.basename(self.final)}.", suffix=".old",
@@ -218,18 +247,12 @@ class RowWriter:
         self._done = True
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 class _Part:
     """One output file being written."""
 
     def __init__(self, path: str, fmt: str, owner: RowWriter, *, compression: Optional[str]) -> None:
         self.path, self.fmt, self.owner, self.rows = path, fmt, owner, 0
-        pa = io._pyarrow() if fmt != "npy" else None
+        pa = pyarrow() if fmt != "npy" else None
         self._raw: Any = None
         self._writer: Any = None
         self._stream: Any = None
@@ -250,7 +273,7 @@ class _Part:
         fmt = self.fmt
         if fmt == "parquet":
             if self._writer is None:
-                pa = io._pyarrow()
+                pa = pyarrow()
                 self._writer = pa.parquet.ParquetWriter(self._stream, table.schema)
             self._writer.write_table(table)
         elif fmt == "jsonl":
@@ -258,8 +281,8 @@ class _Part:
             lines = "".join(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n" for row in rows)
             self._stream.write(lines.encode("utf-8"))
         elif fmt in ("csv", "tsv"):
-            pa = io._pyarrow()
-            text = io._lists_as_json(pa, table)
+            pa = pyarrow()
+            text = _lists_as_json(pa, table)
             if self._writer is None:
                 options = pa.csv.WriteOptions(delimiter="," if fmt == "csv" else "\t")
                 self._writer = pa.csv.CSVWriter(self._stream, text.schema, write_options=options)
@@ -304,18 +327,18 @@ def _json_default(value: Any) -> Any:
 def _vectors_of(table: Any, column: Optional[str], path: str) -> np.ndarray:
     if column is None or column not in table.column_names:
         raise GioError(f"{path}: .npy output needs the vectors as a column, and there is none ({column!r})")
-    pa = io._pyarrow()
+    pa = pyarrow()
     values = table.column(column).combine_chunks()
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
         return np.array([json.loads(t) for t in values.to_pylist()], dtype=np.float64)
-    x, _ = io._vectors_from_columns(pa, pa.table({column: values}), path, "parquet", column, None)
+    x, _ = vectors_from_columns(pa, pa.table({column: values}), path, "parquet", column, None)
     return x
 
 
 def conform(table: Any, schema: Any) -> Any:
     """`table` with the columns of `schema`, in its order and types (a column missing from
     `table` becomes nulls); GioError naming the column when a value cannot take the type."""
-    pa = io._pyarrow()
+    pa = pyarrow()
     if table.schema.equals(schema):
         return table
     arrays = []
@@ -336,3 +359,87 @@ def conform(table: Any, schema: Any) -> Any:
     if extra:
         raise GioError(f"columns {extra}: appear here but not in earlier rows")
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def selected_rows(table: Table, indices: np.ndarray, cluster_of_row: Optional[np.ndarray] = None) -> Any:
+    """A pyarrow table of the selected rows, in selection order: the file's columns (for `.npy`
+    input, the vector as a `features` column), then `row_index` (the row in the input file) and,
+    when quantised, `cluster`, then `rank` (the position in the selection: any prefix of the
+    rows is the selection of a smaller budget)."""
+    pa = pyarrow()
+    indices = np.asarray(indices, dtype=np.int64)
+    if table.columns is None:
+        rows = table.features[indices]
+        dim = table.features.shape[1]
+        values = pa.array(np.ascontiguousarray(rows).reshape(-1))
+        out = pa.table({"features": pa.FixedSizeListArray.from_arrays(values, dim)})
+    else:
+        out = table.columns.take(pa.array(indices))
+    taken = set(out.column_names)
+    for name in (ROW_INDEX_COLUMN, CLUSTER_COLUMN, RANK_COLUMN):
+        if name in taken:
+            raise GioError(f"{table.path}: already has a column {name!r}, which the output adds")
+    out = out.append_column(ROW_INDEX_COLUMN, pa.array(indices))
+    if cluster_of_row is not None:
+        out = out.append_column(CLUSTER_COLUMN, pa.array(np.asarray(cluster_of_row, dtype=np.int64)))
+    return out.append_column(RANK_COLUMN, pa.array(np.arange(len(indices), dtype=np.int64)))
+
+
+def write_selection(
+    path: Any,
+    table: Table,
+    indices: np.ndarray,
+    cluster_of_row: Optional[np.ndarray] = None,
+    *,
+    fmt: Optional[str] = None,
+    overwrite: bool = False,
+) -> str:
+    """Write the selected rows of `table` to `path` (parquet, CSV/TSV: see `selected_rows`;
+    `.npy`: the selected vectors only). Written to a temporary file, then renamed: a failure or
+    an interrupt never leaves a half-written output. Returns the format written."""
+    fmt = file_output_format(path, fmt)
+    indices = np.asarray(indices, dtype=np.int64)
+    if fmt == "npy":
+        rows = np.ascontiguousarray(table.features[indices])
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.save would append ".npy" to a name
+                np.save(fh, rows, allow_pickle=False)
+
+        atomic_write(path, save, overwrite=overwrite)
+        return fmt
+    if fmt == "text":
+        if table.features_col is None or table.columns is None:
+            raise GioError(
+                f"{os.fspath(path)}: a .txt output needs text input (a .txt file or --text-column)"
+            )
+        texts = table.columns.column(table.features_col).to_pylist()
+        body = "".join(str(texts[i]) + "\n" for i in indices)
+
+        def save_text(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(body)
+
+        atomic_write(path, save_text, overwrite=overwrite)
+        return fmt
+    pa = pyarrow()
+    out = selected_rows(table, indices, cluster_of_row)
+    if fmt == "parquet":
+        atomic_write(path, lambda tmp: pa.parquet.write_table(out, tmp), overwrite=overwrite)
+    else:
+        text = _lists_as_json(pa, out)
+        options = pa.csv.WriteOptions(delimiter="," if fmt == "csv" else "\t")
+        atomic_write(
+            path, lambda tmp: pa.csv.write_csv(text, tmp, write_options=options), overwrite=overwrite
+        )
+    return fmt
+
+
+def _lists_as_json(pa: Any, table: Any) -> Any:
+    """CSV cannot hold arrays: write vector columns as JSON lists, as the reference's TSV does."""
+    for i, field in enumerate(table.schema):
+        kind = field.type
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            texts = [None if v is None else json.dumps(v) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, field.name, pa.array(texts, pa.string()))
+    return table

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._core import GioError, check_bool, check_finite, check_float, check_int
+from .._core import GioError, check_bool, check_finite, check_float, check_int
 
 __all__ = [
     "as_matrix",

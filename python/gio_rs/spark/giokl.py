@@ -20,9 +20,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from . import spark as gs
-from ._arrays import check_int
-from ._core import GioError
+from .._core import GioError
+from .._util.arrays import check_int
+from . import engine as gs
 
 FEATURES = "features"
 PREDICTION = "prediction"
@@ -75,7 +75,7 @@ def read_csv(spark: SparkSession, path: Any, name: str, delim: Any) -> DataFrame
     vectors of different lengths), the error naming the file and the rows by their `_c0`."""
     if not isinstance(delim, str) or not delim:
         raise TypeError(f"delim: expected a non-empty string, got {delim!r}")
-    paths = gs._paths(name, path)
+    paths = gs.input_paths(name, path)
     raw = _read(name, paths, lambda: spark.read.option("delimiter", delim).csv(paths))
     if "_c2" not in raw.columns:
         raise GioError(
@@ -102,7 +102,7 @@ def read_parquet(spark: SparkSession, path: Any, name: str) -> DataFrame:
     """grad-info-opt's parquet input: every column, `features` array<float|double> made
     array<double> with no null elements (the reference's schema); checked in one pass, the error
     naming the file and the row positions within it."""
-    paths = gs._paths(name, path)
+    paths = gs.input_paths(name, path)
     raw = _read(name, paths, lambda: spark.read.parquet(*paths))
     if FEATURES not in raw.columns:
         raise GioError(f"{name}: {_shown(paths)}: no column {FEATURES!r} (columns: {', '.join(raw.columns)})")

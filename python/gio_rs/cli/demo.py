@@ -4,13 +4,17 @@ in-domain sample GIO is made for; and a description of what was selected."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from . import io
-from ._core import GioError
+from .. import io
+from .._core import GioError
+from .._util.optional import pyarrow
+from .parser import build_parser
+from .select import run_select
 
 TARGET_DIGITS = (0, 1)
 TARGET_SIZE = 60
@@ -29,7 +33,7 @@ def _load_digits() -> Any:
 def prepare_digits(folder: Path, *, seed: int, overwrite: bool) -> tuple[Path, Path]:
     """Write `pool.parquet` (image_id, digit, features) and `target.parquet` (60 images of 0s and
     1s, held out of the pool) into `folder`. Returns their paths."""
-    pa = io._pyarrow()
+    pa = pyarrow()
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise GioError(f"--out: {folder} exists and is not a folder")
@@ -61,7 +65,7 @@ def prepare_digits(folder: Path, *, seed: int, overwrite: bool) -> tuple[Path, P
 
 def describe_digits(selected_file: Path, pool_file: Path) -> list[str]:
     """Lines comparing the digits of the selection with those of the pool."""
-    pa = io._pyarrow()
+    pa = pyarrow()
     chosen = pa.parquet.read_table(selected_file, columns=["digit"]).column("digit").to_numpy()
     pool = pa.parquet.read_table(pool_file, columns=["digit"]).column("digit").to_numpy()
     lines = ["digit   share of pool   share of selection"]
@@ -75,3 +79,29 @@ def describe_digits(selected_file: Path, pool_file: Path) -> list[str]:
         f"{np.mean(np.isin(pool, TARGET_DIGITS)):.1%}); the selection never saw a label"
     )
     return lines
+
+
+def run_demo(args: argparse.Namespace, *, report: Callable[[str], None]) -> dict[str, Any]:
+    """Select digits for a target of 0s and 1s from scikit-learn's bundled digits, from files."""
+    folder = Path(args.out)
+    pool_file, target_file = prepare_digits(folder, seed=args.seed, overwrite=args.overwrite)
+    parser = build_parser()
+    select_args = parser.parse_args(
+        [
+            "select",
+            "--train", str(pool_file),
+            "--target", str(target_file),
+            "--out", str(folder / "selected.parquet"),
+            "--plot", str(folder / "selection.png"),
+            "--v-init", "jump",
+            "--max-iter", "400",
+            "--seed", str(args.seed),
+        ]
+        + (["--overwrite"] if args.overwrite else [])
+        + (["--quiet"] if args.quiet else [])
+        + (["--progress"] if args.progress else [])
+    )  # fmt: skip
+    summary = run_select(select_args, report=report)
+    for line in describe_digits(folder / "selected.parquet", pool_file):
+        report(line)
+    return summary

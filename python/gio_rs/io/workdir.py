@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from typing import Any, Optional
 
-from ._core import GioError
+from .._core import GioError
 
 MANIFEST_VERSION = 1
 

@@ -1,0 +1,85 @@
+"""`gio-rs select --engine spark`: gio_rs.spark's pipeline on the command's files; the selected
+rows go to a parquet folder."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Callable
+
+from .. import io
+from .._core import GioError, __version__
+from .common import finite_or_none, floats, summary_path, write_json
+from .parser import select_parameters
+
+
+def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None]) -> dict[str, Any]:
+    """`select --engine spark`: gio_rs.spark's pipeline; the selected rows go to a parquet folder."""
+    from .. import spark as gspark
+
+    started = time.perf_counter()
+    if args.n_clusters is None:
+        raise GioError(
+            "--clusters: --engine spark selects among K-Means centroids; give the number of clusters"
+        )
+    if args.init is not None or args.text_column is not None or args.feature_columns is not None:
+        raise GioError(
+            "--engine: spark reads vectors from parquet/TSV only "
+            "(no --init, --text-column, --feature-columns)"
+        )
+    summary_file = summary_path(args.out, args.summary)
+    for path in (args.out, summary_file):
+        io.check_writable(path, overwrite=args.overwrite)
+    features_col = args.features_col or "features"
+    formats = {}
+    for side in ("train", "target"):  # before Spark starts, which takes seconds
+        path = getattr(args, side)
+        io.check_input(path)
+        fmt = getattr(args, f"{side}_format") or io.detect_format(path)
+        if fmt not in ("parquet", "reference-tsv"):
+            raise GioError(f"--{side}: --engine spark reads parquet or the reference's TSV, got {fmt}")
+        if fmt == "reference-tsv":
+            io.warn_if_cut_short(path)
+        formats[side] = fmt
+    session = gspark.session(args.master)
+    frames = {}
+    for side, fmt in formats.items():
+        path = getattr(args, side)
+        with io.reader_errors(path, fmt):  # reading counts each file's rows: a bad file fails here
+            if fmt == "parquet":
+                frames[side] = gspark.read_parquet(session, path, features_col=features_col)
+            else:
+                frames[side] = gspark.read_reference_tsv(session, path, features_col=features_col)
+    options = {p.name: getattr(args, p.name) for p in select_parameters()}
+    spark_options = {k: v for k, v in options.items() if k not in ("n_clusters", "n_clusters_target", "seed")}
+    spark_options.pop("kmeans_max_iter")
+    result = gspark.select(
+        frames["train"],
+        frames["target"],
+        n_clusters=args.n_clusters,
+        n_clusters_target=args.n_clusters_target,
+        features_col=features_col,
+        seed=args.seed or 0,
+        kmeans_max_iter=args.kmeans_max_iter,
+        **spark_options,
+    )
+    result.write_parquet(args.out, mode="overwrite" if args.overwrite else "errorifexists")
+    chosen = result.selection
+    summary = {
+        "gio_rs_version": __version__,
+        "command": "select",
+        "engine": "spark",
+        "master": args.master,
+        "parameters": options,
+        "output": {"path": args.out, "format": "parquet folder"},
+        "stop_reason": chosen.stop_reason,
+        "kl_start": finite_or_none(chosen.kl_start),
+        "kl_final": finite_or_none(chosen.kl_final),
+        "kl_trace": floats(chosen.kl_trace),
+        "clusters": result.clusters.tolist(),
+        "repeated_clusters": result.repeated_clusters.tolist(),
+        "timings_seconds": {"total": time.perf_counter() - started},
+    }
+    write_json(summary_file, summary, overwrite=args.overwrite)
+    report(f"chose {len(result.clusters)} clusters ({chosen.stop_reason}); wrote {args.out}, {summary_file}")
+    return summary
