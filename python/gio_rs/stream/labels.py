@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .. import _core, memory
 from ..io.workdir import key_of
+from . import resources
 from .clusters import Clusters
 from .context import Context
 from .scan import Scan
@@ -86,6 +87,7 @@ def _assign_pass(
     ctx: Context, pool: Scan, clusters: Clusters, key: str, label_file: LabelFile
 ) -> tuple[float, np.ndarray]:
     """Assign every row, shard by shard, from where an interrupted pass stopped."""
+    _require_room(ctx, pool, clusters.k)
     centers64 = np.ascontiguousarray(clusters.centers, dtype=np.float64)
     start_shard, sizes, inertia = _resumed(ctx, key, label_file, clusters.k)
     done_rows = pool.shard_offsets[start_shard]
@@ -115,6 +117,23 @@ def _assign_pass(
         if bar is not None:
             bar.close()
     return inertia, sizes
+
+
+def _batch_flag() -> str:
+    return memory.option_name("batch_rows", "--batch-rows")
+
+
+def _require_room(ctx: Context, pool: Scan, k: int) -> None:
+    """Refuses when reading and labelling one batch does not fit beside what the process holds."""
+    batch = ctx.batch_rows
+    need = resources.reader_bytes(batch, pool.dim, pool.dtype.itemsize)
+    need += _core.assign_bytes(batch, pool.dim, k) + 16 * k * pool.dim
+    resources.require_stage(
+        "labels",
+        f"labelling {batch} rows at a time against {k} centroids of dimension {pool.dim}",
+        need,
+        f"read fewer rows at a time ({_batch_flag()}={max(1, batch // 2)})",
+    )
 
 
 def checkpoint(ctx: Context, fh: Any, key: str, shards_done: int, sizes: np.ndarray, inertia: float) -> None:

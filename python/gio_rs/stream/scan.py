@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import _core
+from .. import _core, memory
 from .._util.optional import pyarrow
 from ..io import RowNames, reader_errors
 from ..io.batches import Chunk, vectors_table
@@ -113,7 +113,8 @@ def scan(ctx: Context) -> Scan:
         ctx.finished("scan", started)
         return found
     spill = Spill(ctx.work.path("vectors.bin")) if (ctx.pool.is_text or ctx.one_shot) else None
-    finder = DuplicateFinder(ctx.work.path("hashes"), memory_rows=resources.dedup_memory_rows())
+    memory_rows = resources.dedup_memory_rows(_scan_room(ctx))
+    finder = DuplicateFinder(ctx.work.path("hashes"), memory_rows=memory_rows)
     shard_rows, float32, schemas = _read_pool(ctx, finder, spill)
     total = sum(shard_rows)
     if total == 0:
@@ -134,6 +135,19 @@ def scan(ctx: Context) -> Scan:
         f"{len(duplicates)} exact duplicate rows, {seconds:.1f} s"
     )
     return found
+
+
+def _scan_room(ctx: Context) -> Optional[int]:
+    """The room the scan has; refuses when not even its first read fits within the budget."""
+    dim = int(ctx.pool.dim or 64)  # known for arrays and .npy; else planned for 64
+    need = resources.first_read_bytes(ctx.batch_rows, dim)
+    room = resources.stage_bytes()
+    if room is not None and need > room:
+        largest = min(ctx.batch_rows - 1, resources.largest_batch(room, dim))
+        name = memory.option_name("batch_rows", "--batch-rows")
+        fix = f"the largest batch that fits is {name}={largest}" if largest else "nothing smaller fits"
+        memory.refuse("scan", f"reading the pool {ctx.batch_rows} rows at a time", need, room, fix)
+    return room
 
 
 def _read_pool(ctx: Context, finder: DuplicateFinder, spill: Optional[Spill]) -> tuple[list[int], bool, list]:
