@@ -67,7 +67,7 @@ def sample_size(ctx: Context, pool: Scan, target: Target, k: int) -> int:
     size = sampling.largest_sample(pool.kept_rows, pool.dim, k, pool.dtype.itemsize, SAFETY * room)
     if size < k:
         need = sampling.kmeans_need(k, pool.dim, k, pool.dtype.itemsize)
-        largest = sampling.largest_clusters(pool.dim, pool.dtype.itemsize, SAFETY * room, k)
+        largest = _largest_clusters(ctx, pool, target, k)
         name = memory.option_name("n_clusters", "--clusters")
         memory.refuse(
             "kmeans",
@@ -78,6 +78,19 @@ def sample_size(ctx: Context, pool: Scan, target: Target, k: int) -> int:
             planned=True,
         )
     return size
+
+
+def _largest_clusters(ctx: Context, pool: Scan, target: Target, k: int) -> int:
+    """The most clusters (below `k`) whose K-Means on as many rows fits the planned room."""
+    low, high = 0, k - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        room = resources.planned_stage_bytes(_reserved(ctx, pool, target, middle)) or 0
+        if sampling.kmeans_need(middle, pool.dim, middle, pool.dtype.itemsize) <= SAFETY * room:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _check_room(ctx: Context, pool: Scan, target: Target, k: int, size: int) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import resource
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 from .. import memory
 
@@ -105,10 +105,40 @@ def dedup_memory_rows(room: Optional[int]) -> int:
     return int(max(1 << 14, min(4 << 20, room // 8 // 96)))
 
 
+_MIN_PIECE_ROWS = 1024
+_MIN_BUCKET_BYTES = 16 << 20
+
+
+def fit_pieces(ctx: Any, stage: str, dim: int, itemsize: int, copies: int) -> int:
+    """Before a pass over a pool of vector files or arrays: reads it in smaller pieces than
+    `batch_rows` when a piece's reader (`copies` times `reader_bytes`, 2 with every column) and
+    the smallest sort run would not fit the room left, and refuses when even
+    `_MIN_PIECE_ROWS` would not. Returns the reader's bytes. Pieces change speed, never what a
+    pass finds (text, embedded in pieces, and one-shot iterators keep theirs)."""
+    rows = int(getattr(ctx.pool, "batch_rows", ctx.batch_rows))
+    reader = copies * reader_bytes(rows, dim, itemsize)
+    room = stage_bytes()
+    if room is None or reader + _MIN_BUCKET_BYTES <= room:
+        return reader
+    adjustable = not (ctx.one_shot or getattr(ctx.pool, "is_text", False)) and hasattr(ctx.pool, "batch_rows")
+    per_row = copies * _READER_PIECES * dim * max(itemsize, 4)
+    fitting = (room - _MIN_BUCKET_BYTES - copies * _READER_BUFFER) // per_row
+    if not adjustable or fitting < _MIN_PIECE_ROWS:
+        memory.refuse(
+            stage,
+            f"reading the pool {rows} rows at a time and sorting the picked rows",
+            reader + _MIN_BUCKET_BYTES,
+            room,
+            "nothing smaller fits",
+        )
+    ctx.pool.batch_rows = int(min(rows, fitting))
+    return copies * reader_bytes(ctx.pool.batch_rows, dim, itemsize)
+
+
 def bucket_bytes(reader: int = 0) -> int:
     """Bytes of picked rows the explode sorts in memory at a time: a quarter of the room left
     besides what the process holds and the `reader` bytes the pass reads through."""
     room = stage_bytes()
     if room is None:
         return 1 << 30
-    return int(max(16 << 20, (room - reader) // 4))
+    return int(max(_MIN_BUCKET_BYTES, (room - reader) // 4))
