@@ -51,7 +51,9 @@ def explode(ctx: Context, pool: Scan, target: Target, k: int, labels: Labels, ch
     cumulative = np.concatenate([[0], np.cumsum(np.asarray(sizes[: last + 1]))])
     out = ctx.options.get("out")
     row_bytes = _row_bytes(ctx, pool, out is not None)
-    reader = resources.fit_pieces(ctx, "explode", pool.dim, pool.dtype.itemsize, 2 if out is not None else 1)
+    copies = 2 if out is not None else 1
+    kept = int(wanted * row_bytes)
+    reader = resources.fit_pieces(ctx, "explode", pool.dim, pool.dtype.itemsize, copies, kept)
     buckets = Buckets(ctx.work, cumulative, resources.bucket_bytes(reader), out is not None, row_bytes)
     _fill(ctx, pool, target, labels, position, buckets)
     found = _write_ranked(ctx, pool, buckets, wanted)

@@ -57,10 +57,11 @@ def reader_bytes(batch_rows: int, dim: int, itemsize: int) -> int:
 
 
 # The scan is the first pass: it grows the process by what the readers and the allocators keep
-# besides the piece (measured on 8 parquet shards of 500 000 x 64 float32: about 86 MiB whatever
-# the piece) and by about 13 times the piece's vectors (the decoded columns, the NumPy copy, the
-# duplicate hashes' temporaries). Later passes find most of it already held, and measured.
-_FIRST_READ_FIXED = 86 << 20
+# besides the piece, pyarrow's import included (measured on 8 parquet shards of 500 000 x 64
+# float32: about 120 MiB whatever the piece) and by about 13 times the piece's vectors (the
+# decoded columns, the NumPy copy, the duplicate hashes' temporaries). Later passes find most of
+# it already held, and measured.
+_FIRST_READ_FIXED = 120 << 20
 _FIRST_READ_PIECES = 13
 
 
@@ -109,30 +110,31 @@ _MIN_PIECE_ROWS = 1024
 _MIN_BUCKET_BYTES = 16 << 20
 
 
-def fit_pieces(ctx: Any, stage: str, dim: int, itemsize: int, copies: int) -> int:
+def fit_pieces(ctx: Any, stage: str, dim: int, itemsize: int, copies: int, kept: int) -> int:
     """Before a pass over a pool of vector files or arrays: reads it in smaller pieces than
-    `batch_rows` when a piece's reader (`copies` times `reader_bytes`, 2 with every column) and
-    the smallest sort run would not fit the room left, and refuses when even
-    `_MIN_PIECE_ROWS` would not. Returns the reader's bytes. Pieces change speed, never what a
-    pass finds (text, embedded in pieces, and one-shot iterators keep theirs)."""
+    `batch_rows` when a piece's reader (`copies` of its vectors' decoding, 2 with every column)
+    and the smallest sort run (`kept` bytes to sort, at most `_MIN_BUCKET_BYTES`) would not fit
+    the room left, and refuses when even `_MIN_PIECE_ROWS` would not. Returns the reader's bytes.
+    Pieces change speed, never what a pass finds (text, embedded in pieces, and one-shot
+    iterators keep theirs)."""
     rows = int(getattr(ctx.pool, "batch_rows", ctx.batch_rows))
-    reader = copies * reader_bytes(rows, dim, itemsize)
-    room = stage_bytes()
-    if room is None or reader + _MIN_BUCKET_BYTES <= room:
-        return reader
-    adjustable = not (ctx.one_shot or getattr(ctx.pool, "is_text", False)) and hasattr(ctx.pool, "batch_rows")
     per_row = copies * _READER_PIECES * dim * max(itemsize, 4)
-    fitting = (room - _MIN_BUCKET_BYTES - copies * _READER_BUFFER) // per_row
+    least = min(_MIN_BUCKET_BYTES, kept)
+    room = stage_bytes()
+    if room is None or _READER_BUFFER + rows * per_row + least <= room:
+        return _READER_BUFFER + rows * per_row
+    adjustable = not (ctx.one_shot or getattr(ctx.pool, "is_text", False)) and hasattr(ctx.pool, "batch_rows")
+    fitting = (room - least - _READER_BUFFER) // per_row
     if not adjustable or fitting < _MIN_PIECE_ROWS:
         memory.refuse(
             stage,
             f"reading the pool {rows} rows at a time and sorting the picked rows",
-            reader + _MIN_BUCKET_BYTES,
+            _READER_BUFFER + rows * per_row + least,
             room,
             "nothing smaller fits",
         )
     ctx.pool.batch_rows = int(min(rows, fitting))
-    return copies * reader_bytes(ctx.pool.batch_rows, dim, itemsize)
+    return _READER_BUFFER + ctx.pool.batch_rows * per_row
 
 
 def bucket_bytes(reader: int = 0) -> int:
