@@ -155,7 +155,16 @@ def fit_clusters(ctx: Context, pool: Scan, target: Target) -> Clusters:
 
 
 def _read_sample(ctx: Context, pool: Scan, rows: np.ndarray) -> np.ndarray:
-    """The pool rows `rows` (sorted), read in one pass."""
+    """The pool rows `rows` (sorted), read in one pass, in pieces of at most
+    `resources.SAMPLE_PIECE_ROWS` rows while the sample fills (pieces never change which rows)."""
+    restore = resources.limit_pieces(ctx, resources.SAMPLE_PIECE_ROWS)
+    try:
+        return _fill_sample(ctx, pool, rows)
+    finally:
+        restore()
+
+
+def _fill_sample(ctx: Context, pool: Scan, rows: np.ndarray) -> np.ndarray:
     sample = np.empty((len(rows), pool.dim), dtype=pool.dtype)
     filled = 0
     bar = ctx.bar(pool.pool_rows, "K-Means sample")

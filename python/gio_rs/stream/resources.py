@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import resource
 import sys
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .. import memory
 
@@ -135,6 +135,26 @@ def fit_pieces(ctx: Any, stage: str, dim: int, itemsize: int, copies: int, kept:
         )
     ctx.pool.batch_rows = int(min(rows, fitting))
     return _READER_BUFFER + ctx.pool.batch_rows * per_row
+
+
+# Rows per piece while the K-Means sample fills: the reader's transient grows with the piece
+# (13 times its vectors on the first read) and is then on top of the sample.
+SAMPLE_PIECE_ROWS = 8192
+
+
+def limit_pieces(ctx: Any, rows: int) -> Callable[[], None]:
+    """Reads a pool of vector files or arrays in pieces of at most `rows` rows until the returned
+    function is called (text, embedded in pieces, and one-shot iterators keep theirs); pieces
+    never change results."""
+    before = getattr(ctx.pool, "batch_rows", None)
+    if before is None or ctx.one_shot or getattr(ctx.pool, "is_text", False):
+        return lambda: None
+    ctx.pool.batch_rows = int(min(before, rows))
+
+    def restore() -> None:
+        ctx.pool.batch_rows = before
+
+    return restore
 
 
 def bucket_bytes(reader: int = 0) -> int:
