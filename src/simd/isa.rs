@@ -23,11 +23,12 @@ pub(crate) trait Isa: Copy {
     const DOT_TILE: (usize, usize);
     /// Rows × 16-center panels of the f32 center tile (`kernels::center_tile`).
     const CENTER_TILE: (usize, usize);
-    /// 8-lane column blocks of the weighted-rows tile (`kernels::add_weighted_rows`) for 4, 2
-    /// and 1 points: every element is one dependent chain over the rows, so a tile needs about
-    /// 8 native accumulators in flight to hide the multiply-add latency.
-    const WEIGHTED_COLUMNS: [usize; 3];
-    /// Points per weighted-rows tile (4, or 2 where 4 accumulator V8s would not fit).
+    /// 8-lane column blocks of the weighted-rows tile (`kernels::add_weighted_rows`) for 8, 4,
+    /// 2 and 1 points: every element is one dependent chain over the rows, so a tile needs at
+    /// least 8 native accumulators in flight to hide the multiply-add latency; more points per
+    /// tile widen each row's load (and f32→f64 conversion) over more multiply-adds.
+    const WEIGHTED_COLUMNS: [usize; 4];
+    /// Most points per weighted-rows tile (8, 4, or 2 where 4 accumulator V8s would not fit).
     const WEIGHTED_POINTS: usize;
     /// 8-row panels × points of the panel dot tile (`kernels::panel_dots`), and the panels of
     /// its one-point tile: at least 8 native accumulators each, to cover the FMA latency.
@@ -97,7 +98,7 @@ impl<const FUSED: bool> Isa for Portable<FUSED> {
         (2, 1)
     };
     // A V8 is 4 registers here: 2 points × 1 column block on x86-64's 16 SSE registers.
-    const WEIGHTED_COLUMNS: [usize; 3] = [1, 1, 2];
+    const WEIGHTED_COLUMNS: [usize; 4] = [1, 1, 1, 2];
     const WEIGHTED_POINTS: usize = if cfg!(target_arch = "aarch64") { 4 } else { 2 };
     const PANEL_TILE: (usize, usize) = if cfg!(target_arch = "aarch64") {
         (1, 5)
@@ -244,7 +245,7 @@ mod x86 {
         const DOT_TILE: (usize, usize) = (2, 2);
         // 6 rows × 16 centers: 12 accumulators, 2 panel registers, 1 broadcast.
         const CENTER_TILE: (usize, usize) = (6, 1);
-        const WEIGHTED_COLUMNS: [usize; 3] = [1, 2, 4];
+        const WEIGHTED_COLUMNS: [usize; 4] = [1, 1, 2, 4];
         const WEIGHTED_POINTS: usize = 4;
         // 10 accumulators, 2 panel registers, 1 broadcast; alone: 8 accumulators.
         const PANEL_TILE: (usize, usize) = (1, 5);
@@ -368,8 +369,10 @@ mod x86 {
         const DOT_TILE: (usize, usize) = (4, 4);
         // 8 rows × 32 centers: 16 accumulators.
         const CENTER_TILE: (usize, usize) = (8, 2);
-        const WEIGHTED_COLUMNS: [usize; 3] = [2, 4, 8];
-        const WEIGHTED_POINTS: usize = 4;
+        // 8 points × 3 column blocks: 24 accumulators, 3 row registers, 1 broadcast; each
+        // row's load and conversion then feeds 8 multiply-adds (the descent runs 8 points).
+        const WEIGHTED_COLUMNS: [usize; 4] = [3, 2, 4, 8];
+        const WEIGHTED_POINTS: usize = 8;
         const PANEL_TILE: (usize, usize) = (2, 6);
         const PANEL_TILE_ONE: usize = 8;
 

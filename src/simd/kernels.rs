@@ -232,26 +232,19 @@ pub(super) fn add_weighted_rows<S: Isa, T: Element>(
     assert!(
         acc.len() == points * dim && rows.len() == n_rows * dim && coefs.len() == n_rows * points
     );
-    let [j4, j2, j1] = S::WEIGHTED_COLUMNS;
+    let [j8, j4, j2, j1] = S::WEIGHTED_COLUMNS;
     let mut p = 0;
     while p < points {
-        let take = match (points - p).min(S::WEIGHTED_POINTS) {
-            1 => 1,
-            2 | 3 => 2,
-            _ => 4,
+        let (take, columns) = match (points - p).min(S::WEIGHTED_POINTS) {
+            1 => (1, j1),
+            2 | 3 => (2, j2),
+            4..=7 => (4, j4),
+            _ => (8, j8),
         };
         // SAFETY: points p..p+take exist.
         unsafe {
-            match (
-                take,
-                if take == 4 {
-                    j4
-                } else if take == 2 {
-                    j2
-                } else {
-                    j1
-                },
-            ) {
+            match (take, columns) {
+                (8, 3) => weighted_columns::<S, T, 8, 3>(s, acc, coefs, rows, dim, p),
                 (4, 1) => weighted_columns::<S, T, 4, 1>(s, acc, coefs, rows, dim, p),
                 (4, 2) => weighted_columns::<S, T, 4, 2>(s, acc, coefs, rows, dim, p),
                 (2, 1) => weighted_columns::<S, T, 2, 1>(s, acc, coefs, rows, dim, p),
