@@ -591,22 +591,15 @@ pub(super) fn panel_dots<S: Isa, T: Element, B: Element>(
     dim: usize,
     out: &mut [f64],
 ) {
-    match (S::PANEL_TILE, S::PANEL_TILE_ONE) {
-        ((2, 6), 8) => panel_dots_tiled::<S, T, B, 2, 6, 8>(s, panels, points, dim, out),
-        ((1, 5), 4) => panel_dots_tiled::<S, T, B, 1, 5, 4>(s, panels, points, dim, out),
-        _ => panel_dots_tiled::<S, T, B, 1, 2, 2>(s, panels, points, dim, out),
+    match S::PANEL_TILE {
+        (2, 8) => panel_dots_tiled::<S, T, B, 2, 8>(s, panels, points, dim, out),
+        (1, 5) => panel_dots_tiled::<S, T, B, 1, 5>(s, panels, points, dim, out),
+        _ => panel_dots_tiled::<S, T, B, 1, 2>(s, panels, points, dim, out),
     }
 }
 
 #[inline(always)]
-fn panel_dots_tiled<
-    S: Isa,
-    T: Element,
-    B: Element,
-    const NR: usize,
-    const C: usize,
-    const NR1: usize,
->(
+fn panel_dots_tiled<S: Isa, T: Element, B: Element, const NR: usize, const C: usize>(
     s: S,
     panels: &[T],
     points: &[B],
@@ -640,11 +633,10 @@ fn panel_dots_tiled<
         }
         g += nr;
     }
-    // The leftover points (fewer than C) together, on enough panels at a time to keep about as
-    // many accumulators in flight as the one-point tile does.
+    // The leftover points (fewer than C) together, on the level's number of panels for them.
     let rem = n_points - full_points;
-    if let Some(nr) = NR1.checked_div(rem) {
-        let nr = nr.max(1);
+    if rem > 0 {
+        let nr = S::PANEL_REMAINDER[rem.min(7)].max(1);
         let mut g = 0;
         while g < n_panels {
             let take = if g + nr <= n_panels { nr } else { 1 };
@@ -700,6 +692,8 @@ unsafe fn remainder_tile<S: Isa, T: Element, B: Element>(
         (2, 3) => tile!(2, 3),
         (2, 4) => tile!(2, 4),
         (2, 5) => tile!(2, 5),
+        (2, 6) => tile!(2, 6),
+        (2, 7) => tile!(2, 7),
         (1, 1) => tile!(1, 1),
         (1, 2) => tile!(1, 2),
         (1, 3) => tile!(1, 3),
