@@ -336,6 +336,9 @@ unsafe fn weighted_tile<S: Isa, T: Element, const P: usize, const J: usize>(
 
 /// Center panels are 16 wide on every level (one `W16`).
 pub(super) const PANEL: usize = 16;
+/// The largest center tile any level uses: rows, and centers (panels × 16).
+const MAX_TILE_ROWS: usize = 8;
+const MAX_TILE_CENTERS: usize = 3 * PANEL;
 
 /// The dots of R rows of `block` (row-major, `dim` each) with the NP panels of 16 packed centers
 /// starting at `panel` (each `dim × 16`, transposed): lane l of output (r, q) is one chain of
@@ -378,7 +381,7 @@ unsafe fn score_tile<S: Isa, const R: usize, const NP: usize>(
     block: &[f32],
     centers: &PanelView<'_>,
     c0: usize,
-    out: &mut [[f32; 32]; 8],
+    out: &mut [[f32; MAX_TILE_CENTERS]; MAX_TILE_ROWS],
 ) {
     let dim = centers.dim;
     let acc = center_dots::<S, R, NP>(s, block.as_ptr(), centers.data.as_ptr().add(c0 * dim), dim);
@@ -463,7 +466,7 @@ pub(super) fn nearest_blocks<S: Isa>(
     states: &mut [LaneBest],
 ) {
     match S::CENTER_TILE {
-        (8, 2) => nearest_blocks_tiled::<S, 8, 2>(s, blocks, centers, states),
+        (8, 3) => nearest_blocks_tiled::<S, 8, 3>(s, blocks, centers, states),
         (6, 1) => nearest_blocks_tiled::<S, 6, 1>(s, blocks, centers, states),
         (3, 1) => nearest_blocks_tiled::<S, 3, 1>(s, blocks, centers, states),
         _ => nearest_blocks_tiled::<S, 2, 1>(s, blocks, centers, states),
@@ -500,7 +503,7 @@ fn nearest_blocks_tiled<S: Isa, const R: usize, const NP: usize>(
 #[inline(always)]
 pub(super) fn score_blocks<S: Isa>(s: S, blocks: &[f32], centers: &PanelView<'_>, out: &mut [f32]) {
     match S::CENTER_TILE {
-        (8, 2) => score_blocks_tiled::<S, 8, 2>(s, blocks, centers, out),
+        (8, 3) => score_blocks_tiled::<S, 8, 3>(s, blocks, centers, out),
         (6, 1) => score_blocks_tiled::<S, 6, 1>(s, blocks, centers, out),
         (3, 1) => score_blocks_tiled::<S, 3, 1>(s, blocks, centers, out),
         _ => score_blocks_tiled::<S, 2, 1>(s, blocks, centers, out),
@@ -517,7 +520,7 @@ fn score_blocks_tiled<S: Isa, const R: usize, const NP: usize>(
     let (dim, padded) = (centers.dim, centers.padded);
     let n = out.len() / padded;
     assert!(out.len() == n * padded && blocks.len() == n.div_ceil(R) * R * dim);
-    let mut scores = [[0.0f32; 32]; 8];
+    let mut scores = [[0.0f32; MAX_TILE_CENTERS]; MAX_TILE_ROWS];
     let mut c0 = 0;
     while c0 < padded {
         let np = if c0 + PANEL * NP <= padded { NP } else { 1 };
