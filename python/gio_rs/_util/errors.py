@@ -38,3 +38,21 @@ def os_error_line(exc: OSError) -> str:
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         line += " (free some space and run again: finished stages of a work dir are kept)"
     return line
+
+
+def naming(exc: OSError, path: str) -> OSError:
+    """`exc` with `path` as its file when it has none (a failed write of an open file does
+    not say which file it was), so that `os_error_line` can name it."""
+    if exc.filename is not None:
+        return exc
+    code = exc.errno
+    if code is None:
+        import re
+
+        found = re.search(r"errno (\d+)", str(exc), re.IGNORECASE)
+        code = int(found.group(1)) if found else None
+    if code is None:
+        return exc
+    import os
+
+    return OSError(code, os.strerror(code), path)

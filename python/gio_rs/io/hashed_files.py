@@ -9,6 +9,8 @@ import os
 import signal
 from typing import Any, Optional
 
+from .._util.errors import naming
+
 HASH = "sha256"
 _READ_BYTES = 1 << 20
 # Test-only (tests/test_workdir.py), not a user feature: $GIO_RS_TEST_CRASH_AT=N makes the process
@@ -75,13 +77,19 @@ class HashedWriter:
 
     def write(self, data: Any) -> int:
         crash_point(f"write {os.path.basename(self.path)}")
-        self._fh.write(data)
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise naming(exc, self.path) from exc
         self._update(data)
         return memoryview(data).nbytes
 
     def record(self) -> Optional[dict]:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise naming(exc, self.path) from exc
         if self._digest is None:
             return None
         return {"size": self.size, HASH: self._digest.hexdigest()}
@@ -91,10 +99,19 @@ class HashedWriter:
             return None
         try:
             found = self.record()
-        finally:
+        except BaseException:
+            self.abandon()
+            raise
+        try:
             self._fh.close()
+        except OSError as exc:
+            raise naming(exc, self.path) from exc
         return found
 
     def abandon(self) -> None:
+        """Closed without a record (after a failure: a failed flush is not raised again)."""
         if not self._fh.closed:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:
+                pass

@@ -29,6 +29,7 @@ import warnings
 from typing import Any, Callable, Optional
 
 from .._core import GioError
+from .._util.errors import naming
 from .hashed_files import HASH, HashedWriter, crash_point, file_record
 from .worklock import WorkDirLock
 
@@ -252,8 +253,11 @@ class WorkDir:
         return found[1] if found is not None and found[0] == key else key
 
     def forget(self, stage: str) -> None:
-        if os.path.exists(self._manifest(stage)):
-            os.remove(self._manifest(stage))
+        self.remove(f"{stage}.json")
+
+    def remove(self, name: str) -> None:
+        if self.resumable and os.path.exists(self.path(name)):
+            os.remove(self.path(name))
             self._sync_folder()
 
     def write_json(self, name: str, value: Any) -> None:
@@ -268,9 +272,11 @@ class WorkDir:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp):
                 os.remove(tmp)
+            if isinstance(exc, OSError):
+                raise naming(exc, target) from exc
             raise
         self._sync_folder()
 

@@ -21,6 +21,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._core import GioError
+from .._util.errors import naming
 from .._util.files import atomic_write, check_writable, umask
 from .._util.optional import pyarrow
 from .columns import vectors_from_columns
@@ -167,6 +168,12 @@ class RowWriter:
         promotion such as null → string)."""
         if table.num_rows == 0:
             return
+        try:
+            self._write(table)
+        except OSError as exc:  # a full disk: name the output, which the error does not
+            raise naming(exc, self.final) from exc
+
+    def _write(self, table: Any) -> None:
         if self._schema is None:
             self._schema = table.schema
         else:
@@ -231,8 +238,10 @@ class RowWriter:
                 os.replace(self._tmp, self.final)
             _fsync(os.path.dirname(os.path.abspath(self.final)))
             self._done = True
-        except BaseException:
+        except BaseException as exc:
             self.abort()
+            if isinstance(exc, OSError):
+                raise naming(exc, self.final) from exc
             raise
 
     def abort(self) -> None:

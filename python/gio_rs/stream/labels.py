@@ -54,6 +54,7 @@ def assign_labels(ctx: Context, pool: Scan, clusters: Clusters) -> Labels:
     else:
         inertia, sizes = _assign_pass(ctx, pool, clusters, key)
     ctx.work.save("labels", key, {"sizes": sizes.tolist(), "inertia": inertia}, [_NAME])
+    ctx.work.remove(_PROGRESS)  # the stage is recorded whole: its checkpoint is done with
     seconds = ctx.finished("labels", started)
     ctx.report(
         f"labels: {pool.kept_rows} rows assigned to {clusters.k} centroids, inertia {inertia:.6g} "
