@@ -331,6 +331,7 @@ def crash_points(data, tmp_path_factory) -> list[str]:
 def crash_then_resume(data: dict, folder: Path, crashes: list[int]) -> None:
     """Runs killed at each crash point in `crashes` (numbered within each run), then a run to
     the end: it must write the lone run's rows, and no killed run leaves an output."""
+    folder.mkdir(parents=True)
     work, out = folder / "work", folder / "out.parquet"
     for at in crashes:
         proc = cli(data, work, out, env={"GIO_RS_TEST_CRASH_AT": str(at)})

@@ -185,7 +185,7 @@ class WorkDir:
         files = saved.get("files")
         if not isinstance(files, dict):
             return False
-        redo = f"recomputing the {stage} stage and those after it"
+        redo = f"recomputing the {stage} stage (and the stages after it, if its content changes)"
         for name, record in files.items():
             path = self.path(name)
             if not os.path.exists(path):
