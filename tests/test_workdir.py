@@ -438,3 +438,15 @@ def test_a_read_only_work_dir_fails_with_one_line(data, tmp_path, state):
         with pytest.raises(gio_rs.GioError, match=re.escape(f"work_dir: cannot write in {work}")):
             select(data, work_dir=work)
     assert_lone_rows(cli(data, work, out), out, data["sampled"])
+
+
+def test_a_manifest_without_hashes_from_an_older_version_is_redone_quietly(tmp_path):
+    (tmp_path / "scan.json").write_text(json.dumps({"key": "k", "meta": {}, "files": []}))
+    work = WorkDir(str(tmp_path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert work.check("scan", "k") == (None, "other")
+    finally:
+        work.close()
+    assert not (tmp_path / "scan.json").exists()

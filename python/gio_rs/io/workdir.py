@@ -169,6 +169,8 @@ class WorkDir:
             self._warn(
                 stage, f"{stage}.json", "does not match its checksum", f"recomputing the {stage} stage"
             )
+        elif status == "older":
+            status = "other"
         elif status == "ok":
             if not isinstance(saved, dict) or saved.get("key") != key:
                 status = "other"
@@ -282,8 +284,8 @@ class WorkDir:
 
     def _read_sealed(self, name: str) -> tuple[Any, str]:
         """(value, "ok") of a file `write_json` wrote; (None, "absent") when there is none;
-        (None, "damaged") when it does not parse or match its checksum (or is of an older
-        version of this format)."""
+        (None, "damaged") when it does not parse or match its checksum; (None, "older") for a
+        manifest of an older gio_rs (no checksum, no hashes)."""
         try:
             with open(self.path(name), encoding="utf-8") as fh:
                 found = json.load(fh)
@@ -291,6 +293,8 @@ class WorkDir:
             return None, "absent"
         except (OSError, ValueError):
             return None, "damaged"
+        if isinstance(found, dict) and "body" not in found and "key" in found:
+            return None, "older"  # written by an older gio_rs, without hashes: not trusted
         if not isinstance(found, dict) or found.get("sha256") != _checksum(found.get("body")):
             return None, "damaged"
         return found["body"], "ok"

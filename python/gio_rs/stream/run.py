@@ -172,10 +172,14 @@ def select_stream(
         select_options=select_options,
     )
     try:
-        ctx = Context.open(train, target, options)
-        try:
-            return _run(ctx)
-        finally:
-            ctx.work.close()
+        return _open_and_run(train, target, options)
     except OSError as exc:  # a full disk, a folder made read-only, a disk error: one clear line
         raise _core.GioError(os_error_line(exc)) from exc
+
+
+def _open_and_run(train: Any, target: Any, options: dict) -> StreamSelection:
+    ctx = Context.open(train, target, options)  # locks the work dir
+    try:
+        return _run(ctx)
+    finally:
+        ctx.work.close()
