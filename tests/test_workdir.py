@@ -328,28 +328,33 @@ def crash_points(data, tmp_path_factory) -> list[str]:
     return points
 
 
-def crash_then_resume(data: dict, folder: Path, crashes: list[int]) -> None:
+def crash_then_resume(data: dict, folder: Path, crashes: list[int], *, parts: bool = False) -> None:
     """Runs killed at each crash point in `crashes` (numbered within each run), then a run to
-    the end: it must write the lone run's rows, and no killed run leaves an output."""
+    the end: it must write the lone run's rows, and no killed run leaves an output (`parts`: a
+    folder of part files of about 4 KiB, published whole by a rename)."""
     folder.mkdir(parents=True)
-    work, out = folder / "work", folder / "out.parquet"
+    work, out = folder / "work", folder / ("out" if parts else "out.parquet")
+    extra = ["--out", f"{out}/", "--shard-size", "4KiB"] if parts else []
     for at in crashes:
-        proc = cli(data, work, out, env={"GIO_RS_TEST_CRASH_AT": str(at)})
+        proc = cli(data, work, out, *extra, env={"GIO_RS_TEST_CRASH_AT": str(at)})
         if proc.returncode == 0:  # the point is past the end of this (resumed) run
             break
         assert proc.returncode == -signal.SIGKILL, proc.stderr
         assert not out.exists()
     else:
-        proc = cli(data, work, out)
+        proc = cli(data, work, out, *extra)
     assert_lone_rows(proc, out, data["sampled"])
+    assert not parts or len(list(out.glob("part-*.parquet"))) > 1
 
 
 def test_kill_9_at_the_first_crash_point_of_every_kind_then_resume(data, crash_points, tmp_path):
     firsts: dict[str, int] = {}
     for number, point in enumerate(crash_points, start=1):
         firsts.setdefault(point, number)
-    for number in firsts.values():
+    for point, number in firsts.items():
         crash_then_resume(data, tmp_path / f"run-{number}", [number])
+        if point.startswith(("explode", "output")):  # a folder of parts is published whole too
+            crash_then_resume(data, tmp_path / f"parts-{number}", [number], parts=True)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -358,8 +363,9 @@ def test_kill_9_at_drawn_points_then_resume(data, crash_points, tmp_path, draw):
     """One or two kills (the second one in the resumed run), anywhere among the crash points."""
     count = draw.draw(st.integers(1, 2))
     crashes = [draw.draw(st.integers(1, len(crash_points))) for _ in range(count)]
+    parts = draw.draw(st.booleans())
     folder = tmp_path / f"run-{'-'.join(map(str, crashes))}-{time.monotonic_ns()}"
-    crash_then_resume(data, folder, crashes)
+    crash_then_resume(data, folder, crashes, parts=parts)
 
 
 # --- full disk, write errors, read-only work dir --------------------------------------------------
