@@ -23,16 +23,18 @@ pub(crate) trait Isa: Copy {
     const DOT_TILE: (usize, usize);
     /// Rows × 16-center panels of the f32 center tile (`kernels::center_tile`).
     const CENTER_TILE: (usize, usize);
-    /// 8-lane column blocks of the weighted-rows tile (`kernels::add_weighted_rows`) for 4, 2
-    /// and 1 points: every element is one dependent chain over the rows, so a tile needs about
-    /// 8 native accumulators in flight to hide the multiply-add latency.
-    const WEIGHTED_COLUMNS: [usize; 3];
-    /// Points per weighted-rows tile (4, or 2 where 4 accumulator V8s would not fit).
+    /// 8-lane column blocks of the weighted-rows tile (`kernels::add_weighted_rows`) for 8, 4,
+    /// 2 and 1 points: every element is one dependent chain over the rows, so a tile needs at
+    /// least 8 native accumulators in flight to hide the multiply-add latency; more points per
+    /// tile widen each row's load (and f32→f64 conversion) over more multiply-adds.
+    const WEIGHTED_COLUMNS: [usize; 4];
+    /// Most points per weighted-rows tile (8, 4, or 2 where 4 accumulator V8s would not fit).
     const WEIGHTED_POINTS: usize;
-    /// 8-row panels × points of the panel dot tile (`kernels::panel_dots`), and the panels of
-    /// its one-point tile: at least 8 native accumulators each, to cover the FMA latency.
+    /// 8-row panels × points of the panel dot tile (`kernels::panel_dots`); and, indexed by the
+    /// number of points left over (fewer than the tile's), the panels taken with them: at least
+    /// 8 native accumulators each, to cover the FMA latency.
     const PANEL_TILE: (usize, usize);
-    const PANEL_TILE_ONE: usize;
+    const PANEL_REMAINDER: [usize; 8];
 
     fn zero(self) -> Self::V8;
     fn splat(self, x: f64) -> Self::V8;
@@ -97,14 +99,18 @@ impl<const FUSED: bool> Isa for Portable<FUSED> {
         (2, 1)
     };
     // A V8 is 4 registers here: 2 points × 1 column block on x86-64's 16 SSE registers.
-    const WEIGHTED_COLUMNS: [usize; 3] = [1, 1, 2];
+    const WEIGHTED_COLUMNS: [usize; 4] = [1, 1, 1, 2];
     const WEIGHTED_POINTS: usize = if cfg!(target_arch = "aarch64") { 4 } else { 2 };
     const PANEL_TILE: (usize, usize) = if cfg!(target_arch = "aarch64") {
         (1, 5)
     } else {
         (1, 2)
     };
-    const PANEL_TILE_ONE: usize = if cfg!(target_arch = "aarch64") { 4 } else { 2 };
+    const PANEL_REMAINDER: [usize; 8] = if cfg!(target_arch = "aarch64") {
+        [0, 4, 2, 1, 1, 1, 1, 1]
+    } else {
+        [0, 2, 1, 1, 1, 1, 1, 1]
+    };
 
     #[inline(always)]
     fn zero(self) -> [f64; 8] {
@@ -244,11 +250,11 @@ mod x86 {
         const DOT_TILE: (usize, usize) = (2, 2);
         // 6 rows × 16 centers: 12 accumulators, 2 panel registers, 1 broadcast.
         const CENTER_TILE: (usize, usize) = (6, 1);
-        const WEIGHTED_COLUMNS: [usize; 3] = [1, 2, 4];
+        const WEIGHTED_COLUMNS: [usize; 4] = [1, 1, 2, 4];
         const WEIGHTED_POINTS: usize = 4;
         // 10 accumulators, 2 panel registers, 1 broadcast; alone: 8 accumulators.
         const PANEL_TILE: (usize, usize) = (1, 5);
-        const PANEL_TILE_ONE: usize = 4;
+        const PANEL_REMAINDER: [usize; 8] = [0, 4, 2, 1, 1, 1, 1, 1];
 
         #[inline(always)]
         fn zero(self) -> Self::V8 {
@@ -366,12 +372,18 @@ mod x86 {
         type W16 = __m512;
         // 32 registers: 16 accumulators + 4 + 4 operands.
         const DOT_TILE: (usize, usize) = (4, 4);
-        // 8 rows × 32 centers: 16 accumulators.
-        const CENTER_TILE: (usize, usize) = (8, 2);
-        const WEIGHTED_COLUMNS: [usize; 3] = [2, 4, 8];
-        const WEIGHTED_POINTS: usize = 4;
-        const PANEL_TILE: (usize, usize) = (2, 6);
-        const PANEL_TILE_ONE: usize = 8;
+        // 8 rows × 48 centers: 24 accumulators, 3 panel registers, 1 broadcast (measured on a
+        // Sapphire Rapids: faster than 8 × 32, 12 × 32 and 6 × 64).
+        const CENTER_TILE: (usize, usize) = (8, 3);
+        // 8 points × 3 column blocks: 24 accumulators, 3 row registers, 1 broadcast; each
+        // row's load and conversion then feeds 8 multiply-adds (the descent runs 8 points).
+        const WEIGHTED_COLUMNS: [usize; 4] = [3, 2, 4, 8];
+        const WEIGHTED_POINTS: usize = 8;
+        // 2 panels × 8 points: 16 accumulators, 2 panel registers, 1 broadcast (measured on a
+        // Sapphire Rapids: faster than 3 × 8 and 4 × 6 at 8 points; each panel load and
+        // conversion feeds 8 multiply-adds).
+        const PANEL_TILE: (usize, usize) = (2, 8);
+        const PANEL_REMAINDER: [usize; 8] = [0, 8, 4, 3, 2, 2, 2, 2];
 
         #[inline(always)]
         fn zero(self) -> __m512d {

@@ -232,26 +232,19 @@ pub(super) fn add_weighted_rows<S: Isa, T: Element>(
     assert!(
         acc.len() == points * dim && rows.len() == n_rows * dim && coefs.len() == n_rows * points
     );
-    let [j4, j2, j1] = S::WEIGHTED_COLUMNS;
+    let [j8, j4, j2, j1] = S::WEIGHTED_COLUMNS;
     let mut p = 0;
     while p < points {
-        let take = match (points - p).min(S::WEIGHTED_POINTS) {
-            1 => 1,
-            2 | 3 => 2,
-            _ => 4,
+        let (take, columns) = match (points - p).min(S::WEIGHTED_POINTS) {
+            1 => (1, j1),
+            2 | 3 => (2, j2),
+            4..=7 => (4, j4),
+            _ => (8, j8),
         };
         // SAFETY: points p..p+take exist.
         unsafe {
-            match (
-                take,
-                if take == 4 {
-                    j4
-                } else if take == 2 {
-                    j2
-                } else {
-                    j1
-                },
-            ) {
+            match (take, columns) {
+                (8, 3) => weighted_columns::<S, T, 8, 3>(s, acc, coefs, rows, dim, p),
                 (4, 1) => weighted_columns::<S, T, 4, 1>(s, acc, coefs, rows, dim, p),
                 (4, 2) => weighted_columns::<S, T, 4, 2>(s, acc, coefs, rows, dim, p),
                 (2, 1) => weighted_columns::<S, T, 2, 1>(s, acc, coefs, rows, dim, p),
@@ -343,6 +336,9 @@ unsafe fn weighted_tile<S: Isa, T: Element, const P: usize, const J: usize>(
 
 /// Center panels are 16 wide on every level (one `W16`).
 pub(super) const PANEL: usize = 16;
+/// The largest center tile any level uses: rows, and centers (panels × 16).
+const MAX_TILE_ROWS: usize = 8;
+const MAX_TILE_CENTERS: usize = 3 * PANEL;
 
 /// The dots of R rows of `block` (row-major, `dim` each) with the NP panels of 16 packed centers
 /// starting at `panel` (each `dim × 16`, transposed): lane l of output (r, q) is one chain of
@@ -385,7 +381,7 @@ unsafe fn score_tile<S: Isa, const R: usize, const NP: usize>(
     block: &[f32],
     centers: &PanelView<'_>,
     c0: usize,
-    out: &mut [[f32; 32]; 8],
+    out: &mut [[f32; MAX_TILE_CENTERS]; MAX_TILE_ROWS],
 ) {
     let dim = centers.dim;
     let acc = center_dots::<S, R, NP>(s, block.as_ptr(), centers.data.as_ptr().add(c0 * dim), dim);
@@ -470,7 +466,7 @@ pub(super) fn nearest_blocks<S: Isa>(
     states: &mut [LaneBest],
 ) {
     match S::CENTER_TILE {
-        (8, 2) => nearest_blocks_tiled::<S, 8, 2>(s, blocks, centers, states),
+        (8, 3) => nearest_blocks_tiled::<S, 8, 3>(s, blocks, centers, states),
         (6, 1) => nearest_blocks_tiled::<S, 6, 1>(s, blocks, centers, states),
         (3, 1) => nearest_blocks_tiled::<S, 3, 1>(s, blocks, centers, states),
         _ => nearest_blocks_tiled::<S, 2, 1>(s, blocks, centers, states),
@@ -507,7 +503,7 @@ fn nearest_blocks_tiled<S: Isa, const R: usize, const NP: usize>(
 #[inline(always)]
 pub(super) fn score_blocks<S: Isa>(s: S, blocks: &[f32], centers: &PanelView<'_>, out: &mut [f32]) {
     match S::CENTER_TILE {
-        (8, 2) => score_blocks_tiled::<S, 8, 2>(s, blocks, centers, out),
+        (8, 3) => score_blocks_tiled::<S, 8, 3>(s, blocks, centers, out),
         (6, 1) => score_blocks_tiled::<S, 6, 1>(s, blocks, centers, out),
         (3, 1) => score_blocks_tiled::<S, 3, 1>(s, blocks, centers, out),
         _ => score_blocks_tiled::<S, 2, 1>(s, blocks, centers, out),
@@ -524,7 +520,7 @@ fn score_blocks_tiled<S: Isa, const R: usize, const NP: usize>(
     let (dim, padded) = (centers.dim, centers.padded);
     let n = out.len() / padded;
     assert!(out.len() == n * padded && blocks.len() == n.div_ceil(R) * R * dim);
-    let mut scores = [[0.0f32; 32]; 8];
+    let mut scores = [[0.0f32; MAX_TILE_CENTERS]; MAX_TILE_ROWS];
     let mut c0 = 0;
     while c0 < padded {
         let np = if c0 + PANEL * NP <= padded { NP } else { 1 };
@@ -598,22 +594,15 @@ pub(super) fn panel_dots<S: Isa, T: Element, B: Element>(
     dim: usize,
     out: &mut [f64],
 ) {
-    match (S::PANEL_TILE, S::PANEL_TILE_ONE) {
-        ((2, 6), 8) => panel_dots_tiled::<S, T, B, 2, 6, 8>(s, panels, points, dim, out),
-        ((1, 5), 4) => panel_dots_tiled::<S, T, B, 1, 5, 4>(s, panels, points, dim, out),
-        _ => panel_dots_tiled::<S, T, B, 1, 2, 2>(s, panels, points, dim, out),
+    match S::PANEL_TILE {
+        (2, 8) => panel_dots_tiled::<S, T, B, 2, 8>(s, panels, points, dim, out),
+        (1, 5) => panel_dots_tiled::<S, T, B, 1, 5>(s, panels, points, dim, out),
+        _ => panel_dots_tiled::<S, T, B, 1, 2>(s, panels, points, dim, out),
     }
 }
 
 #[inline(always)]
-fn panel_dots_tiled<
-    S: Isa,
-    T: Element,
-    B: Element,
-    const NR: usize,
-    const C: usize,
-    const NR1: usize,
->(
+fn panel_dots_tiled<S: Isa, T: Element, B: Element, const NR: usize, const C: usize>(
     s: S,
     panels: &[T],
     points: &[B],
@@ -647,11 +636,10 @@ fn panel_dots_tiled<
         }
         g += nr;
     }
-    // The leftover points (fewer than C) together, on enough panels at a time to keep about as
-    // many accumulators in flight as the one-point tile does.
+    // The leftover points (fewer than C) together, on the level's number of panels for them.
     let rem = n_points - full_points;
-    if let Some(nr) = NR1.checked_div(rem) {
-        let nr = nr.max(1);
+    if rem > 0 {
+        let nr = S::PANEL_REMAINDER[rem.min(7)].max(1);
         let mut g = 0;
         while g < n_panels {
             let take = if g + nr <= n_panels { nr } else { 1 };
@@ -707,6 +695,8 @@ unsafe fn remainder_tile<S: Isa, T: Element, B: Element>(
         (2, 3) => tile!(2, 3),
         (2, 4) => tile!(2, 4),
         (2, 5) => tile!(2, 5),
+        (2, 6) => tile!(2, 6),
+        (2, 7) => tile!(2, 7),
         (1, 1) => tile!(1, 1),
         (1, 2) => tile!(1, 2),
         (1, 3) => tile!(1, 3),

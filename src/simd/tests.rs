@@ -376,3 +376,49 @@ fn panel_dots_are_one_chain_per_output_at_every_level() {
         }
     }
 }
+
+/// `PanelDots` for `points` points against `n` rows at every level, each output checked against
+/// one fused (or, at the scalar level, unfused) chain over the columns in order.
+fn check_panel_dots(n: usize, points: usize, d: usize) {
+    let x = data32(n * d, 1.0);
+    let pts = data64(points * d, 2.0);
+    let packed = kernels::pack_row_panels(&x, d);
+    let rows_out = n.div_ceil(8) * 8;
+    for r in runners() {
+        let mut out = vec![f64::NAN; rows_out * points];
+        r.go(PanelDots {
+            panels: &packed,
+            points: &pts,
+            dim: d,
+            out: &mut out,
+        });
+        for i in 0..rows_out {
+            for p in 0..points {
+                let expected = (0..d).fold(0.0f64, |acc, j| {
+                    let xv = if i < n { x[i * d + j] as f64 } else { 0.0 };
+                    if is_fused(r) {
+                        xv.mul_add(pts[p * d + j], acc)
+                    } else {
+                        xv * pts[p * d + j] + acc
+                    }
+                });
+                let got = out[i * points + p];
+                assert_eq!(
+                    got.to_bits(),
+                    expected.to_bits(),
+                    "{r:?} n={n} points={points} d={d} ({i},{p})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn panel_dots_leftover_points_are_one_chain_per_output_at_every_level() {
+    // Point counts past every level's tile width (5 on AVX2, 8 on AVX-512) by each leftover
+    // count, and the KL cross term's blocks of 30, on panel counts off the 2-panel tile.
+    for points in [2usize, 5, 6, 7, 9, 11, 13, 14, 15, 30] {
+        check_panel_dots(24, points, 19);
+    }
+    check_panel_dots(37, 30, 40);
+}

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 
 from .. import memory
 from .._core import GioError
+from .._util.errors import os_error_line
 from .demo import run_demo
 from .embed import run_embed
 from .parser import EXIT_ERROR, EXIT_INTERRUPTED, build_parser
@@ -58,7 +59,8 @@ def _run(args: argparse.Namespace, report: Callable[[str], None]) -> int:
         return EXIT_INTERRUPTED
     # Warning: a warning turned into an error (python -W error) is an error like the others.
     except (GioError, TypeError, ValueError, OSError, ImportError, Warning) as exc:
-        print(f"gio-rs: error: {_one_line(exc)}", file=sys.stderr)
+        text = os_error_line(exc) if isinstance(exc, OSError) else exc
+        print(f"gio-rs: error: {_one_line(text)}", file=sys.stderr)
         return EXIT_ERROR
     return 0
 

@@ -162,7 +162,12 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     scale.add_argument(
         "--work-dir",
         help="with --clusters: keep each finished stage here; a rerun with the same inputs and options "
-        "reuses them",
+        "reuses them (verified first); one run at a time: another run on it is refused",
+    )
+    scale.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --work-dir: wait for a run using the work dir to finish instead of refusing",
     )
     scale.add_argument(
         "--batch-rows", type=int, default=32768, help="with --clusters: rows read at a time (default 32768)"

@@ -59,6 +59,7 @@ def run_stream(
         kmeans_max_iter=args.kmeans_max_iter,
         seed=args.seed,
         work_dir=args.work_dir,
+        wait=args.wait,
         features_col=args.features_col,
         feature_columns=columns,
         text_column=args.text_column,

@@ -21,10 +21,12 @@ from typing import Any, Optional
 import numpy as np
 
 from .._core import GioError
+from .._util.errors import naming
 from .._util.files import atomic_write, check_writable, umask
 from .._util.optional import pyarrow
 from .columns import vectors_from_columns
 from .formats import CLUSTER_COLUMN, RANK_COLUMN, ROW_INDEX_COLUMN
+from .hashed_files import crash_point
 from .readers import Table
 
 DEFAULT_SHARD_BYTES = 256 << 20
@@ -166,6 +168,12 @@ class RowWriter:
         promotion such as null → string)."""
         if table.num_rows == 0:
             return
+        try:
+            self._write(table)
+        except OSError as exc:  # a full disk: name the output, which the error does not
+            raise naming(exc, self.final) from exc
+
+    def _write(self, table: Any) -> None:
         if self._schema is None:
             self._schema = table.schema
         else:
@@ -216,6 +224,9 @@ class RowWriter:
             if self.fmt == "npy" and self.rows_written != self.n_rows:
                 raise GioError(f"{self.path}: {self.rows_written} rows written, {self.n_rows} announced")
             os.chmod(self._tmp, (0o777 if self.folder else 0o666) & ~umask())
+            for path in [*self.parts, *([self._tmp] if self.folder else [])]:
+                _fsync(path)  # on disk before the rename publishes them
+            crash_point("output: complete, not yet renamed")
             check_output(self.path, overwrite=self.overwrite)
             if self.folder and os.path.exists(self.final):
                 trash = tempfile.mkdtemp(prefix=f".{os.path.basename(self.final)}.", suffix=".old",
@@ -225,9 +236,12 @@ class RowWriter:
                 shutil.rmtree(trash, ignore_errors=True)
             else:
                 os.replace(self._tmp, self.final)
+            _fsync(os.path.dirname(os.path.abspath(self.final)))
             self._done = True
-        except BaseException:
+        except BaseException as exc:
             self.abort()
+            if isinstance(exc, OSError):
+                raise naming(exc, self.final) from exc
             raise
 
     def abort(self) -> None:
@@ -312,6 +326,14 @@ class _Part:
             self._stream.close()
         if not self._raw.closed:
             self._raw.close()
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _json_default(value: Any) -> Any:

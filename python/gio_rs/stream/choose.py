@@ -52,7 +52,7 @@ def choose_clusters(ctx: Context, pool: Scan, target: Target, centers: np.ndarra
     if saved is not None:
         chosen = _selection_from_saved(saved, ctx.work)
         ctx.finished("selection", started)
-        return Choice(key, chosen)
+        return Choice(ctx.work.sealed_key("selection", key), chosen)
     if budget is not None:
         budget = ranking.check_budget(budget, select_options)
         for name in ("max_iter", "stop_criterion", "max_data_size"):
@@ -71,6 +71,7 @@ def choose_clusters(ctx: Context, pool: Scan, target: Target, centers: np.ndarra
         )
     if ctx.work.resumable:
         _save_selection(ctx.work, "selection", key, chosen)
+        key = ctx.work.sealed_key("selection", key)
     seconds = ctx.finished("selection", started)
     ctx.report(
         f"selection: {len(np.unique(chosen.indices))} clusters chosen ({chosen.stop_reason}), KL "
@@ -81,7 +82,11 @@ def choose_clusters(ctx: Context, pool: Scan, target: Target, centers: np.ndarra
 
 def _save_selection(work: WorkDir, stage: str, key: str, chosen: Any) -> None:
     arrays = {"indices": chosen.indices, "kl_trace": chosen.kl_trace, "candidate_kl": chosen.candidate_kl}
-    np.savez(work.path("selection.npz"), **arrays)
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    work.write_bytes("selection.npz", buffer.getvalue())
     meta = {
         "kl_start": chosen.kl_start,
         "stop_reason": chosen.stop_reason,

@@ -130,7 +130,13 @@ def fit_clusters(ctx: Context, pool: Scan, target: Target) -> Clusters:
         labels = np.load(ctx.work.path("sample_labels.npy")) if saved["every_row"] else None
         ctx.finished("kmeans", started)
         return Clusters(
-            key, k, centers, int(saved["sample_rows"]), float(saved["inertia"]), int(saved["n_iter"]), labels
+            ctx.work.sealed_key("kmeans", key),
+            k,
+            centers,
+            int(saved["sample_rows"]),
+            float(saved["inertia"]),
+            int(saved["n_iter"]),
+            labels,
         )
     _check_room(ctx, pool, target, k, size)
     rows = sampling.sample_rows(pool.pool_rows, size, opts["seed"], pool.dropped)
@@ -145,6 +151,7 @@ def fit_clusters(ctx: Context, pool: Scan, target: Target) -> Clusters:
     labels = model.labels_.astype(np.int32) if every_row else None
     found = Clusters(key, k, model.cluster_centers_, len(rows), model.inertia_, model.n_iter_, labels)
     _save_clusters(ctx, found)
+    found.key = ctx.work.sealed_key("kmeans", key)  # what the later stages chain on
     seconds = ctx.finished("kmeans", started)
     where = "every pool row" if every_row else f"a seeded sample of {len(rows)} of {pool.kept_rows} rows"
     ctx.report(
@@ -183,10 +190,10 @@ def _fill_sample(ctx: Context, pool: Scan, rows: np.ndarray) -> np.ndarray:
 
 def _save_clusters(ctx: Context, found: Clusters) -> None:
     every_row = found.sample_labels is not None
-    np.save(ctx.work.path("centers.npy"), found.centers)
+    ctx.work.save_array("centers.npy", found.centers)
     files = ["centers.npy"]
     if every_row:
-        np.save(ctx.work.path("sample_labels.npy"), found.sample_labels)
+        ctx.work.save_array("sample_labels.npy", found.sample_labels)
         files.append("sample_labels.npy")
     if ctx.work.resumable:
         meta = {"sample_rows": found.sample_rows, "inertia": found.inertia,

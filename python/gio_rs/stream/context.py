@@ -37,7 +37,12 @@ class Context:
         scratch = options.get("scratch_dir")
         if scratch is None and out is not None:
             scratch = os.path.dirname(os.path.abspath(os.fspath(out).rstrip("/" + os.sep)))
-        work = WorkDir(options.get("work_dir"), scratch_parent=scratch)
+        work = WorkDir(
+            options.get("work_dir"),
+            scratch_parent=scratch,
+            wait=options.get("wait", False),
+            report=options["report"],
+        )
         return cls(options, train, target, pool, batch_rows, getattr(pool, "one_shot", False), work)
 
     @property
@@ -49,12 +54,13 @@ class Context:
         return self.options["progress"]
 
     def stage(self, name: str, key: str) -> Optional[dict]:
-        """The saved stage `name` made with `key`, or None (reported either way)."""
-        saved = self.work.load(name, key)
+        """The saved stage `name` made with `key` whose files verify, or None (reported either
+        way; a damaged stage is warned about by the work dir)."""
+        saved, status = self.work.check(name, key)
         if saved is not None:
             self.reused.append(name)
             self.report(f"work dir: reusing the {name} stage ({self.work.folder})")
-        elif self.work.known(name):
+        elif status == "other":
             self.report(f"work dir: the {name} stage was made with other inputs or options; redoing it")
         return saved
 

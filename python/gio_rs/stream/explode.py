@@ -16,6 +16,7 @@ from .._util.optional import pyarrow
 from ..io import reader_errors
 from ..io.batches import Chunk
 from ..io.formats import CLUSTER_COLUMN, RANK_COLUMN, ROW_INDEX_COLUMN
+from ..io.hashed_files import crash_point
 from ..io.writers import RowWriter, conform
 from . import resources
 from .buckets import Buckets
@@ -119,6 +120,7 @@ def _write_ranked(ctx: Context, pool: Scan, buckets: Buckets, wanted: int) -> Ex
             indices.append(ranked_rows)
             cluster_of_row.append(ranked_clusters)
             if writer is not None and table is not None:
+                crash_point("explode: writing the output")
                 writer.write(table)
         if writer is not None:
             writer.close()

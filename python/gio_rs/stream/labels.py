@@ -4,22 +4,23 @@ recorded, so that an interrupted pass resumes at the next shard."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Optional
 
 import numpy as np
 
 from .. import _core, memory
+from ..io.hashed_files import HashedWriter, crash_point
 from ..io.workdir import key_of
 from . import resources
 from .clusters import Clusters
 from .context import Context
 from .scan import Scan
-from .spill import LABEL_BYTES, LabelFile
+from .spill import LabelFile
 
 _PROGRESS = "labels.progress.json"
+_NAME = "labels.i32"
 
 
 @dataclass
@@ -36,66 +37,59 @@ class Labels:
 def assign_labels(ctx: Context, pool: Scan, clusters: Clusters) -> Labels:
     started = time.perf_counter()
     key = key_of("labels", clusters.key)
-    label_file = LabelFile(ctx.work.path("labels.i32"))
+    label_file = LabelFile(ctx.work.path(_NAME))
     saved = ctx.stage("labels", key)
     if saved is not None:
         ctx.finished("labels", started)
-        return Labels(key, label_file, np.asarray(saved["sizes"], dtype=np.int64), float(saved["inertia"]))
+        sizes = np.asarray(saved["sizes"], dtype=np.int64)
+        return Labels(ctx.work.sealed_key("labels", key), label_file, sizes, float(saved["inertia"]))
     if clusters.sample_labels is not None:
         labels = np.full(pool.pool_rows, -1, dtype=np.int32)
         keep = np.ones(pool.pool_rows, dtype=bool)
         keep[pool.dropped] = False
         labels[keep] = clusters.sample_labels
-        labels.tofile(label_file.path)
+        ctx.work.write_bytes(_NAME, memoryview(labels))
         sizes = np.bincount(clusters.sample_labels, minlength=clusters.k).astype(np.int64)
         inertia = clusters.inertia
         del labels, keep
     else:
-        inertia, sizes = _assign_pass(ctx, pool, clusters, key, label_file)
-    if ctx.work.resumable:
-        meta = {"sizes": sizes.tolist(), "inertia": inertia}
-        ctx.work.save("labels", key, meta, ["labels.i32"])
+        inertia, sizes = _assign_pass(ctx, pool, clusters, key)
+    ctx.work.save("labels", key, {"sizes": sizes.tolist(), "inertia": inertia}, [_NAME])
+    ctx.work.remove(_PROGRESS)  # the stage is recorded whole: its checkpoint is done with
     seconds = ctx.finished("labels", started)
     ctx.report(
         f"labels: {pool.kept_rows} rows assigned to {clusters.k} centroids, inertia {inertia:.6g} "
         f"({seconds:.1f} s)"
     )
-    return Labels(key, label_file, sizes, inertia)
+    return Labels(ctx.work.sealed_key("labels", key), label_file, sizes, inertia)
 
 
-def _resumed(ctx: Context, key: str, label_file: LabelFile, k: int) -> tuple[int, np.ndarray, float]:
+def _resumed(ctx: Context, key: str, k: int) -> tuple[int, np.ndarray, float, Optional[HashedWriter]]:
     """The shards already labelled by an interrupted pass with the same key, their cluster
-    sizes and inertia (0, zeros, 0.0 when starting afresh)."""
+    sizes and inertia, and the label file open after them, its first bytes verified against
+    the checkpoint's hash (0, zeros, 0.0, None when starting afresh)."""
     state = ctx.work.read_json(_PROGRESS) if ctx.work.resumable else None
-    start_shard, sizes, inertia = 0, np.zeros(k, dtype=np.int64), 0.0
-    if (
-        isinstance(state, dict)
-        and state.get("key") == key
-        and not ctx.one_shot
-        and os.path.exists(label_file.path)
-    ):
-        start_shard = int(state["shards_done"])
-        sizes = np.asarray(state["sizes"], dtype=np.int64)
-        inertia = float(state["inertia"])
-        if start_shard:
-            ctx.reused.append(f"labels of {start_shard} shard(s)")
-            ctx.report(f"work dir: reusing the labels of the first {start_shard} shard(s)")
-    return start_shard, sizes, inertia
+    fresh = 0, np.zeros(k, dtype=np.int64), 0.0, None
+    if not isinstance(state, dict) or state.get("key") != key or ctx.one_shot or not state.get("shards_done"):
+        return fresh
+    writer = ctx.work.resume_writer(_NAME, state.get("file"), "labels")
+    if writer is None:
+        return fresh
+    start_shard = int(state["shards_done"])
+    ctx.reused.append(f"labels of {start_shard} shard(s)")
+    ctx.report(f"work dir: reusing the labels of the first {start_shard} shard(s)")
+    return start_shard, np.asarray(state["sizes"], dtype=np.int64), float(state["inertia"]), writer
 
 
-def _assign_pass(
-    ctx: Context, pool: Scan, clusters: Clusters, key: str, label_file: LabelFile
-) -> tuple[float, np.ndarray]:
+def _assign_pass(ctx: Context, pool: Scan, clusters: Clusters, key: str) -> tuple[float, np.ndarray]:
     """Assign every row, shard by shard, from where an interrupted pass stopped."""
     _require_room(ctx, pool, clusters.k)
     centers64 = np.ascontiguousarray(clusters.centers, dtype=np.float64)
-    start_shard, sizes, inertia = _resumed(ctx, key, label_file, clusters.k)
-    done_rows = pool.shard_offsets[start_shard]
-    mode = "r+b" if start_shard else "wb"
-    with open(label_file.path, mode) as fh:
-        fh.truncate(done_rows * LABEL_BYTES)
-        fh.seek(done_rows * LABEL_BYTES)
-        bar = ctx.bar(pool.pool_rows - done_rows, "labels")
+    start_shard, sizes, inertia, fh = _resumed(ctx, key, clusters.k)
+    if fh is None:
+        fh = ctx.work.writer(_NAME)
+    try:
+        bar = ctx.bar(pool.pool_rows - pool.shard_offsets[start_shard], "labels")
         current = start_shard
         for start, chunk in pool.chunks(ctx, table=False, start_shard=start_shard):
             if chunk.shard != current and ctx.work.resumable:
@@ -111,11 +105,15 @@ def _assign_pass(
                 found[keep] = nearest
                 sizes += np.bincount(nearest, minlength=clusters.k)
                 inertia += float(squared.sum())
-            fh.write(found.tobytes())
+            fh.write(memoryview(found))
             if bar is not None:
                 bar.update(chunk.n_rows)
         if bar is not None:
             bar.close()
+    except BaseException:
+        fh.abandon()
+        raise
+    ctx.work.close_writer(_NAME, fh)
     return inertia, sizes
 
 
@@ -136,11 +134,14 @@ def _require_room(ctx: Context, pool: Scan, k: int) -> None:
     )
 
 
-def checkpoint(ctx: Context, fh: Any, key: str, shards_done: int, sizes: np.ndarray, inertia: float) -> None:
-    """Records that the labels of the first `shards_done` shards are on disk."""
-    fh.flush()
-    os.fsync(fh.fileno())
+def checkpoint(
+    ctx: Context, fh: HashedWriter, key: str, shards_done: int, sizes: np.ndarray, inertia: float
+) -> None:
+    """Records that the labels of the first `shards_done` shards are on disk (fsynced), with the
+    size and hash of those bytes, which a resume checks before it appends."""
     ctx.work.write_json(
         _PROGRESS,
-        {"key": key, "shards_done": shards_done, "sizes": sizes.tolist(), "inertia": inertia},
-    )
+        {"key": key, "shards_done": shards_done, "sizes": sizes.tolist(), "inertia": inertia,
+         "file": fh.record()},
+    )  # fmt: skip
+    crash_point("labels: checkpoint written")

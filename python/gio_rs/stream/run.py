@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _core, ranking
 from .._util.arrays import check_int
+from .._util.errors import os_error_line
 from ..io.batches import DEFAULT_BATCH_ROWS
 from .choose import choose_clusters
 from .clusters import fit_clusters
@@ -79,6 +80,7 @@ def select_stream(
     kmeans_max_iter: int = 300,
     seed: Optional[int] = 0,
     work_dir: Any = None,
+    wait: bool = False,
     features_col: Optional[str] = None,
     feature_columns: Optional[list] = None,
     text_column: Optional[str] = None,
@@ -114,7 +116,10 @@ def select_stream(
         else as many as fit, computed from the budget, the inputs and the options, never from the
         memory in use: an explicit budget gives the same sample on every run and machine).
     work_dir : path, optional
-        Keep the stages here; a rerun with the same inputs and options reuses them.
+        Keep the stages here; a rerun with the same inputs and options reuses them (each
+        verified against the hashes recorded with it; docs/scale.md). Locked for the run: a
+        second run on it raises GioError naming the process that holds it.
+    wait : with `work_dir`, wait for a run holding it to finish instead of raising.
     features_col, feature_columns, text_column, train_format, target_format, init_format : how to
         read the files (gio_rs.io).
     batch_rows : rows per piece read.
@@ -151,6 +156,7 @@ def select_stream(
         kmeans_max_iter=kmeans_max_iter,
         seed=seed,
         work_dir=None if work_dir is None else os.fspath(work_dir),
+        wait=bool(wait),
         features_col=features_col,
         feature_columns=feature_columns,
         text_column=text_column,
@@ -165,7 +171,14 @@ def select_stream(
         target_name=target_name,
         select_options=select_options,
     )
-    ctx = Context.open(train, target, options)
+    try:
+        return _open_and_run(train, target, options)
+    except OSError as exc:  # a full disk, a folder made read-only, a disk error: one clear line
+        raise _core.GioError(os_error_line(exc)) from exc
+
+
+def _open_and_run(train: Any, target: Any, options: dict) -> StreamSelection:
+    ctx = Context.open(train, target, options)  # locks the work dir
     try:
         return _run(ctx)
     finally:

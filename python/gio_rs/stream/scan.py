@@ -17,6 +17,7 @@ from .._util.optional import pyarrow
 from ..io import RowNames, reader_errors
 from ..io.batches import Chunk, vectors_table
 from ..io.dedup import DuplicateFinder, Duplicates, text_hashes
+from ..io.hashed_files import crash_point
 from ..io.workdir import key_of
 from . import resources
 from .context import Context
@@ -72,6 +73,7 @@ class Scan:
                 elif chunk.vectors is not None:
                     chunk.vectors = np.ascontiguousarray(chunk.vectors, dtype=self.dtype)
                 seen[chunk.shard] += chunk.n_rows
+                crash_point("pass: chunk")
                 yield start, chunk
         finally:
             if reader is not None:
@@ -93,6 +95,7 @@ class Scan:
                 chunk = Chunk(0, start, n, vectors=x, names=RowNames(first_row=start))
                 if table:
                     chunk.table = vectors_table(x)
+                crash_point("pass: spilled chunk")
                 yield start, chunk
         finally:
             reader.close()
@@ -109,10 +112,10 @@ def scan(ctx: Context) -> Scan:
     saved = ctx.stage("scan", key)
     started = time.perf_counter()
     if saved is not None:
-        found = _load_scan(ctx, key, saved)
+        found = _load_scan(ctx, ctx.work.sealed_key("scan", key), saved)
         ctx.finished("scan", started)
         return found
-    spill = Spill(ctx.work.path("vectors.bin")) if (ctx.pool.is_text or ctx.one_shot) else None
+    spill = Spill(ctx.work, "vectors.bin") if (ctx.pool.is_text or ctx.one_shot) else None
     memory_rows = resources.dedup_memory_rows(_scan_room(ctx))
     finder = DuplicateFinder(ctx.work.path("hashes"), memory_rows=memory_rows)
     shard_rows, float32, schemas = _read_pool(ctx, finder, spill)
@@ -129,6 +132,7 @@ def scan(ctx: Context) -> Scan:
     dtype = np.dtype(np.float32 if float32 else np.float64)
     found = _scanned(ctx, key, shard_rows, int(ctx.pool.dim), dtype, duplicates, spill, schema)
     _save_scan(ctx, found)
+    found.key = ctx.work.sealed_key("scan", key)  # what the later stages chain on
     seconds = ctx.finished("scan", started)
     ctx.report(
         f"scan: {total} pool rows of dimension {found.dim} in {len(ctx.pool.shards)} file(s), "
@@ -186,6 +190,7 @@ def _read_pool(ctx: Context, finder: DuplicateFinder, spill: Optional[Spill]) ->
             if chunk.shard >= len(shard_rows):  # batches of a callable: one shard
                 shard_rows.extend([0] * (chunk.shard + 1 - len(shard_rows)))
             shard_rows[chunk.shard] += chunk.n_rows
+            crash_point("scan: chunk")
             float32 = float32 and x.dtype in (np.float32, np.float16)
             if chunk.texts is not None:  # text: the same text is the duplicate (see dedup)
                 finder.add_hashes(*text_hashes(chunk.texts), total)
@@ -198,12 +203,14 @@ def _read_pool(ctx: Context, finder: DuplicateFinder, spill: Optional[Spill]) ->
                 bar.update(chunk.n_rows)
     except BaseException:
         finder.close()
+        if spill is not None:
+            spill.abandon()
         raise
     finally:
         if bar is not None:
             bar.close()
-        if spill is not None:
-            spill.finish()
+    if spill is not None:
+        spill.finish()
     return shard_rows, float32, schemas
 
 
@@ -224,7 +231,7 @@ def _scanned(
 
 def _save_scan(ctx: Context, found: Scan) -> None:
     duplicates = found.duplicates
-    np.save(ctx.work.path("duplicates.npy"), np.stack([duplicates.rows, duplicates.first]))
+    ctx.work.save_array("duplicates.npy", np.stack([duplicates.rows, duplicates.first]))
     schema = found.schema
     meta = {
         "shard_rows": found.shard_rows,
@@ -244,7 +251,7 @@ def _load_scan(ctx: Context, key: str, saved: dict) -> Scan:
     ctx.pool.dim = dim
     pairs = np.load(ctx.work.path("duplicates.npy"))
     duplicates = Duplicates(pairs[0].astype(np.int64), pairs[1].astype(np.int64))
-    spill = Spill.from_meta(ctx.work.path("vectors.bin"), saved["spill"]) if saved.get("spill") else None
+    spill = Spill.from_meta(ctx.work, "vectors.bin", saved["spill"]) if saved.get("spill") else None
     schema = None
     if saved.get("schema"):
         pa = pyarrow()

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _core
+from ..io.workdir import WorkDir
 
 LABEL_BYTES = 4
 
@@ -16,8 +17,9 @@ class Spill:
     """Vectors written to a raw file in row order during the scan and read back by later passes
     (for text, embedded once; for one-shot iterators, read once)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, work: WorkDir, name: str) -> None:
+        self.work, self.name = work, name
+        self.path = work.path(name)
         self.dtype: Optional[np.dtype] = None
         self.dim = 0
         self.rows = 0
@@ -26,21 +28,26 @@ class Spill:
     def append(self, x: np.ndarray) -> None:
         if self._fh is None:
             self.dtype, self.dim = x.dtype, x.shape[1]
-            self._fh = open(self.path, "wb")
+            self._fh = self.work.writer(self.name)  # hashed as it is written
         self._fh.write(np.ascontiguousarray(x, dtype=self.dtype).tobytes())
         self.rows += len(x)
 
     def finish(self) -> None:
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            self.work.close_writer(self.name, fh)
+
+    def abandon(self) -> None:
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            fh.abandon()
 
     def meta(self) -> dict:
         return {"dtype": str(self.dtype), "dim": self.dim, "rows": self.rows}
 
     @classmethod
-    def from_meta(cls, path: str, meta: dict) -> Spill:
-        spill = cls(path)
+    def from_meta(cls, work: WorkDir, name: str, meta: dict) -> Spill:
+        spill = cls(work, name)
         spill.dtype, spill.dim, spill.rows = np.dtype(meta["dtype"]), int(meta["dim"]), int(meta["rows"])
         return spill
 

@@ -49,7 +49,7 @@ def quantise_target(ctx: Context, pool: Scan) -> Target:
         pairs = np.load(ctx.work.path("target_duplicates.npy"))
         duplicates = Duplicates(pairs[0].astype(np.int64), pairs[1].astype(np.int64))
         ctx.finished("target", started)
-        return Target(key, centers, duplicates, int(saved["rows"]))
+        return Target(ctx.work.sealed_key("target", key), centers, duplicates, int(saved["rows"]))
     name = opts.get("target_name", "target")
     x, texts = read_whole_with_texts(ctx.target, name, opts, "target_format")
     same_columns(name, x, opts.get("train_name", "train"), pool.dim)
@@ -70,10 +70,10 @@ def quantise_target(ctx: Context, pool: Scan) -> Target:
         ).fit(x)
         centers = model.cluster_centers_
     found = Target(key, np.asarray(centers), duplicates, rows)
-    np.save(ctx.work.path("target_centers.npy"), found.centers)
-    np.save(ctx.work.path("target_duplicates.npy"), np.stack([duplicates.rows, duplicates.first]))
-    if ctx.work.resumable:
-        ctx.work.save("target", key, {"rows": rows}, ["target_centers.npy", "target_duplicates.npy"])
+    ctx.work.save_array("target_centers.npy", found.centers)
+    ctx.work.save_array("target_duplicates.npy", np.stack([duplicates.rows, duplicates.first]))
+    ctx.work.save("target", key, {"rows": rows}, ["target_centers.npy", "target_duplicates.npy"])
+    found.key = ctx.work.sealed_key("target", key)  # what the later stages chain on
     seconds = ctx.finished("target", started)
     ctx.report(f"target: {rows} rows, {len(found.centers)} target points ({seconds:.1f} s)")
     return found
