@@ -54,7 +54,8 @@ def explode(ctx: Context, pool: Scan, target: Target, k: int, labels: Labels, ch
     row_bytes = _row_bytes(ctx, pool, out is not None)
     copies = 2 if out is not None else 1
     kept = int(wanted * row_bytes)
-    reader = resources.fit_pieces(ctx, "explode", pool.dim, pool.dtype.itemsize, copies, kept)
+    writer = resources.WRITER_BYTES if out is not None else 0
+    reader = resources.fit_pieces(ctx, "explode", pool.dim, pool.dtype.itemsize, copies, kept, writer)
     buckets = Buckets(ctx.work, cumulative, resources.bucket_bytes(reader), out is not None, row_bytes)
     _fill(ctx, pool, target, labels, position, buckets)
     found = _write_ranked(ctx, pool, buckets, wanted)

@@ -108,21 +108,23 @@ def dedup_memory_rows(room: Optional[int]) -> int:
 
 _MIN_PIECE_ROWS = 1024
 _MIN_BUCKET_BYTES = 16 << 20
+WRITER_BYTES = 16 << 20  # an output's writer: its buffers and a row group being compressed
 
 
-def fit_pieces(ctx: Any, stage: str, dim: int, itemsize: int, copies: int, kept: int) -> int:
+def fit_pieces(ctx: Any, stage: str, dim: int, itemsize: int, copies: int, kept: int, extra: int = 0) -> int:
     """Before a pass over a pool of vector files or arrays: reads it in smaller pieces than
     `batch_rows` when a piece's reader (`copies` of its vectors' decoding, 2 with every column)
     and the smallest sort run (`kept` bytes to sort, at most `_MIN_BUCKET_BYTES`) would not fit
-    the room left, and refuses when even `_MIN_PIECE_ROWS` would not. Returns the reader's bytes.
+    the room left besides `extra` bytes (an output's writer), and refuses when even
+    `_MIN_PIECE_ROWS` would not. Returns the reader's bytes (with `extra`).
     Pieces change speed, never what a pass finds (text, embedded in pieces, and one-shot
     iterators keep theirs)."""
     rows = int(getattr(ctx.pool, "batch_rows", ctx.batch_rows))
     per_row = copies * _READER_PIECES * dim * max(itemsize, 4)
-    least = min(_MIN_BUCKET_BYTES, kept)
+    least = min(_MIN_BUCKET_BYTES, kept) + extra
     room = stage_bytes()
     if room is None or _READER_BUFFER + rows * per_row + least <= room:
-        return _READER_BUFFER + rows * per_row
+        return _READER_BUFFER + rows * per_row + extra
     adjustable = not (ctx.one_shot or getattr(ctx.pool, "is_text", False)) and hasattr(ctx.pool, "batch_rows")
     fitting = (room - least - _READER_BUFFER) // per_row
     if not adjustable or fitting < _MIN_PIECE_ROWS:
@@ -134,7 +136,7 @@ def fit_pieces(ctx: Any, stage: str, dim: int, itemsize: int, copies: int, kept:
             "nothing smaller fits",
         )
     ctx.pool.batch_rows = int(min(rows, fitting))
-    return _READER_BUFFER + ctx.pool.batch_rows * per_row
+    return _READER_BUFFER + ctx.pool.batch_rows * per_row + extra
 
 
 # Rows per piece while the K-Means sample fills: the reader's transient grows with the piece
