@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -237,3 +238,77 @@ def test_available_memory_follows_a_container_limit(tmp_path, monkeypatch):
     assert memory.available_bytes() == 1_000_000_000 - 600_000_000 + 150_000_000
     files["/sys/fs/cgroup/memory.max"] = "max\n"  # no container limit: the system's MemAvailable
     assert memory.available_bytes() == 8_000_000 * 1024
+
+
+# --- the out-of-core pipeline: the budget bounds the whole process's peak resident memory -------
+
+STREAM_RUN = textwrap.dedent(
+    """
+    import json, sys
+    from gio_rs import cli
+    code = cli.main(sys.argv[1:])
+    peak = [int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM")]
+    print(json.dumps({"code": code, "peak": peak[0]}))
+    """
+)
+needs_proc = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+
+
+@pytest.fixture(scope="module")
+def stream_files(tmp_path_factory) -> Path:
+    """300 000 x 32 float32 rows around 50 centres in 3 parquet shards, a 2 000-row target."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path_factory.mktemp("stream")
+    (folder / "pool").mkdir()
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 4, (50, 32)).astype(np.float32)
+    for shard in range(3):
+        x = centres[rng.integers(0, 50, 100_000)] + rng.standard_normal((100_000, 32), dtype=np.float32)
+        column = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 32)
+        pq.write_table(pa.table({"features": column}), folder / "pool" / f"part-{shard}.parquet")
+    target = centres[rng.integers(0, 5, 2000)] + rng.standard_normal((2000, 32), dtype=np.float32)
+    np.save(folder / "target.npy", target)
+    return folder
+
+
+def _stream(folder: Path, budget: str, *extra: str) -> tuple[dict, str]:
+    argv = ["select", "--train", str(folder / "pool"), "--target", str(folder / "target.npy"),
+            "--budget-rows", "5000", "--out", str(folder / "out.parquet"), "--overwrite", "--quiet",
+            "--memory-budget", budget, *extra]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", STREAM_RUN, *argv], capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, RAYON_NUM_THREADS="2"),
+    )  # fmt: skip
+    assert done.stdout, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+@needs_proc
+def test_a_stream_that_fits_its_budget_runs_and_stays_under_it(stream_files):
+    import pyarrow.parquet as pq
+
+    result, err = _stream(stream_files, "260MiB", "--clusters", "100")
+    assert result["code"] == 0, err
+    assert result["peak"] <= 260 << 20, result  # the whole process, interpreter and all
+    assert pq.read_metadata(stream_files / "out.parquet").num_rows == 5000
+
+
+@needs_proc
+def test_a_stream_that_cannot_fit_is_refused_naming_the_stage_the_quantity_and_what_fits(stream_files):
+    # K-Means with too many clusters for the budget: refused before it starts, with the most
+    # clusters the budget allows.
+    result, err = _stream(stream_files, "260MiB", "--clusters", "30000")
+    assert result["code"] == cli.EXIT_ERROR and result["peak"] <= 260 << 20, result
+    assert "error: --memory-budget: the kmeans stage does not fit: K-Means with 30000 clusters " in err
+    assert "of dimension 32, even on a sample of 30000 rows, needs about" in err, err
+    fitting = int(re.search(r"the largest cluster count that fits is --clusters=(\d+)", err)[1])
+    assert 100 < fitting < 30000
+    # A budget whose room cannot hold the first pass's reader: refused at the scan, with the
+    # largest batch that fits, before the process outgrows the budget.
+    result, err = _stream(stream_files, "170MiB", "--clusters", "100")
+    assert result["code"] == cli.EXIT_ERROR and result["peak"] <= 170 << 20, result
+    assert "the scan stage does not fit: reading the pool 32768 rows at a time needs about" in err, err
+    batch = int(re.search(r"the largest batch that fits is --batch-rows=(\d+)", err)[1])
+    assert 0 < batch < 32768

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import gio_rs
-from gio_rs import cli, ranking, stream
+from gio_rs import GioError, cli, ranking, stream
 from gio_rs import io as gio_io
 from gio_rs.stream import clusters as clusters_stage
 from gio_rs.stream import labels as labels_stage
@@ -357,20 +358,24 @@ def test_a_resumed_run_equals_an_uninterrupted_one(blobs, tmp_path, monkeypatch)
 
 def test_the_sample_depends_on_the_budget_not_on_the_resident_memory(blobs, tmp_path, monkeypatch):
     """The same inputs, options and budget choose the same K-Means sample (so the same centroids
-    and selection) however much memory the process holds, and a rerun reuses the kmeans stage."""
+    and selection) however much memory the process holds, and a rerun on a machine where it holds
+    more reuses every stage; when what it holds leaves too little room, the kmeans stage refuses,
+    naming the sample and the largest one that fits now, which then runs."""
     pool, target = blobs["pool"], blobs["target"]
     source = write_parquet_shards(tmp_path / "pool", pool, blobs["ids"])
     write_target(tmp_path / "target.parquet", target)
     batch = 128
-    # Room for about half the pool's fit besides what the stage reserves.
-    reserved = (
-        stream.RUNTIME_ALLOWANCE + gio_rs._core.assign_bytes(batch, 6, K) + 16 * K * 6 + 8 * K_TARGET * 6
-    )
-    budget = reserved + int(gio_rs.sampling.kmeans_need(900, 6, K, 4) / clusters_stage.SAFETY)
+    # What the kmeans stage holds besides the sample, all fixed by the inputs and options.
+    reserved = resources.reader_bytes(batch, 6, 4) + gio_rs._core.assign_bytes(batch, 6, K) + 16 * K * 6
+    reserved += 4 * K_TARGET * 6
+    need = gio_rs.sampling.kmeans_need
+    monkeypatch.setattr(resources, "_FIRST_READ_FIXED", 1 << 20)  # the scan's reader: tiny files
+    # Room for about half the pool's fit besides the runtime's fixed model.
+    budget = gio_rs.memory.RUNTIME_FOOTPRINT + reserved + int(need(900, 6, K, 4) / clusters_stage.SAFETY)
     work = tmp_path / "work"
     runs = []
-    for resident in (50 << 20, budget - (1 << 20)):  # little, and nearly all of the budget
-        monkeypatch.setattr(resources, "rss_bytes", lambda resident=resident: resident)
+    for resident in (50 << 20, 100 << 20):  # another machine, or a model loaded beside
+        monkeypatch.setattr(gio_rs.memory, "resident_bytes", lambda resident=resident: resident)
         with gio_rs.memory.temporary_budget(budget, "test"):
             runs.append(streamed(source, tmp_path / "target.parquet", work_dir=work))
     first, second = runs
@@ -379,12 +384,23 @@ def test_the_sample_depends_on_the_budget_not_on_the_resident_memory(blobs, tmp_
     assert second.reused == ["scan", "target", "kmeans", "labels", "selection"]
     np.testing.assert_array_equal(second.centers, first.centers)
     np.testing.assert_array_equal(second.indices, first.indices)
-    # Without a work dir, and with a large array held in between: the same sample again.
-    held = np.ones(64 << 20, dtype=np.uint8)
-    monkeypatch.undo()
+    # Holding all but room for half the sample: refused before reading it, naming what fits.
+    resident = budget - reserved - need(first.sample_rows // 2, 6, K, 4)
+    monkeypatch.setattr(gio_rs.memory, "resident_bytes", lambda: resident)
+    with gio_rs.memory.temporary_budget(budget, "test"), pytest.raises(GioError) as refused:
+        streamed(source, tmp_path / "target.parquet")
+    message = str(refused.value)
+    assert "the kmeans stage does not fit" in message, message
+    assert f"on a sample of {first.sample_rows} rows" in message, message
+    fitting = int(re.search(r"the largest sample that fits now is kmeans_sample_rows=(\d+)", message)[1])
+    assert K <= fitting < first.sample_rows
+    with gio_rs.memory.temporary_budget(budget, "test"):
+        smaller = streamed(source, tmp_path / "target.parquet", kmeans_sample_rows=fitting)
+    assert smaller.sample_rows == fitting
+    # Without a work dir, holding yet another amount: the same sample again.
+    monkeypatch.setattr(gio_rs.memory, "resident_bytes", lambda: 60 << 20)
     with gio_rs.memory.temporary_budget(budget, "test"):
         third = streamed(source, tmp_path / "target.parquet")
-    del held
     assert third.sample_rows == first.sample_rows and third.reused == []
     np.testing.assert_array_equal(third.centers, first.centers)
     np.testing.assert_array_equal(third.indices, first.indices)
@@ -497,7 +513,7 @@ def test_explode_through_sort_runs_on_disk_gives_the_same_output(blobs, tmp_path
     options = dict(n_clusters=K, n_clusters_target=K_TARGET, seed=SEED, kmeans_max_iter=KMEANS_ITER,
                    budget_rows=900, batch_rows=128, k=4, v_init="jump")  # fmt: skip
     whole = gio_rs.select_stream(source, target, out=tmp_path / "a.parquet", **options)
-    monkeypatch.setattr(resources, "bucket_bytes", lambda: 2000)  # a few rows per run
+    monkeypatch.setattr(resources, "bucket_bytes", lambda reader=0: 2000)  # a few rows per run
     spilled = gio_rs.select_stream(source, target, out=tmp_path / "b.parquet", **options)
     np.testing.assert_array_equal(spilled.indices, whole.indices)
     assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(tmp_path / "a.parquet"))

@@ -22,6 +22,36 @@ def kmeans_need(rows: int, dim: int, n_clusters: int, itemsize: int) -> int:
     return rows * dim * itemsize + _core.kmeans_bytes(rows, dim, n_clusters, itemsize)
 
 
+def largest_sample(n_rows: int, dim: int, n_clusters: int, itemsize: int, room: float) -> int:
+    """The most rows (at most `n_rows`) whose K-Means with `n_clusters` clusters needs at most
+    `room` bytes; less than `n_clusters` (0) when not even `n_clusters` rows fit."""
+    if kmeans_need(n_rows, dim, n_clusters, itemsize) <= room:
+        return n_rows
+    low, high = n_clusters, n_rows
+    if kmeans_need(low, dim, n_clusters, itemsize) > room:
+        return 0
+    while low < high:
+        middle = (low + high + 1) // 2
+        if kmeans_need(middle, dim, n_clusters, itemsize) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def largest_clusters(dim: int, itemsize: int, room: float, at_most: int) -> int:
+    """The most clusters (at most `at_most`) whose K-Means on a sample of as many rows needs at
+    most `room` bytes (0 when not even one fits): the largest cluster count a budget allows."""
+    low, high = 0, at_most
+    while low < high:
+        middle = (low + high + 1) // 2
+        if kmeans_need(middle, dim, middle, itemsize) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def fitting_sample_size(
     n_rows: int, dim: int, n_clusters: int, itemsize: int, *, reserved: int = 0, share: float = 1.0
 ) -> int:
@@ -31,24 +61,15 @@ def fitting_sample_size(
     budget = memory.memory_budget()
     if budget is None:
         return n_rows
-    room = share * (budget - reserved)
-    if kmeans_need(n_rows, dim, n_clusters, itemsize) <= room:
-        return n_rows
-    low, high = n_clusters, n_rows
-    if kmeans_need(low, dim, n_clusters, itemsize) > room:
+    size = largest_sample(n_rows, dim, n_clusters, itemsize, share * (budget - reserved))
+    if size < n_clusters:
         memory.require(
             f"K-Means with {n_clusters} clusters of dimension {dim}, even on a sample of {n_clusters} rows,",
-            int(kmeans_need(low, dim, n_clusters, itemsize) / share) + reserved,
+            int(kmeans_need(n_clusters, dim, n_clusters, itemsize) / share) + reserved,
             "lower n_clusters",
         )
         return n_clusters  # the budget changed in between: it fits after all
-    while low < high:
-        middle = (low + high + 1) // 2
-        if kmeans_need(middle, dim, n_clusters, itemsize) <= room:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    return size
 
 
 def sample_rows(

@@ -181,7 +181,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--memory-budget",
-        help="stop at once when the work would need more memory than this ('8GiB', 'off'; "
+        help="stop at once when the work would need more memory than this; with --clusters, the "
+        "whole process's peak resident memory stays under it ('8GiB', 'off'; "
         "default: $GIO_RS_MEMORY_BUDGET, else the memory available)",
     )
 

@@ -22,8 +22,8 @@ options, which says so):
 3. kmeans: K-Means (`gio_rs.KMeans`, seeded) fitted on every pool row when its working set fits
    the budget, else on a seeded uniform sample of as many rows as fit (`kmeans_sample_rows` sets
    the number). How many fit is computed from the budget, the inputs and the options with a fixed
-   allowance (`RUNTIME_ALLOWANCE`) for the interpreter and readers, never from the memory in use,
-   so an explicit budget or `kmeans_sample_rows` pins the sample; with the default "auto" budget
+   model of the runtime (`gio_rs.memory.RUNTIME_FOOTPRINT`), never from the memory in use, so an
+   explicit budget or `kmeans_sample_rows` pins the sample; with the default "auto" budget
    (the memory available now) it depends on the machine. The result reports `sample_rows`. On
    every row, the centroids and labels are those of `select(n_clusters=K)`.
 4. labels: one pass assigning every row to its nearest centroid (the exact kernel of
@@ -38,14 +38,16 @@ options, which says so):
 With `dedup="exact"` (the default) a row equal to an earlier one is left out of the pool (never
 selected twice); `"none"` keeps it. Both report the duplicates.
 
-Memory: the K-Means sample (or the whole pool when it fits), one batch of rows, the centroids,
-the target, and 8 bytes per duplicate row; the labels, the hashes and the output waiting to be
-sorted go to disk (the work dir, else a temporary folder beside the output).
+Memory: the budget bounds the whole process's peak resident memory (`gio_rs.memory`). Each stage
+measures what the process holds when it starts and refuses, naming the stage, the quantity and the
+largest setting that fits, when its need does not fit beside it (`stream.resources`). Held: the
+K-Means sample (or the whole pool when it fits), one batch of rows, the centroids, the target, and
+24 bytes per duplicate row; the labels, the hashes and the output waiting to be sorted go to disk
+(the work dir, else a temporary folder beside the output).
 """
 
-from .clusters import RUNTIME_ALLOWANCE
 from .resources import peak_rss_bytes
 from .result import StreamSelection
 from .run import DEDUP_MODES, select_stream
 
-__all__ = ["DEDUP_MODES", "RUNTIME_ALLOWANCE", "StreamSelection", "peak_rss_bytes", "select_stream"]
+__all__ = ["DEDUP_MODES", "StreamSelection", "peak_rss_bytes", "select_stream"]

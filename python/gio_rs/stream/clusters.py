@@ -9,20 +9,16 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _core, sampling
+from .. import _core, memory, sampling
 from .._util.arrays import check_int
 from ..io.workdir import key_of
 from ..kmeans import KMeans
+from . import resources
 from .context import Context
 from .scan import Scan
 from .target import Target
 
-SAFETY = 0.85
-# What the interpreter, NumPy, pyarrow, the packaged text model and a reader's buffers take
-# besides the arrays counted one by one (350-460 MiB measured on the 20 M-row benchmark): a fixed
-# allowance, not the resident memory of the moment, so that the K-Means sample (and so the
-# centroids and the selection) depends only on the inputs, the options and the budget.
-RUNTIME_ALLOWANCE = 512 << 20
+SAFETY = 0.85  # of the planned room: the fit's estimate is an upper bound, the rest is slack
 
 
 @dataclass
@@ -39,29 +35,83 @@ class Clusters:
     sample_labels: Optional[np.ndarray]
 
 
+def _reserved(ctx: Context, pool: Scan, target: Target, k: int) -> int:
+    """What the process holds besides the runtime while K-Means runs, all fixed by the inputs and
+    options: the reader's piece, one batch's labelling, the centroids, the target's centroids and
+    the duplicates' row numbers."""
+    return (
+        resources.reader_bytes(ctx.batch_rows, pool.dim, pool.dtype.itemsize)
+        + _core.assign_bytes(ctx.batch_rows, pool.dim, k)
+        + 16 * k * pool.dim
+        + target.centers.nbytes
+        + 24 * len(pool.duplicates)
+    )
+
+
 def sample_size(ctx: Context, pool: Scan, target: Target, k: int) -> int:
     """Rows K-Means is fitted on: `kmeans_sample_rows`, else every kept row when that fits
-    the memory budget, else as many as fit (gio_rs.sampling). Never measured: the same
-    inputs, options and budget give the same number (with the "auto" budget, the memory
-    available when the stage starts, it depends on the machine and the moment)."""
+    the memory budget, else as many as fit (gio_rs.sampling). Never measured: planned from the
+    budget less the fixed `memory.RUNTIME_FOOTPRINT` and `_reserved`, so the same inputs, options
+    and budget give the same number on any machine (with the "auto" budget, the memory available
+    when the stage starts, it depends on the machine and the moment)."""
     opts = ctx.options
     if opts["kmeans_sample_rows"] is not None:
         wanted = check_int("kmeans_sample_rows", opts["kmeans_sample_rows"], minimum=1)
         if wanted < k:
             raise _core.GioError(f"kmeans_sample_rows: {wanted} rows cannot hold {k} clusters")
         return min(wanted, pool.kept_rows)
-    # Held meanwhile: the runtime, the centroids, one batch's labelling, the target's
-    # centroids and the duplicates' row numbers; all fixed by the inputs and options.
-    reserved = (
-        RUNTIME_ALLOWANCE
-        + _core.assign_bytes(ctx.batch_rows, pool.dim, k)
-        + 16 * k * pool.dim
-        + target.centers.nbytes
-        + 24 * len(pool.duplicates)
-    )
-    return sampling.fitting_sample_size(
-        pool.kept_rows, pool.dim, k, pool.dtype.itemsize, reserved=reserved, share=SAFETY
-    )
+    reserved = _reserved(ctx, pool, target, k)
+    room = resources.planned_stage_bytes(reserved)
+    if room is None:
+        return pool.kept_rows
+    size = sampling.largest_sample(pool.kept_rows, pool.dim, k, pool.dtype.itemsize, SAFETY * room)
+    if size < k:
+        need = sampling.kmeans_need(k, pool.dim, k, pool.dtype.itemsize)
+        largest = _largest_clusters(ctx, pool, target, k)
+        name = memory.option_name("n_clusters", "--clusters")
+        memory.refuse(
+            "kmeans",
+            f"K-Means with {k} clusters of dimension {pool.dim}, even on a sample of {k} rows,",
+            int(need / SAFETY) + reserved,
+            room + reserved,
+            f"the largest cluster count that fits is {name}={largest}" if largest else "nothing smaller fits",
+            planned=True,
+        )
+    return size
+
+
+def _largest_clusters(ctx: Context, pool: Scan, target: Target, k: int) -> int:
+    """The most clusters (below `k`) whose K-Means on as many rows fits the planned room."""
+    low, high = 0, k - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        room = resources.planned_stage_bytes(_reserved(ctx, pool, target, middle)) or 0
+        if sampling.kmeans_need(middle, pool.dim, middle, pool.dtype.itemsize) <= SAFETY * room:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _check_room(ctx: Context, pool: Scan, target: Target, k: int, size: int) -> None:
+    """Refuses before reading the sample when K-Means on `size` rows does not fit besides what
+    the process holds now (measured: this decides whether to run, never the sample)."""
+    itemsize = pool.dtype.itemsize
+    reserved = _reserved(ctx, pool, target, k)
+    need = sampling.kmeans_need(size, pool.dim, k, itemsize) + reserved
+    room = resources.stage_bytes()
+    if room is None or need <= room:
+        return
+    largest = sampling.largest_sample(pool.kept_rows, pool.dim, k, itemsize, room - reserved)
+    if largest >= k:
+        name = memory.option_name("kmeans_sample_rows", "--kmeans-sample-rows")
+        fix = f"the largest sample that fits now is {name}={largest}"
+    else:
+        most = sampling.largest_clusters(pool.dim, itemsize, room - reserved, k)
+        name = memory.option_name("n_clusters", "--clusters")
+        fix = f"the largest cluster count that fits now is {name}={most}" if most else "nothing smaller fits"
+    what = f"K-Means with {k} clusters of dimension {pool.dim} on a sample of {size} rows"
+    memory.refuse("kmeans", what, need, room, fix)
 
 
 def fit_clusters(ctx: Context, pool: Scan, target: Target) -> Clusters:
@@ -88,8 +138,10 @@ def fit_clusters(ctx: Context, pool: Scan, target: Target) -> Clusters:
             int(saved["n_iter"]),
             labels,
         )
+    _check_room(ctx, pool, target, k, size)
     rows = sampling.sample_rows(pool.pool_rows, size, opts["seed"], pool.dropped)
     sample = _read_sample(ctx, pool, rows)
+    resources.release_freed_memory()  # the reader's buffers, before the fit allocates
     read_seconds = time.perf_counter() - started
     model = KMeans(k, max_iter=opts["kmeans_max_iter"], random_state=opts["seed"], progress=ctx.progress)
     model.fit(sample)
@@ -110,7 +162,16 @@ def fit_clusters(ctx: Context, pool: Scan, target: Target) -> Clusters:
 
 
 def _read_sample(ctx: Context, pool: Scan, rows: np.ndarray) -> np.ndarray:
-    """The pool rows `rows` (sorted), read in one pass."""
+    """The pool rows `rows` (sorted), read in one pass, in pieces of at most
+    `resources.SAMPLE_PIECE_ROWS` rows while the sample fills (pieces never change which rows)."""
+    restore = resources.limit_pieces(ctx, resources.SAMPLE_PIECE_ROWS)
+    try:
+        return _fill_sample(ctx, pool, rows)
+    finally:
+        restore()
+
+
+def _fill_sample(ctx: Context, pool: Scan, rows: np.ndarray) -> np.ndarray:
     sample = np.empty((len(rows), pool.dim), dtype=pool.dtype)
     filled = 0
     bar = ctx.bar(pool.pool_rows, "K-Means sample")

@@ -52,7 +52,11 @@ def explode(ctx: Context, pool: Scan, target: Target, k: int, labels: Labels, ch
     cumulative = np.concatenate([[0], np.cumsum(np.asarray(sizes[: last + 1]))])
     out = ctx.options.get("out")
     row_bytes = _row_bytes(ctx, pool, out is not None)
-    buckets = Buckets(ctx.work, cumulative, resources.bucket_bytes(), out is not None, row_bytes)
+    copies = 2 if out is not None else 1
+    kept = int(wanted * row_bytes)
+    writer = resources.WRITER_BYTES if out is not None else 0
+    reader = resources.fit_pieces(ctx, "explode", pool.dim, pool.dtype.itemsize, copies, kept, writer)
+    buckets = Buckets(ctx.work, cumulative, resources.bucket_bytes(reader), out is not None, row_bytes)
     _fill(ctx, pool, target, labels, position, buckets)
     found = _write_ranked(ctx, pool, buckets, wanted)
     seconds = ctx.finished("explode", started)

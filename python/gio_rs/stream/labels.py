@@ -10,9 +10,10 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _core
+from .. import _core, memory
 from ..io.hashed_files import HashedWriter, crash_point
 from ..io.workdir import key_of
+from . import resources
 from .clusters import Clusters
 from .context import Context
 from .scan import Scan
@@ -82,6 +83,7 @@ def _resumed(ctx: Context, key: str, k: int) -> tuple[int, np.ndarray, float, Op
 
 def _assign_pass(ctx: Context, pool: Scan, clusters: Clusters, key: str) -> tuple[float, np.ndarray]:
     """Assign every row, shard by shard, from where an interrupted pass stopped."""
+    _require_room(ctx, pool, clusters.k)
     centers64 = np.ascontiguousarray(clusters.centers, dtype=np.float64)
     start_shard, sizes, inertia, fh = _resumed(ctx, key, clusters.k)
     if fh is None:
@@ -113,6 +115,23 @@ def _assign_pass(ctx: Context, pool: Scan, clusters: Clusters, key: str) -> tupl
         raise
     ctx.work.close_writer(_NAME, fh)
     return inertia, sizes
+
+
+def _batch_flag() -> str:
+    return memory.option_name("batch_rows", "--batch-rows")
+
+
+def _require_room(ctx: Context, pool: Scan, k: int) -> None:
+    """Refuses when reading and labelling one batch does not fit beside what the process holds."""
+    batch = ctx.batch_rows
+    need = resources.reader_bytes(batch, pool.dim, pool.dtype.itemsize)
+    need += _core.assign_bytes(batch, pool.dim, k) + 16 * k * pool.dim
+    resources.require_stage(
+        "labels",
+        f"labelling {batch} rows at a time against {k} centroids of dimension {pool.dim}",
+        need,
+        f"read fewer rows at a time ({_batch_flag()}={max(1, batch // 2)})",
+    )
 
 
 def checkpoint(

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import _core
+from .. import _core, memory
 from .._util.optional import pyarrow
 from ..io import RowNames, reader_errors
 from ..io.batches import Chunk, vectors_table
@@ -116,7 +116,8 @@ def scan(ctx: Context) -> Scan:
         ctx.finished("scan", started)
         return found
     spill = Spill(ctx.work, "vectors.bin") if (ctx.pool.is_text or ctx.one_shot) else None
-    finder = DuplicateFinder(ctx.work.path("hashes"), memory_rows=resources.dedup_memory_rows())
+    memory_rows = resources.dedup_memory_rows(_scan_room(ctx))
+    finder = DuplicateFinder(ctx.work.path("hashes"), memory_rows=memory_rows)
     shard_rows, float32, schemas = _read_pool(ctx, finder, spill)
     total = sum(shard_rows)
     if total == 0:
@@ -138,6 +139,37 @@ def scan(ctx: Context) -> Scan:
         f"{len(duplicates)} exact duplicate rows, {seconds:.1f} s"
     )
     return found
+
+
+def _scan_room(ctx: Context) -> Optional[int]:
+    """The room the scan has; refuses when not even its first read fits within the budget."""
+    room = resources.stage_bytes()  # before _planned_dim imports pyarrow: the model counts it
+    dim = _planned_dim(ctx)
+    need = resources.first_read_bytes(ctx.batch_rows, dim)
+    if room is not None and need > room:
+        largest = min(ctx.batch_rows - 1, resources.largest_batch(room, dim))
+        name = memory.option_name("batch_rows", "--batch-rows")
+        fix = f"the largest batch that fits is {name}={largest}" if largest else "nothing smaller fits"
+        memory.refuse("scan", f"reading the pool {ctx.batch_rows} rows at a time", need, room, fix)
+    return room
+
+
+def _planned_dim(ctx: Context) -> int:
+    """The pool's dimension before the scan reads it: known for arrays and .npy, counted from the
+    first parquet shard's metadata (values per row of its list columns), else planned as 64."""
+    if ctx.pool.dim:
+        return int(ctx.pool.dim)
+    shards = getattr(ctx.pool, "shards", None)
+    if not shards or shards[0].fmt != "parquet":
+        return 64
+    try:
+        meta = pyarrow().parquet.ParquetFile(shards[0].path).metadata
+        group = meta.row_group(0)
+        columns = [group.column(i) for i in range(group.num_columns)]
+        lists = [c.num_values for c in columns if "." in c.path_in_schema]
+        return max(1, max(lists) // max(1, group.num_rows)) if lists else 64
+    except Exception:  # noqa: BLE001 - only a plan: the scan reports unreadable files itself
+        return 64
 
 
 def _read_pool(ctx: Context, finder: DuplicateFinder, spill: Optional[Spill]) -> tuple[list[int], bool, list]:

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _core
+from .. import _core, memory
 from .._util.arrays import check_int, same_columns
 from ..io.dedup import Duplicates, drop_duplicates
 from ..io.workdir import key_of
 from ..kmeans import KMeans
+from . import resources
 from .context import Context
 from .inputs import fingerprint, plain, read_whole_with_texts
 from .scan import Scan
@@ -59,6 +60,7 @@ def quantise_target(ctx: Context, pool: Scan) -> Target:
     if k_target >= len(x):
         centers = np.asarray(x)
     else:
+        _require_room(x, k_target)
         seed = opts["seed"]
         model = KMeans(
             k_target,
@@ -75,3 +77,25 @@ def quantise_target(ctx: Context, pool: Scan) -> Target:
     seconds = ctx.finished("target", started)
     ctx.report(f"target: {rows} rows, {len(found.centers)} target points ({seconds:.1f} s)")
     return found
+
+
+def _require_room(x: np.ndarray, k: int) -> None:
+    """Refuses when the target's K-Means does not fit beside what the process holds now."""
+    rows, dim = x.shape
+    itemsize = 4 if x.dtype == np.float32 else 8
+    need = _core.kmeans_bytes(rows, dim, k, itemsize)
+    room = resources.stage_bytes()
+    if room is not None and need > room:
+        most = 0
+        low, high = 1, k
+        while low <= high:  # the largest target cluster count whose fit still fits
+            middle = (low + high) // 2
+            if _core.kmeans_bytes(rows, dim, middle, itemsize) <= room:
+                most, low = middle, middle + 1
+            else:
+                high = middle - 1
+        name = memory.option_name("n_clusters_target", "--clusters-target")
+        fix = f"the largest target cluster count that fits is {name}={most}"
+        if not most:
+            fix = "use a smaller target"
+        memory.refuse("target", f"K-Means with {k} clusters on the {rows} x {dim} target", need, room, fix)
