@@ -147,6 +147,13 @@ def ratio_methods() -> dict:
     table["ratio mean-logr(gauss,knn50,logit)"] = m(
         partial(combined, parts=("gauss", "knn", "logit"), how="mean")
     )
+    table["ratio mean-logr(gauss,knn100,logit)"] = m(
+        partial(combined, parts=("gauss", "knn100", "logit"), how="mean")
+    )
+    table["ratio mean-logr(gauss,knn100,logit), sample"] = m(
+        partial(combined, parts=("gauss", "knn100", "logit"), how="mean", mode="sample")
+    )
+    table["ratio rank(gauss,knn100,logit)"] = m(partial(combined, parts=("gauss", "knn100", "logit")))
     table["ratio mean-logr(gauss,knn50), sample"] = m(
         partial(combined, parts=("gauss", "knn"), how="mean", mode="sample")
     )
@@ -157,12 +164,12 @@ FINALISTS = (
     "ratio gauss alpha=1.0",
     "ratio gauss CV",
     "ratio gauss CV, sample",
-    "ratio knn K=50",
     "ratio knn K=100",
-    "ratio rank(gauss,knn50)",
-    "ratio mean-logr(gauss,knn50)",
+    "ratio logistic CV",
     "ratio mean-logr(gauss,knn100)",
-    "ratio mean-logr(gauss,knn50), sample",
+    "ratio mean-logr(gauss,knn100,logit)",
+    "ratio mean-logr(gauss,knn100,logit), sample",
+    "ratio rank(gauss,knn100,logit)",
 )
 PEERS = (
     "GIO greedy, k=5",
@@ -213,7 +220,7 @@ def run_images(argv) -> None:
 
     def methods(greedy_missing):
         table = base(greedy_missing)
-        for estimator in ("gaussian", "knn", "combined"):
+        for estimator in ("gaussian", "logistic", "combined"):
             for mode in ("top", "sample"):
                 table[f"ratio {estimator}, {mode}"] = image_method(estimator, mode)
         return table
