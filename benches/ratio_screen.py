@@ -7,6 +7,8 @@ method, and the tables come out in the same format side by side. All arguments a
 
     python benches/ratio_screen.py --quick --cache /work/cache/quality_text --out ratio.md
     python benches/ratio_screen.py images --quick --out ratio_images.md   # benches/quality.py's runs
+    python benches/ratio_screen.py degenerate                              # the degenerate cases
+    RATIO_FINAL=1 python benches/ratio_screen.py ...                       # cheap peers + finalists
 """
 
 from __future__ import annotations
@@ -53,7 +55,11 @@ def memo(task, name, compute):
 
 
 def gaussian_fixed(task, alpha):
-    return rr.select_top(rr.gaussian_ratio(task.pool, task.target, task.seed, alpha=alpha).score, task.budget)
+    def compute():
+        return rr.gaussian_ratio(task.pool, task.target, task.seed, alpha=alpha)
+
+    scores = memo(task, "gauss1", compute) if alpha == 1.0 else compute()
+    return rr.select_top(scores.score, task.budget)
 
 
 def shrinkage_alpha(pool, kind):
@@ -72,7 +78,7 @@ def gaussian_shrunk(task, kind):
 
 
 def gaussian_cv(task, mode="top"):
-    scores = memo(task, "gauss", lambda: rr.gaussian_ratio(task.pool, task.target, task.seed))
+    scores = memo(task, "gauss", lambda: rr.gaussian_ratio(task.pool, task.target, task.seed, alpha=None))
     if mode == "top":
         return rr.select_top(scores.score, task.budget)
     return rr.select_sample(scores.log_ratio, task.budget, task.seed)
@@ -99,9 +105,13 @@ def logistic(task, mode="top"):
 def combined(task, parts, how="rank", mode="top"):
     estimates = []
     for part in parts:
-        if part == "gauss":
+        if part == "gauss1":  # the fixed ridge lam = tr(S_p)/d, calibrated by CV at that alpha
             estimates.append(
-                memo(task, "gauss", lambda: rr.gaussian_ratio(task.pool, task.target, task.seed))
+                memo(task, "gauss1", lambda: rr.gaussian_ratio(task.pool, task.target, task.seed, alpha=1.0))
+            )
+        elif part == "gauss":
+            estimates.append(
+                memo(task, "gauss", lambda: rr.gaussian_ratio(task.pool, task.target, task.seed, alpha=None))
             )
         elif part.startswith("knn"):
             k = int(part[3:] or 50)
@@ -125,9 +135,17 @@ def combined(task, parts, how="rank", mode="top"):
     return rr.select_sample(log_ratio, task.budget, task.seed)
 
 
+def reference_default(task, mode):
+    """gio_rs.reference_ratio.select_ratio end to end (estimator "combined", its defaults)."""
+    return rr.select_ratio(task.pool, task.target, task.budget, mode=mode, seed=task.seed).indices
+
+
 def ratio_methods() -> dict:
     m = qt.Method
-    table = {}
+    table = {
+        "ratio DEFAULT select_ratio, top": m(partial(reference_default, mode="top")),
+        "ratio DEFAULT select_ratio, sample": m(partial(reference_default, mode="sample")),
+    }
     for alpha in (0.1, 1.0, 10.0):
         table[f"ratio gauss alpha={alpha}"] = m(partial(gaussian_fixed, alpha=alpha))
     table["ratio gauss LW"] = m(partial(gaussian_shrunk, kind="lw"), "sklearn")
@@ -153,6 +171,11 @@ def ratio_methods() -> dict:
     table["ratio mean-logr(gauss,knn100,logit), sample"] = m(
         partial(combined, parts=("gauss", "knn100", "logit"), how="mean", mode="sample")
     )
+    for how, mode in (("mean", "top"), ("mean", "sample")):
+        suffix = ", sample" if mode == "sample" else ""
+        table[f"ratio mean-logr(gauss1,knn100,logit){suffix}"] = m(
+            partial(combined, parts=("gauss1", "knn100", "logit"), how=how, mode=mode)
+        )
     table["ratio rank(gauss,knn100,logit)"] = m(partial(combined, parts=("gauss", "knn100", "logit")))
     table["ratio mean-logr(gauss,knn50), sample"] = m(
         partial(combined, parts=("gauss", "knn"), how="mean", mode="sample")
@@ -161,15 +184,12 @@ def ratio_methods() -> dict:
 
 
 FINALISTS = (
+    "ratio DEFAULT select_ratio, top",
+    "ratio DEFAULT select_ratio, sample",
     "ratio gauss alpha=1.0",
     "ratio gauss CV",
-    "ratio gauss CV, sample",
     "ratio knn K=100",
     "ratio logistic CV",
-    "ratio mean-logr(gauss,knn100)",
-    "ratio mean-logr(gauss,knn100,logit)",
-    "ratio mean-logr(gauss,knn100,logit), sample",
-    "ratio rank(gauss,knn100,logit)",
 )
 PEERS = (
     "GIO greedy, k=5",
@@ -230,11 +250,59 @@ def run_images(argv) -> None:
     quality.main()
 
 
+def run_degenerate() -> None:
+    """The degenerate cases of issue 25 on synthetic data (prints what the reference does)."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    d = 20
+    pool = rng.normal(size=(500, d))
+    pool[:50, :3] += 2.0  # rows 0-49: the target's region
+    target = rng.normal(size=(10, d))
+    target[:, :3] += 2.0  # 10 rows < 20 columns: singular target covariance
+    for estimator in rr.ESTIMATORS:
+        for mode in ("top", "sample"):
+            chosen = rr.select_ratio(pool, target, 50, mode=mode, estimator=estimator, seed=1)
+            print(f"n<d {estimator}/{mode}: in-region {np.mean(chosen.indices < 50):.2f}, flat {chosen.flat}")
+    twin = pool.copy()
+    twin[:, 5] = 3.0  # a constant column
+    twin[100:110] = twin[0:10]  # duplicate rows
+    held = target.copy()
+    held[:, 5] = 3.0
+    chosen = rr.select_ratio(twin, held, 50, seed=1)
+    print(f"constant column + duplicates: in-region {np.mean(chosen.indices < 50):.2f}")
+    chosen = rr.select_ratio(pool, target, 10_000, seed=1)
+    print(f"budget above the pool: {len(chosen.indices)} rows, {len(np.unique(chosen.indices))} distinct")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chosen = rr.select_ratio(rng.normal(size=(1000, d)), rng.normal(size=(100, d)), 100, seed=1)
+    print(
+        f"target = pool's distribution: flat {chosen.flat}, gains {chosen.params['gains']}, "
+        f"warned {len(caught)}"
+    )
+    # init covers region A of a two-region target: the selection should move to region B
+    pool = rng.normal(size=(2000, d))
+    pool[:100, 0] += 3
+    pool[100:200, 1] += 3
+    target = rng.normal(size=(60, d))
+    target[:30, 0] += 3
+    target[30:, 1] += 3
+    init = rng.normal(size=(60, d))
+    init[:, 0] += 3
+    for mode in ("top", "sample"):
+        for label, rows in (("without init", None), ("with init", init)):
+            chosen = rr.select_ratio(pool, target, 60, mode=mode, seed=1, init=rows).indices
+            a, b = np.mean(chosen < 100), np.mean((chosen >= 100) & (chosen < 200))
+            print(f"init {mode} {label}: region A {a:.2f}, region B {b:.2f}")
+
+
 base_table = qt.method_table
 qt.method_table = method_table
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["images"]:
         run_images(sys.argv[2:])
+    elif sys.argv[1:2] == ["degenerate"]:
+        run_degenerate()
     else:
         sys.exit(qt.main())

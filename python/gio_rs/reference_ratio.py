@@ -13,27 +13,35 @@ Notation: P (M, d) pool rows, T (n, d) target rows, all converted to float64.
   S_p                 pool covariance, (P - mu_p)^T (P - mu_p) / M   (divisor M, not M - 1)
   scale               tr(S_p) / d, the mean per-column pool variance
 
-Estimators of log r (each returns one float64 score per pool row, larger = more target-like):
+Estimators of log r (each returns a RatioScores: a raw score per pool row, larger = more
+target-like, and its calibrated log r):
 
   gaussian   w = (S_p + lam I)^-1 (mu_t - mu_p);  s(x) = w . (x - (mu_t + mu_p) / 2)
              the closed form of log r for two Gaussians sharing the covariance S_p + lam I.
-             lam = alpha * scale, alpha from ALPHA_GRID by the cross-validated rule in
-             ``choose_alpha`` (CV_FOLDS folds; see there).
-  knn        reference set R = T  ∪  (P, or a seeded sample of SAMPLE_ROWS pool rows when M is larger).
-             For each pool row x: its K nearest rows of R by squared Euclidean distance, x itself
-             excluded (when x is in R), ties to the lower index of R (targets first, then the pool
-             sample in its order). c_t = target rows among them, c_p = K - c_t; n_t = n, n_p = pool
-             rows in R. s(x) = log((c_t + a) / n_t) - log((c_p + a) / n_p),  a = KNN_PRIOR.
-  logistic   L2-regularised logistic regression, target (1) vs pool (0) on [x, 1], the classes
-             weighted to equal total mass (each target row n_p/(n_t+n_p)... see ``fit_logistic``),
-             Newton's method; s(x) = beta . x + b0 (the log-odds). L2 strength by CV.
-  rank       the mean of the estimators' normalised ranks (``rank_average``).
+             lam = alpha * scale, alpha = GAUSSIAN_ALPHA = 1 (or chosen from ALPHA_GRID by
+             ``choose_alpha``, CV_FOLDS-fold CV, when alpha=None).
+  knn        reference set R = T, then ``pool_sample`` (all pool rows, or SAMPLE_ROWS of them).
+             For each pool row x: its K = KNN_K nearest rows of R by squared Euclidean distance
+             (|x|^2 + |y|^2 - 2 x.y), x itself excluded by position, ties to the lower index of R.
+             c_t = target rows among them, c_p = K - c_t; n_t = n, n_p = pool rows in R.
+             s(x) = log((c_t + a) / n_t) - log((c_p + a) / n_p),  a = KNN_PRIOR.
+  logistic   L2-regularised logistic regression, target (1) vs ``pool_sample`` (0), each class half
+             the total weight, on [x, 1] (intercept unpenalised), Newton's method (``fit_logistic``);
+             s(x) = the fitted log-odds. L2 from LOGISTIC_L2_GRID by the same CV.
+  combined   (the default) the mean of the three calibrated log r's (``combine``).
 
-Calibration (needed for "sample", not for "top"): a score s is an uncalibrated log r. Out-of-fold
-scores of held-out target and pool rows are fitted by a 1-D logistic regression
-P(target | s) = sigmoid(a s + b) (class-balanced); then the calibrated log r(x) = a s(x) + b,
-because with balanced classes the posterior odds equal the density ratio p_t / p_pool.
-The same fit gives the cross-validated log-loss used to choose lam and to detect a flat ratio.
+Calibration: a score s is an uncalibrated log r. Out-of-fold scores of held-out target and pool
+rows are fitted by a class-balanced 1-D logistic regression P(target | s) = sigmoid(a s + b); the
+calibrated log r(x) = a s(x) + b, because with balanced classes the posterior odds equal the
+density ratio p_t / p_pool. The fit's gain in log-loss over the constant model (log 2) chooses lam
+and L2 and detects a flat ratio (``is_flat``). Mode "top" ranks by the raw score (one estimator)
+or the mean calibrated log r (combined); mode "sample" always uses calibrated log r's: the raw
+Gaussian score is overconfident (fitted a = 0.2-0.8 at small lam on the text benches), and Gumbel
+top-k on it would be close to the plain top-B.
+
+Rows already held (``residual_log_ratio``), the flat ratio (``is_flat``), degenerate inputs and the
+whole method (``select_ratio``) are at the end. Measurements behind every constant:
+benches/ratio_screen.py.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from typing import Optional
 
 import numpy as np
 
+GAUSSIAN_ALPHA = 1.0  # the default ridge: lam = tr(S_p) / d (None: chosen by ``choose_alpha``)
 ALPHA_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # lam = alpha * tr(S_p) / d
 CV_FOLDS = 5
 KNN_K = 100  # measured: 10 < 20 < 50 < 100 on every text collection
@@ -226,9 +235,13 @@ def choose_alpha(pool: np.ndarray, target: np.ndarray, seed: int, alphas=ALPHA_G
     return best, cals
 
 
-def gaussian_ratio(pool, target, seed: int = 0, alpha: Optional[float] = None) -> RatioScores:
-    """Gaussian closed form, lam = alpha * tr(S_p)/d with alpha from ``choose_alpha`` unless given;
-    scores every pool row with w fitted on all rows; calibrated by the chosen alpha's CV fit."""
+def gaussian_ratio(pool, target, seed: int = 0, alpha: Optional[float] = GAUSSIAN_ALPHA) -> RatioScores:
+    """Gaussian closed form, lam = alpha * tr(S_p)/d: alpha = GAUSSIAN_ALPHA (1) by default, the
+    rule measured best for ranking (text domain job: alpha 1 beats the CV choice on fortunes 37.1
+    vs 35.4 and wordnet 61.0 vs 60.0; Ledoit-Wolf/OAS shrink far too little when M >> d);
+    alpha=None chooses it by ``choose_alpha`` (best CV log-loss). w is fitted on all rows and
+    scores every pool row; the calibration (a, b, gain) is the CV fit at that alpha
+    (``gaussian_oof_scores`` with the one alpha), so the CV runs in either case."""
     pool = np.asarray(pool, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     if alpha is None:
@@ -461,7 +474,7 @@ ESTIMATORS = ("gaussian", "knn", "logistic", "combined")
 
 def estimate(pool, target, estimator: str = "combined", seed: int = 0) -> list:
     """The parts an estimator is made of, each a RatioScores: "combined" (the default) =
-    [gaussian (CV ridge), knn (K = KNN_K), logistic (CV L2)]."""
+    [gaussian (alpha = GAUSSIAN_ALPHA), knn (K = KNN_K), logistic (CV L2)]."""
     parts = {
         "gaussian": ("gaussian",),
         "knn": ("knn",),
