@@ -533,7 +533,7 @@ def residual_log_ratio(
     p_init / p_pool estimated like r_t (init as the "target", same estimator, calibrated). Where init
     over-covers (the bracket is below INIT_FLOOR (m + B) r_t / B) the floor keeps the target's order.
     Needs calibrated log r's (the same scale as log p_t/p_pool), both mode "top" and "sample".
-    Computed in log space: log r_t + log(max((m + B) - m e^(log r_init - log r_t), INIT_FLOOR (m + B)) / B)."""
+    In log space: log r_t + log(max((m + B) - m e^(log r_init - log r_t), INIT_FLOOR (m + B)) / B)."""
     m, b = float(held), float(budget)
     with np.errstate(over="ignore"):
         bracket = (m + b) - m * np.exp(log_r_init - log_r_target)
