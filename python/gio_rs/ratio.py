@@ -149,11 +149,11 @@ class PoolSummaryBuilder:
             return
         self._moments.add(rows)
         u = _core.ratio_uniforms(self.seed + SAMPLE_SEED_OFFSET, start, len(rows))
-        if len(self._u) >= self.sample_size:  # only rows that can enter the sample
-            keep = np.flatnonzero(u <= self._u.max())
-            u, rows, ids = u[keep], rows[keep], start + keep
-        else:
-            ids = start + np.arange(len(rows), dtype=np.int64)
+        bound = np.inf if len(self._u) < self.sample_size else self._u.max()
+        if len(u) > self.sample_size:  # no more than the batch's own bottom-S can enter
+            bound = min(bound, np.partition(u, self.sample_size - 1)[self.sample_size - 1])
+        keep = np.flatnonzero(u <= bound)
+        u, rows, ids = u[keep], rows[keep], start + keep
         self._offer(u, ids.astype(np.int64), rows)
 
     def merge(self, later: PoolSummaryBuilder) -> None:
