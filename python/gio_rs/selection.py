@@ -342,13 +342,9 @@ def select(
     float32 input stays float32 in memory; distances and sums are computed in float64.
     """
     arguments = dict(locals())  # every argument as given
-    if method == "ratio":
-        return _select_ratio(arguments)
-    _refuse_ratio_options(arguments)
-    if budget_rows is not None:
-        from .ranking import select_with_budget
-
-        return select_with_budget(select, arguments)
+    routed = _route(arguments)
+    if routed is not None:
+        return routed
     params = _core.SelectParams(
         semantics="fixed",
         **{name: arguments[name] for name in _LOOP_OPTIONS},
@@ -437,6 +433,19 @@ def _is_default(value: Any, default: Any) -> bool:
     if value is None or default is None:
         return value is default
     return isinstance(value, bool) == isinstance(default, bool) and value == default
+
+
+def _route(arguments: dict[str, Any]) -> Optional[Selection]:
+    """method="ratio" (`_select_ratio`) and `budget_rows` (`gio_rs.ranking`) run elsewhere; None
+    for a plain loop."""
+    if arguments["method"] == "ratio":
+        return _select_ratio(arguments)
+    _refuse_ratio_options(arguments)
+    if arguments["budget_rows"] is not None:
+        from .ranking import select_with_budget
+
+        return select_with_budget(select, arguments)
+    return None
 
 
 def _refuse_ratio_options(arguments: dict[str, Any]) -> None:

@@ -51,13 +51,22 @@ fn best_candidate(
 }
 
 /// Pool rows by the Gaussian closed-form log ratio w·x of the pool against the target (w =
-/// (S_p + λI)⁻¹(μ_t − μ_p), λ = tr(S_p)/d), largest first, ties to the lowest index.
+/// (S_p + λI)⁻¹(μ_t − μ_p), λ = tr(S_p)/d), largest first, ties to the lowest index. Where
+/// float64 cannot hold the covariance (values near its range), w = μ_t − μ_p (the limit of a
+/// large ridge) instead of an error.
 fn ratio_order<T: Element>(train: Rows<'_, T>, x: Rows<'_, T>) -> Result<Vec<usize>, GioError> {
     let target_mean = x.column_means();
-    let mut pool = MomentsAccumulator::with_shift(&target_mean)?;
+    let mut pool = MomentsAccumulator::new(train.dim())?; // shifted by the pool's first block
     pool.add(train)?;
     let moments = pool.finish()?;
-    let w = direction(&moments, &target_mean, covariance_scale(&moments))?.w;
+    let w = direction(&moments, &target_mean, covariance_scale(&moments))
+        .ok()
+        .map(|dir| dir.w)
+        .filter(|w| w.iter().all(|v| v.is_finite()))
+        .unwrap_or_else(|| {
+            let diff = target_mean.iter().zip(&moments.mean);
+            diff.map(|(t, p)| t - p).collect()
+        });
     let scores = linear_scores(train, &w, 0.0);
     let mut order: Vec<usize> = (0..train.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
