@@ -56,3 +56,7 @@ def naming(exc: OSError, path: str) -> OSError:
     import os
 
     return OSError(code, os.strerror(code), path)
+
+
+class GioWarning(UserWarning):
+    """A gio_rs warning: the run goes on, but not quite as asked (e.g. a flat density ratio)."""
