@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .. import _core, ranking
+from .. import _core, memory, ranking
 from .._util.arrays import check_int
 from ..io.batches import DEFAULT_BATCH_ROWS
 from .choose import choose_clusters
@@ -15,6 +16,7 @@ from .clusters import fit_clusters
 from .context import Context
 from .explode import explode
 from .labels import assign_labels
+from .ratio_run import check_ratio_options, run_ratio
 from .resources import peak_rss_bytes
 from .result import StreamSelection
 from .scan import scan
@@ -66,7 +68,7 @@ def select_stream(
     train: Any,
     target: Any,
     *,
-    n_clusters: int,
+    n_clusters: Optional[int] = None,
     n_clusters_target: Optional[int] = None,
     init: Any = None,
     budget_rows: Optional[int] = None,
@@ -88,12 +90,15 @@ def select_stream(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: bool = False,
     report: Optional[Callable[[str], None]] = None,
+    memory_budget: Any = None,
     embed_options: Optional[dict] = None,
     train_name: str = "train",
     target_name: str = "target",
     **select_options: Any,
 ) -> StreamSelection:
-    """GIO at scale on a pool read in pieces (see the module docstring for the stages).
+    """GIO at scale on a pool read in pieces (see the module docstring for the stages); with
+    `method="ratio"` the density-ratio selection instead (gio_rs.stream.ratio_run: no clusters,
+    `budget_rows` required, `ratio_estimator` and `ratio_mode` as `gio_rs.select`).
 
     Parameters
     ----------
@@ -119,6 +124,7 @@ def select_stream(
         read the files (gio_rs.io).
     batch_rows : rows per piece read.
     progress : progress bars on stderr; report: called with one line per finished stage.
+    memory_budget : the budget for this call (as `gio_rs.set_memory_budget`); default: the one set.
     train_name, target_name : what errors call the inputs (e.g. "--train").
     **select_options : any other option of `gio_rs.select` (k, stop_criterion, v_init, ...).
     """
@@ -130,6 +136,9 @@ def select_stream(
         seed = check_int(
             "seed", seed, minimum=0, maximum=2**32 - 1
         )  # as select (RandomState); seed + 1 seeds K-Means, which takes more
+    ratio_options = check_ratio_options(n_clusters, budget_rows, select_options)
+    if ratio_options is None and n_clusters is None:
+        raise TypeError("select_stream: n_clusters is required (or method='ratio' with budget_rows)")
     if budget_rows is not None:
         ranking.check_budget(budget_rows, select_options)
     kmeans_max_iter = check_int("kmeans_max_iter", kmeans_max_iter, minimum=1)
@@ -164,9 +173,17 @@ def select_stream(
         train_name=train_name,
         target_name=target_name,
         select_options=select_options,
+        **(ratio_options or {}),
     )
-    ctx = Context.open(train, target, options)
-    try:
-        return _run(ctx)
-    finally:
-        ctx.work.close()
+    with _budget(memory_budget):
+        ctx = Context.open(train, target, options)
+        try:
+            return _run(ctx) if ratio_options is None else run_ratio(ctx)
+        finally:
+            ctx.work.close()
+
+
+def _budget(memory_budget: Any) -> Any:
+    if memory_budget is None:
+        return contextlib.nullcontext()
+    return memory.temporary_budget(memory.parse_budget("memory_budget", memory_budget), "memory_budget")
