@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import gio_rs
-from gio_rs import cli
+from gio_rs import cli, stream
 from gio_rs.stream import ratio_run, select_stream
 
 ESTIMATORS = ("combined", "gaussian", "knn", "logistic")
@@ -89,7 +89,9 @@ def test_the_output_reads_the_pool_again_when_the_candidates_do_not_fit(blobs, t
     kept = select_stream(shards, blobs["target"], out=tmp_path / "kept.parquet", **options)
     monkeypatch.setattr(ratio_run, "plan", lambda *args: (False, BUDGET))
     lines: list[str] = []
-    spilled = select_stream(shards, blobs["target"], out=tmp_path / "spilled.jsonl", report=lines.append, **options)
+    spilled = select_stream(
+        shards, blobs["target"], out=tmp_path / "spilled.jsonl", report=lines.append, **options
+    )
     assert spilled.spilled and not kept.spilled
     assert any("reads the pool once more" in line for line in lines)
     np.testing.assert_array_equal(spilled.indices, kept.indices)
@@ -106,7 +108,7 @@ def test_a_budget_whose_keys_do_not_fit_is_refused_with_the_largest_that_does(bl
     with pytest.raises(gio_rs.GioError, match="the largest budget_rows that fits is"):
         select_stream(
             blobs["pool"], blobs["target"], method="ratio", budget_rows=2000, seed=SEED,
-            memory_budget=ratio_run.RUNTIME_ALLOWANCE + 1,
+            memory_budget=stream.RUNTIME_ALLOWANCE + 1,
         )  # fmt: skip
 
 
@@ -123,7 +125,9 @@ def test_duplicates_are_never_selected_and_the_rest_keep_their_order(blobs):
     wider = gio_rs.select(pool, blobs["target"], method="ratio", budget_rows=BUDGET + len(copies), seed=SEED)
     expected = [r for r in wider.indices.tolist() if r not in copies][:BUDGET]
     assert found.indices.tolist() == expected
-    kept_all = select_stream(pool, blobs["target"], method="ratio", budget_rows=BUDGET, seed=SEED, dedup="none")
+    kept_all = select_stream(
+        pool, blobs["target"], method="ratio", budget_rows=BUDGET, seed=SEED, dedup="none"
+    )
     np.testing.assert_array_equal(kept_all.indices, wider.indices[:BUDGET])
 
 

@@ -1,6 +1,6 @@
-"""Ratio stage 2, fit: the target read whole (exact duplicates dropped with a warning, as the
-quantised path does), `init` when given, and `gio_rs.ratio.fit_ratio` on the pool summary. The
-model (plain NumPy fields) is kept in the work dir."""
+"""Ratio stage 2, fit: `gio_rs.ratio.fit_ratio` on the pool summary and the target (with `init`,
+the residual rule for the rows already held). The model (plain NumPy fields) is kept in the work
+dir."""
 
 from __future__ import annotations
 
@@ -9,69 +9,51 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _core, ratio
-from .._util.arrays import same_columns
-from ..io.dedup import Duplicates, drop_duplicates
+from .. import ratio
 from ..io.workdir import key_of
 from .context import Context
-from .inputs import fingerprint, plain, read_whole, read_whole_with_texts
-from .ratio_summary import Summary
+from .ratio_summary import Inputs, Summary
 
 _FILE = "ratio_model.pkl"
 
 
 @dataclass
 class Fit:
-    """The fitted model, the target's duplicates and rows read; `key` identifies it."""
+    """The fitted model; `key` identifies it in the work dir."""
 
     key: str
     model: Any
-    target_duplicates: Duplicates
-    target_rows: int
 
 
-def fit(ctx: Context, found: Summary) -> Fit:
+def fit(ctx: Context, found: Summary, inputs: Inputs) -> Fit:
     opts = ctx.options
     started = time.perf_counter()
-    init = opts.get("init")
-    key = key_of(
-        "ratio_fit",
-        found.key,
-        fingerprint(ctx.target, "target") if ctx.work.resumable else None,
-        fingerprint(init, "init") if (ctx.work.resumable and init is not None) else None,
-        {k: plain(opts.get(k)) for k in ("target_format", "init_format", "features_col", "feature_columns")},
-        opts.get("text_column"),
-        opts["ratio_estimator"],
-        opts["seed"],
-    )
-    saved = ctx.stage("ratio_fit", key)
-    if saved is not None:
+    budget = int(opts["budget_rows"])
+    estimator = opts["ratio_estimator"]
+    key = key_of("ratio_fit", found.key, estimator, budget if inputs.init is not None else None)
+    if ctx.stage("ratio_fit", key) is not None:
         with open(ctx.work.path(_FILE), "rb") as fh:
-            model, duplicates = pickle.load(fh)
+            model = pickle.load(fh)
         ctx.finished("ratio_fit", started)
-        return Fit(key, model, duplicates, int(saved["target_rows"]))
+        return Fit(key, model)
     name = opts.get("target_name", "target")
-    x, texts = read_whole_with_texts(ctx.target, name, opts, "target_format")
-    same_columns(name, x, opts.get("train_name", "train"), found.pool.dim)
-    rows = len(x)
-    x, duplicates = drop_duplicates(x, name, texts)
-    if len(x) < 2:
-        raise _core.GioError(f"{name}: needs at least 2 distinct rows")
-    init_rows = None
-    if init is not None:
-        init_rows = read_whole(init, "init", opts, "init_format")
-        same_columns("init", init_rows, opts.get("train_name", "train"), found.pool.dim)
+    if inputs.target.shape[1] != found.pool.dim:
+        from .._core import GioError
+
+        raise GioError(f"{name}: has {inputs.target.shape[1]} columns, the pool has {found.pool.dim}")
     model = ratio.fit_ratio(
-        found.summary, x, estimator=opts["ratio_estimator"], seed=opts["seed"] or 0, init=init_rows
-    )
+        found.summary, inputs.target, estimator=estimator, seed=opts["seed"] or 0, init=inputs.init,
+        budget_rows=budget,
+    )  # fmt: skip
     with open(ctx.work.path(_FILE), "wb") as fh:
-        pickle.dump((model, duplicates), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
     if ctx.work.resumable:
-        ctx.work.save("ratio_fit", key, {"target_rows": rows}, [_FILE])
+        ctx.work.save("ratio_fit", key, {}, [_FILE])
     seconds = ctx.finished("ratio_fit", started)
     ctx.report(
-        f"ratio fit: estimator {opts['ratio_estimator']} on {len(x)} target rows"
-        + (" (flat ratio: the selection is a seeded uniform sample)" if model.flat else "")
+        f"ratio fit: estimator {estimator} on {len(inputs.target)} target rows"
+        + (f" and {len(inputs.init)} init rows" if inputs.init is not None else "")
+        + (", flat ratio" if model.flat else "")
         + f" ({seconds:.1f} s)"
     )
-    return Fit(key, model, duplicates, rows)
+    return Fit(key, model)

@@ -43,7 +43,11 @@ def write_output(ctx: Context, pool: Scan, scored: Scored, row_bytes: float) -> 
         empty_shape=(pool.dim, pool.dtype),
     )
     try:
-        tables = _from_memory(ctx, pool, scored) if scored.table is not None else _reread(ctx, pool, scored, row_bytes)
+        tables = (
+            _from_memory(ctx, pool, scored)
+            if scored.table is not None
+            else _reread(ctx, pool, scored, row_bytes)
+        )
         for table in tables:
             writer.write(table)
         writer.close()

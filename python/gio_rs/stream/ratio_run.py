@@ -30,7 +30,7 @@ from .context import Context
 from .ratio_fit import fit
 from .ratio_output import write_output
 from .ratio_score import Scored, plan, score
-from .ratio_summary import summarise
+from .ratio_summary import read_inputs, summarise
 from .resources import peak_rss_bytes
 from .scan import Scan
 
@@ -44,7 +44,8 @@ class RatioStreamSelection:
     indices : int64 array, the B selected pool rows in rank order (numbered over the shards).
     scores : float64 array, each one's key (log r; in mode "sample" log r + its Gumbel noise).
     model : the fitted `gio_rs.ratio.RatioModel` (`flat`, `estimator`, `parts`).
-    pool_rows, kept_rows, duplicates, target_duplicates, dedup : as `StreamSelection`.
+    pool_rows, kept_rows, duplicates, target_duplicates, dedup : as `StreamSelection` (the
+        target's duplicates are reported and kept, as `gio_rs.select(method="ratio")` keeps them).
     spilled : the top-B's rows did not fit the memory budget: the output took a third read.
     output, reused, timings, peak_rss_bytes : as `StreamSelection`.
     """
@@ -69,7 +70,8 @@ class RatioStreamSelection:
 
 def run_ratio(ctx: Context) -> RatioStreamSelection:
     """The stages in order."""
-    found = summarise(ctx)
+    inputs = read_inputs(ctx)
+    found = summarise(ctx, inputs)
     pool = found.pool
     budget = int(ctx.options["budget_rows"])
     if budget > pool.kept_rows:
@@ -77,7 +79,7 @@ def run_ratio(ctx: Context) -> RatioStreamSelection:
             f"budget_rows: {budget} rows asked, the pool has {pool.kept_rows}"
             + (" after leaving out exact duplicates" if len(pool.dropped) else "")
         )
-    fitted = fit(ctx, found)
+    fitted = fit(ctx, found, inputs)
     row_bytes = _row_bytes(ctx, pool)
     reserved = _reserved(ctx, pool, found.summary, fitted.model, row_bytes)
     keep_rows, capacity = plan(ctx, pool, budget, row_bytes, reserved)
@@ -106,7 +108,7 @@ def run_ratio(ctx: Context) -> RatioStreamSelection:
         pool_rows=pool.pool_rows,
         kept_rows=pool.kept_rows,
         duplicates=pool.duplicates,
-        target_duplicates=fitted.target_duplicates,
+        target_duplicates=inputs.target_duplicates,
         dedup=ctx.options["dedup"],
         spilled=scored.spilled or (output is not None and scored.table is None),
         output=output,
@@ -144,10 +146,6 @@ def _reserved(ctx: Context, pool: Scan, summary: Any, model: Any, row_bytes: flo
     return int(piece + held + 24 * len(pool.duplicates))
 
 
-ESTIMATORS = getattr(ratio, "ESTIMATORS", ("combined", "gaussian", "knn", "logistic"))
-MODES = getattr(ratio, "MODES", ("top", "sample"))
-
-
 def check_ratio_options(n_clusters: Any, budget_rows: Any, select_options: dict) -> Optional[dict]:
     """With `method="ratio"` among `select_options`: its options (taken out of them), checked;
     else None. Other options of `gio_rs.select` have no meaning for it and are refused."""
@@ -159,10 +157,10 @@ def check_ratio_options(n_clusters: Any, budget_rows: Any, select_options: dict)
     del select_options["method"]
     estimator = select_options.pop("ratio_estimator", "combined")
     mode = select_options.pop("ratio_mode", "top")
-    if estimator not in ESTIMATORS:
-        raise _core.GioError(f"ratio_estimator: expected one of {ESTIMATORS}, got {estimator!r}")
-    if mode not in MODES:
-        raise _core.GioError(f"ratio_mode: expected one of {MODES}, got {mode!r}")
+    if estimator not in ratio.ESTIMATORS:
+        raise _core.GioError(f"ratio_estimator: expected one of {ratio.ESTIMATORS}, got {estimator!r}")
+    if mode not in ratio.MODES:
+        raise _core.GioError(f"ratio_mode: expected one of {ratio.MODES}, got {mode!r}")
     if n_clusters is not None:
         raise _core.GioError("n_clusters: method='ratio' ranks every pool row; leave n_clusters unset")
     if budget_rows is None:
