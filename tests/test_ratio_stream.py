@@ -210,3 +210,39 @@ def test_the_help_names_the_ratio_options(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for flag in ("--ratio-estimator", "--ratio-mode", "ratio (the B rows of largest density ratio"):
         assert flag in text
+
+
+def test_a_bad_row_is_named_through_the_read_ahead(blobs, tmp_path):
+    pool = blobs["pool"].copy()
+    pool[1700, 2] = np.nan
+    shards = write_shards(tmp_path / "pool", pool, [0, 1000, 2400])
+    with pytest.raises(gio_rs.GioError, match=r"part-001\.parquet.*row"):
+        select_stream(shards, blobs["target"], method="ratio", budget_rows=10, batch_rows=128)
+
+
+def test_the_read_ahead_keeps_the_order_raises_errors_and_stops_when_closed():
+    from gio_rs.stream.prefetch import prefetch
+
+    assert list(prefetch(iter(range(1000)), depth=3)) == list(range(1000))
+
+    def failing():
+        yield 1
+        raise ValueError("bad piece")
+
+    found = prefetch(failing())
+    assert next(found) == 1
+    with pytest.raises(ValueError, match="bad piece"):
+        next(found)
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    early = prefetch(endless(), depth=2)
+    assert [next(early) for _ in range(5)] == list(range(5))
+    early.close()  # joins the thread: returns only once it stopped
+    assert len(produced) <= 5 + 2 + 2

@@ -20,6 +20,7 @@ from ..io.writers import RowWriter, conform
 from . import resources
 from .buckets import Buckets
 from .context import Context
+from .prefetch import prefetch
 from .ratio_score import Scored
 from .scan import Scan
 
@@ -80,7 +81,7 @@ def _reread(ctx: Context, pool: Scan, scored: Scored, row_bytes: float) -> Itera
     buckets = Buckets(ctx.work, cumulative, resources.bucket_bytes(), True, row_bytes)
     bar = ctx.bar(pool.pool_rows, "ratio output")
     try:
-        for start, chunk in pool.chunks(ctx, table=True):
+        for start, chunk in prefetch(pool.chunks(ctx, table=True)):
             lo, hi = np.searchsorted(sorted_rows, [start, start + chunk.n_rows])
             if hi > lo:
                 rows = sorted_rows[lo:hi]

@@ -150,9 +150,12 @@ def check_ratio_options(n_clusters: Any, budget_rows: Any, select_options: dict)
     """With `method="ratio"` among `select_options`: its options (taken out of them), checked;
     else None. Other options of `gio_rs.select` have no meaning for it and are refused."""
     if select_options.get("method") != "ratio":
+        defaults = _select_defaults()
         for name in ("ratio_estimator", "ratio_mode"):
-            if name in select_options:
+            if select_options.get(name, defaults[name]) != defaults[name]:
                 raise _core.GioError(f"{name}: only with method='ratio'")
+        if n_clusters is None:
+            raise TypeError("select_stream: n_clusters is required (or method='ratio' with budget_rows)")
         return None
     del select_options["method"]
     estimator = select_options.pop("ratio_estimator", "combined")

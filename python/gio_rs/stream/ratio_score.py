@@ -17,6 +17,7 @@ from .. import _core, memory, ratio
 from .._util.optional import pyarrow
 from .clusters import RUNTIME_ALLOWANCE
 from .context import Context
+from .prefetch import prefetch
 from .ratio_fit import Fit
 from .scan import Scan
 
@@ -121,7 +122,7 @@ def score(ctx: Context, pool: Scan, fit: Fit, keep_rows: bool, capacity: int) ->
     candidates = Candidates(budget, capacity) if keep_rows else None
     bar = ctx.bar(pool.pool_rows, "ratio scores")
     try:
-        for start, chunk in pool.chunks(ctx, table=keep_rows):
+        for start, chunk in prefetch(pool.chunks(ctx, table=keep_rows)):
             assert chunk.vectors is not None
             keys = np.array(
                 ratio.ratio_keys(fit.model, chunk.vectors, start, opts["ratio_mode"], opts["seed"] or 0),

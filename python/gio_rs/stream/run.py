@@ -137,8 +137,6 @@ def select_stream(
             "seed", seed, minimum=0, maximum=2**32 - 1
         )  # as select (RandomState); seed + 1 seeds K-Means, which takes more
     ratio_options = check_ratio_options(n_clusters, budget_rows, select_options)
-    if ratio_options is None and n_clusters is None:
-        raise TypeError("select_stream: n_clusters is required (or method='ratio' with budget_rows)")
     if budget_rows is not None:
         ranking.check_budget(budget_rows, select_options)
     kmeans_max_iter = check_int("kmeans_max_iter", kmeans_max_iter, minimum=1)
@@ -175,15 +173,18 @@ def select_stream(
         select_options=select_options,
         **(ratio_options or {}),
     )
-    with _budget(memory_budget):
+    return _execute(train, target, options, memory_budget)
+
+
+def _execute(train: Any, target: Any, options: dict, memory_budget: Any) -> Any:
+    """The run, under `memory_budget` when one is given."""
+    budget = contextlib.nullcontext()
+    if memory_budget is not None:
+        limit = memory.parse_budget("memory_budget", memory_budget)
+        budget = memory.temporary_budget(limit, "memory_budget")
+    with budget:
         ctx = Context.open(train, target, options)
         try:
-            return _run(ctx) if ratio_options is None else run_ratio(ctx)
+            return _run(ctx) if "ratio_mode" not in options else run_ratio(ctx)
         finally:
             ctx.work.close()
-
-
-def _budget(memory_budget: Any) -> Any:
-    if memory_budget is None:
-        return contextlib.nullcontext()
-    return memory.temporary_budget(memory.parse_budget("memory_budget", memory_budget), "memory_budget")

@@ -21,6 +21,7 @@ from ..io.workdir import key_of
 from . import resources
 from .context import Context
 from .inputs import fingerprint, plain
+from .prefetch import prefetch
 from .spill import Spill
 
 
@@ -155,7 +156,8 @@ def _read_pool(
     schemas: list = []
     typed_by_pieces = ctx.pool.fmt in ("jsonl", "csv", "tsv") and not ctx.one_shot
     try:
-        for chunk in ctx.pool.chunks(vectors=True, table=typed_by_pieces):
+        pieces = ctx.pool.chunks(vectors=True, table=typed_by_pieces)
+        for chunk in pieces if observe is None else prefetch(pieces):  # read ahead while observed
             x = chunk.vectors
             assert x is not None
             if chunk.table is not None and (not schemas or not chunk.table.schema.equals(schemas[-1])):
