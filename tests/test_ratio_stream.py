@@ -87,13 +87,13 @@ def test_the_output_reads_the_pool_again_when_the_candidates_do_not_fit(blobs, t
     shards = write_shards(tmp_path / "pool", blobs["pool"], [0, 1200, 2400])
     options = dict(method="ratio", budget_rows=BUDGET, ratio_estimator="gaussian", seed=SEED, batch_rows=300)
     kept = select_stream(shards, blobs["target"], out=tmp_path / "kept.parquet", **options)
-    monkeypatch.setattr(ratio_run, "plan", lambda *args: (False, BUDGET))
+    monkeypatch.setattr(ratio_run, "plan", lambda *args: (False, BUDGET, 10))
     lines: list[str] = []
     spilled = select_stream(
         shards, blobs["target"], out=tmp_path / "spilled.jsonl", report=lines.append, **options
     )
     assert spilled.spilled and not kept.spilled
-    assert any("reads the pool once more" in line for line in lines)
+    assert any("(about 10 would)" in line and "reads the pool once more" in line for line in lines)
     np.testing.assert_array_equal(spilled.indices, kept.indices)
     a = pq.read_table(tmp_path / "kept.parquet").to_pylist()
     with open(tmp_path / "spilled.jsonl", encoding="utf-8") as fh:
@@ -246,3 +246,18 @@ def test_the_read_ahead_keeps_the_order_raises_errors_and_stops_when_closed():
     assert [next(early) for _ in range(5)] == list(range(5))
     early.close()  # joins the thread: returns only once it stopped
     assert len(produced) <= 5 + 2 + 2
+
+
+def test_the_plan_keeps_the_rows_when_they_fit_and_names_the_largest_budget_that_does():
+    from types import SimpleNamespace
+
+    from gio_rs import memory
+    from gio_rs.stream.ratio_score import plan
+
+    ctx = SimpleNamespace(batch_rows=100)
+    with memory.temporary_budget(stream.RUNTIME_ALLOWANCE + 10_000_000, "test"):
+        keep, capacity, largest = plan(ctx, None, 50_000, 1000.0, 0)
+        assert not keep and capacity == 62_500
+        assert plan(ctx, None, largest, 1000.0, 0)[0] and not plan(ctx, None, largest + 50, 1000.0, 0)[0]
+        with pytest.raises(gio_rs.GioError, match="the largest budget_rows that fits is 156250"):
+            plan(ctx, None, 200_000, 1000.0, 0)

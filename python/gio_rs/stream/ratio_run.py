@@ -82,15 +82,15 @@ def run_ratio(ctx: Context) -> RatioStreamSelection:
     fitted = fit(ctx, found, inputs)
     row_bytes = _row_bytes(ctx, pool)
     reserved = _reserved(ctx, pool, found.summary, fitted.model, row_bytes)
-    keep_rows, capacity = plan(ctx, pool, budget, row_bytes, reserved)
+    keep_rows, capacity, largest = plan(ctx, pool, budget, row_bytes, reserved)
     key = key_of("ratio_scores", fitted.key, ctx.options["dedup"], budget, ctx.options["ratio_mode"])
     scored = _saved_scores(ctx, key)
     if scored is None:
         out = ctx.options.get("out")
         if out is not None and not keep_rows:
             ctx.report(
-                f"ratio scores: the top {budget} rows' columns do not fit the memory budget; keeping "
-                "their keys only, the output reads the pool once more"
+                f"ratio scores: the top {budget} rows' columns do not fit the memory budget (about "
+                f"{largest} would); keeping their keys only, the output reads the pool once more"
             )
         scored = score(ctx, pool, fitted, keep_rows and out is not None, capacity)
         np.savez(ctx.work.path(_TOP_FILE), rows=scored.rows, keys=scored.keys)

@@ -91,13 +91,13 @@ class Candidates:
         return table.take(pa.array(order))
 
 
-def plan(ctx: Context, pool: Scan, budget: int, row_bytes: float, reserved: int) -> tuple[bool, int]:
-    """(keep the candidate rows in memory, buffer capacity in rows). Refuses when even the keys of
-    B rows do not fit the budget, naming the largest B that does."""
+def plan(ctx: Context, pool: Scan, budget: int, row_bytes: float, reserved: int) -> tuple[bool, int, int]:
+    """(keep the candidate rows in memory, buffer capacity in rows, about the largest budget whose
+    rows fit). Refuses when even the keys of B rows do not fit, naming the largest B that does."""
     slack = max(budget // 4, ctx.batch_rows)
     limit = memory.memory_budget()
     if limit is None:
-        return True, budget + slack
+        return True, budget + slack, budget
     room = limit - RUNTIME_ALLOWANCE - reserved
     keys_only = budget * _KEY_BYTES
     if keys_only > room:
@@ -109,7 +109,8 @@ def plan(ctx: Context, pool: Scan, budget: int, row_bytes: float, reserved: int)
         )
     # With columns: the buffer at capacity, and at the end the top-B twice (pieces, then one table).
     with_rows = budget * _KEY_BYTES + max((budget + slack) * row_bytes, 2 * budget * row_bytes)
-    return with_rows <= room, budget + slack
+    largest = int(room // (_KEY_BYTES + 2 * row_bytes))
+    return with_rows <= room, budget + slack, largest
 
 
 def score(ctx: Context, pool: Scan, fit: Fit, keep_rows: bool, capacity: int) -> Scored:
