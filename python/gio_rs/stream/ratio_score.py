@@ -71,7 +71,8 @@ class Candidates:
         pa = pyarrow()
         pieces = []
         for piece_rows, table in self.pieces:
-            mask = np.isin(piece_rows, kept, assume_unique=True)
+            at = np.minimum(np.searchsorted(kept, piece_rows), len(kept) - 1)
+            mask = kept[at] == piece_rows  # O(n log B) a piece, not a sort of B
             if mask.all():
                 pieces.append((piece_rows, table))
             elif mask.any():
