@@ -38,14 +38,27 @@ options, which says so):
 With `dedup="exact"` (the default) a row equal to an earlier one is left out of the pool (never
 selected twice); `"none"` keeps it. Both report the duplicates.
 
+With `method="ratio"` (and `budget_rows`) the density-ratio selection runs instead, in two reads
+(gio_rs.stream.ratio_run): the scan also accumulates the pool's summary, the ratio is fitted, a
+scoring pass keeps the top rows, which are written ranked; the rows are those of
+`gio_rs.select(method="ratio")`.
+
 Memory: the K-Means sample (or the whole pool when it fits), one batch of rows, the centroids,
 the target, and 8 bytes per duplicate row; the labels, the hashes and the output waiting to be
 sorted go to disk (the work dir, else a temporary folder beside the output).
 """
 
 from .clusters import RUNTIME_ALLOWANCE
+from .ratio_run import RatioStreamSelection
 from .resources import peak_rss_bytes
 from .result import StreamSelection
 from .run import DEDUP_MODES, select_stream
 
-__all__ = ["DEDUP_MODES", "RUNTIME_ALLOWANCE", "StreamSelection", "peak_rss_bytes", "select_stream"]
+__all__ = [
+    "DEDUP_MODES",
+    "RUNTIME_ALLOWANCE",
+    "RatioStreamSelection",
+    "StreamSelection",
+    "peak_rss_bytes",
+    "select_stream",
+]

@@ -110,7 +110,7 @@ def run_ratio(ctx: Context) -> RatioStreamSelection:
         duplicates=pool.duplicates,
         target_duplicates=inputs.target_duplicates,
         dedup=ctx.options["dedup"],
-        spilled=scored.spilled or (output is not None and scored.table is None),
+        spilled=scored.spilled,
         output=output,
         reused=list(ctx.reused),
         timings=dict(ctx.timings),
