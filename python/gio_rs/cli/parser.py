@@ -25,7 +25,11 @@ _ALIASES = {
 _INT_OPTIONAL = {"n_clusters", "n_clusters_target", "seed", "budget_rows", "kmeans_sample_rows"}
 DEFAULT_SEED = 0  # a command line run is reproducible unless asked otherwise
 _HELP = {
-    "method": "gradient (GIO as published) or greedy (exact greedy on the unaveraged k-NN estimator)",
+    "method": "gradient (GIO as published), greedy (exact greedy on the unaveraged k-NN estimator) or "
+    "ratio (the B rows of largest density ratio target/pool; needs --budget-rows; read in pieces)",
+    "ratio_estimator": "--method ratio: how log r is estimated: combined, gaussian, knn or logistic",
+    "ratio_mode": "--method ratio: top (the B largest ratios, ranked) or sample (seeded importance "
+    "resampling: Gumbel top-k on log r)",
     "greedy_max_bytes": "--method greedy: refuse a pool x target distance table larger than this",
     "k": "neighbour rank of the k-NN estimator",
     "max_iter": "stop after this many iterations (N+1 rows accepted, as the reference)",

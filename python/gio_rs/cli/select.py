@@ -1,5 +1,6 @@
 """`gio-rs select`: read, select in memory, write output + summary (+ plot); `--clusters` goes to
-the streaming path (cli.stream), `--engine spark` to Spark (cli.spark)."""
+the streaming path (cli.stream), `--method ratio` to the ratio's (cli.ratio), `--engine spark` to
+Spark (cli.spark)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..io import dedup, writers
 from .common import finite_or_none, floats, show_progress, summary_path, write_json
 from .parser import select_parameters
 from .plot import plot_selection
+from .ratio import run_ratio
 from .spark import run_select_spark
 from .stream import run_stream
 
@@ -43,6 +45,8 @@ def run_select(args: argparse.Namespace, *, report: Callable[[str], None]) -> di
     """The `select` command: read, select, write output + summary (+ plot). Returns the summary."""
     if args.engine == "spark":
         return run_select_spark(args, report=report)
+    if args.method == "ratio":  # read in pieces whatever the size: the rows are the in-memory ones
+        return run_ratio(args, {p.name: getattr(args, p.name) for p in select_parameters()}, report=report)
     if args.n_clusters is not None:  # the pool is read in pieces, whatever its size
         options = {p.name: getattr(args, p.name) for p in select_parameters()}
         return run_stream(args, options, report=report)

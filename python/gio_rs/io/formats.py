@@ -21,6 +21,7 @@ _ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
 ROW_INDEX_COLUMN = "row_index"
 CLUSTER_COLUMN = "cluster"
 RANK_COLUMN = "rank"
+SCORE_COLUMN = "score"  # method="ratio": the key each row was ranked by
 
 
 def _looks_like_reference_tsv(path: Path) -> bool:

@@ -38,6 +38,11 @@ options, which says so):
 With `dedup="exact"` (the default) a row equal to an earlier one is left out of the pool (never
 selected twice); `"none"` keeps it. Both report the duplicates.
 
+With `method="ratio"` (and `budget_rows`) the density-ratio selection runs instead, in two reads
+(gio_rs.stream.ratio_run): the scan also accumulates the pool's summary, the ratio is fitted, a
+scoring pass keeps the top rows, which are written ranked; the rows are those of
+`gio_rs.select(method="ratio")`.
+
 Memory: the budget bounds the whole process's peak resident memory (`gio_rs.memory`). Each stage
 measures what the process holds when it starts and refuses, naming the stage, the quantity and the
 largest setting that fits, when its need does not fit beside it (`stream.resources`). Held: the
@@ -46,8 +51,15 @@ K-Means sample (or the whole pool when it fits), one batch of rows, the centroid
 (the work dir, else a temporary folder beside the output).
 """
 
+from .ratio_run import RatioStreamSelection
 from .resources import peak_rss_bytes
 from .result import StreamSelection
 from .run import DEDUP_MODES, select_stream
 
-__all__ = ["DEDUP_MODES", "StreamSelection", "peak_rss_bytes", "select_stream"]
+__all__ = [
+    "DEDUP_MODES",
+    "RatioStreamSelection",
+    "StreamSelection",
+    "peak_rss_bytes",
+    "select_stream",
+]

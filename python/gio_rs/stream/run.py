@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .. import _core, ranking
+from .. import _core, memory, ranking
 from .._util.arrays import check_int
 from .._util.errors import os_error_line
 from ..io.batches import DEFAULT_BATCH_ROWS
@@ -16,6 +17,7 @@ from .clusters import fit_clusters
 from .context import Context
 from .explode import explode
 from .labels import assign_labels
+from .ratio_run import check_ratio_options, run_ratio
 from .resources import peak_rss_bytes
 from .result import StreamSelection
 from .scan import scan
@@ -67,7 +69,7 @@ def select_stream(
     train: Any,
     target: Any,
     *,
-    n_clusters: int,
+    n_clusters: Optional[int] = None,
     n_clusters_target: Optional[int] = None,
     init: Any = None,
     budget_rows: Optional[int] = None,
@@ -90,12 +92,15 @@ def select_stream(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: bool = False,
     report: Optional[Callable[[str], None]] = None,
+    memory_budget: Any = None,
     embed_options: Optional[dict] = None,
     train_name: str = "train",
     target_name: str = "target",
     **select_options: Any,
 ) -> StreamSelection:
-    """GIO at scale on a pool read in pieces (see the module docstring for the stages).
+    """GIO at scale on a pool read in pieces (see the module docstring for the stages); with
+    `method="ratio"` the density-ratio selection instead (gio_rs.stream.ratio_run: no clusters,
+    `budget_rows` required, `ratio_estimator` and `ratio_mode` as `gio_rs.select`).
 
     Parameters
     ----------
@@ -124,6 +129,7 @@ def select_stream(
         read the files (gio_rs.io).
     batch_rows : rows per piece read.
     progress : progress bars on stderr; report: called with one line per finished stage.
+    memory_budget : the budget for this call (as `gio_rs.set_memory_budget`); default: the one set.
     train_name, target_name : what errors call the inputs (e.g. "--train").
     **select_options : any other option of `gio_rs.select` (k, stop_criterion, v_init, ...).
     """
@@ -135,6 +141,7 @@ def select_stream(
         seed = check_int(
             "seed", seed, minimum=0, maximum=2**32 - 1
         )  # as select (RandomState); seed + 1 seeds K-Means, which takes more
+    ratio_options = check_ratio_options(n_clusters, budget_rows, select_options)
     if budget_rows is not None:
         ranking.check_budget(budget_rows, select_options)
     kmeans_max_iter = check_int("kmeans_max_iter", kmeans_max_iter, minimum=1)
@@ -170,16 +177,23 @@ def select_stream(
         train_name=train_name,
         target_name=target_name,
         select_options=select_options,
+        **(ratio_options or {}),
     )
     try:
-        return _open_and_run(train, target, options)
+        return _execute(train, target, options, memory_budget)
     except OSError as exc:  # a full disk, a folder made read-only, a disk error: one clear line
         raise _core.GioError(os_error_line(exc)) from exc
 
 
-def _open_and_run(train: Any, target: Any, options: dict) -> StreamSelection:
-    ctx = Context.open(train, target, options)  # locks the work dir
-    try:
-        return _run(ctx)
-    finally:
-        ctx.work.close()
+def _execute(train: Any, target: Any, options: dict, memory_budget: Any) -> Any:
+    """The run, under `memory_budget` when one is given."""
+    budget = contextlib.nullcontext()
+    if memory_budget is not None:
+        limit = memory.parse_budget("memory_budget", memory_budget)
+        budget = memory.temporary_budget(limit, "memory_budget")
+    with budget:
+        ctx = Context.open(train, target, options)  # locks the work dir
+        try:
+            return _run(ctx) if "ratio_mode" not in options else run_ratio(ctx)
+        finally:
+            ctx.work.close()

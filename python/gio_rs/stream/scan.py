@@ -8,7 +8,7 @@ import base64
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from ..io.workdir import key_of
 from . import resources
 from .context import Context
 from .inputs import fingerprint, plain
+from .prefetch import prefetch
 from .spill import Spill
 
 
@@ -101,15 +102,11 @@ class Scan:
             reader.close()
 
 
-def scan(ctx: Context) -> Scan:
-    opts = ctx.options
-    key = key_of(
-        "scan",
-        fingerprint(ctx.train, "train") if ctx.work.resumable else None,
-        {k: plain(opts.get(k)) for k in ("train_format", "features_col", "feature_columns", "text_column")},
-        ctx.batch_rows if ctx.pool.is_text else None,
-    )
-    saved = ctx.stage("scan", key)
+def scan(ctx: Context, observe: Optional[Callable[[np.ndarray, int], None]] = None) -> Scan:
+    """The scan stage; `observe(vectors, first_row)` sees every piece of the pass (another stage
+    accumulating in the same read: the scan is then read again even when the work dir has it)."""
+    key = scan_key(ctx)
+    saved = ctx.stage("scan", key) if observe is None else None
     started = time.perf_counter()
     if saved is not None:
         found = _load_scan(ctx, ctx.work.sealed_key("scan", key), saved)
@@ -118,7 +115,7 @@ def scan(ctx: Context) -> Scan:
     spill = Spill(ctx.work, "vectors.bin") if (ctx.pool.is_text or ctx.one_shot) else None
     memory_rows = resources.dedup_memory_rows(_scan_room(ctx))
     finder = DuplicateFinder(ctx.work.path("hashes"), memory_rows=memory_rows)
-    shard_rows, float32, schemas = _read_pool(ctx, finder, spill)
+    shard_rows, float32, schemas = _read_pool(ctx, finder, spill, observe)
     total = sum(shard_rows)
     if total == 0:
         raise _core.GioError(f"{ctx.pool.name}: has no rows")
@@ -172,7 +169,20 @@ def _planned_dim(ctx: Context) -> int:
         return 64
 
 
-def _read_pool(ctx: Context, finder: DuplicateFinder, spill: Optional[Spill]) -> tuple[list[int], bool, list]:
+def scan_key(ctx: Context) -> str:
+    """What identifies the scan in the work dir: the pool's files and how they are read."""
+    opts = ctx.options
+    return key_of(
+        "scan",
+        fingerprint(ctx.train, "train") if ctx.work.resumable else None,
+        {k: plain(opts.get(k)) for k in ("train_format", "features_col", "feature_columns", "text_column")},
+        ctx.batch_rows if ctx.pool.is_text else None,
+    )
+
+
+def _read_pool(
+    ctx: Context, finder: DuplicateFinder, spill: Optional[Spill], observe: Optional[Callable] = None
+) -> tuple[list[int], bool, list]:
     """The scan's pass: rows per shard, whether every vector is float32 (or float16), and the
     schemas of the pieces of a text format (the output's column types come from all of them)."""
     shard_rows = [0] * len(ctx.pool.shards)
@@ -182,7 +192,8 @@ def _read_pool(ctx: Context, finder: DuplicateFinder, spill: Optional[Spill]) ->
     schemas: list = []
     typed_by_pieces = ctx.pool.fmt in ("jsonl", "csv", "tsv") and not ctx.one_shot
     try:
-        for chunk in ctx.pool.chunks(vectors=True, table=typed_by_pieces):
+        pieces = ctx.pool.chunks(vectors=True, table=typed_by_pieces)
+        for chunk in pieces if observe is None else prefetch(pieces):  # read ahead while observed
             x = chunk.vectors
             assert x is not None
             if chunk.table is not None and (not schemas or not chunk.table.schema.equals(schemas[-1])):
@@ -198,6 +209,8 @@ def _read_pool(ctx: Context, finder: DuplicateFinder, spill: Optional[Spill]) ->
                 finder.add(x, total)
             if spill is not None:
                 spill.append(x if x.dtype != np.float16 else x.astype(np.float32))
+            if observe is not None:
+                observe(x if x.dtype != np.float16 else x.astype(np.float32), total)
             total += chunk.n_rows
             if bar is not None:
                 bar.update(chunk.n_rows)

@@ -1,0 +1,153 @@
+"""Ratio stage 3, scoring: one pass computing every kept row's key (`gio_rs.ratio.ratio_keys`:
+log r, or log r + seeded Gumbel noise in mode "sample") into a bounded top-B (`_core.TopB`: the
+B largest keys, ties to the lower row, the rule every engine shares). With an output, the rows
+that may still be in the top-B wait in memory with their columns, so that the output needs no
+further read; when B such rows do not fit the memory budget, only the keys are kept and the
+output takes a third read (gio_rs.stream.ratio_output)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import _core, memory, ratio
+from .._util.optional import pyarrow
+from .context import Context
+from .prefetch import prefetch
+from .ratio_fit import Fit
+from .scan import Scan
+
+# Bytes a row costs in the top-B besides its columns: the heap's entry, the buffer's key and row,
+# and the arrays finish() returns.
+_KEY_BYTES = 64
+
+
+@dataclass
+class Scored:
+    """The top-B: rows in rank order with their keys; `table` their columns in the same order
+    (None without an output, or when they did not fit and the output reads them again)."""
+
+    rows: np.ndarray
+    keys: np.ndarray
+    table: Any
+    spilled: bool
+
+
+class Candidates:
+    """The rows that may still be in the top-B, with their columns: each piece's rows whose key
+    beats the B-th best key known so far. Past `capacity` rows the buffer is cut down to the
+    current top-B (from `_core.TopB`, which ranks every key pushed), so it never holds more."""
+
+    def __init__(self, budget: int, capacity: int) -> None:
+        self.budget = budget
+        self.capacity = capacity
+        self.pieces: list[tuple[np.ndarray, Any]] = []  # (rows, table), rows ascending
+        self.held = 0
+        self.worst: Optional[tuple[float, int]] = None  # (key, row) of the B-th best, once known
+
+    def add(self, keys: np.ndarray, first_row: int, table: Any, top: Any) -> None:
+        if self.worst is None:
+            picked = np.arange(len(keys))
+        else:
+            key, row = self.worst
+            rows = first_row + np.arange(len(keys))
+            picked = np.flatnonzero((keys > key) | ((keys == key) & (rows < row)))
+        if len(picked):
+            self.pieces.append((first_row + picked, table.take(pyarrow().array(picked))))
+            self.held += len(picked)
+        if self.held > self.capacity:
+            self.cut(top)
+
+    def cut(self, top: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Keeps only the rows of the current top-B; returns its (rows, keys) in rank order."""
+        rows, keys = top.finish()
+        if len(rows) >= self.budget and not np.isnan(keys[-1]):  # NaN: a left-out row still held
+            self.worst = (float(keys[-1]), int(rows[-1]))
+        kept = np.sort(rows)
+        pa = pyarrow()
+        pieces = []
+        for piece_rows, table in self.pieces:
+            at = np.minimum(np.searchsorted(kept, piece_rows), len(kept) - 1)
+            mask = kept[at] == piece_rows  # O(n log B) a piece, not a sort of B
+            if mask.all():
+                pieces.append((piece_rows, table))
+            elif mask.any():
+                pieces.append((piece_rows[mask], table.filter(pa.array(mask))))
+        self.pieces = pieces
+        self.held = sum(len(r) for r, _ in pieces)
+        return rows, keys
+
+    def ranked(self, rows: np.ndarray) -> Any:
+        """The columns of `rows` (the final top-B, which the buffer holds exactly), in their order."""
+        pa = pyarrow()
+        held = np.concatenate([r for r, _ in self.pieces])
+        table = pa.concat_tables([t for _, t in self.pieces], promote_options="permissive")
+        self.pieces = []
+        table = table.combine_chunks()
+        order = np.searchsorted(held, rows)  # held is ascending: pieces come in row order
+        return table.take(pa.array(order))
+
+
+def plan(ctx: Context, pool: Scan, budget: int, row_bytes: float, reserved: int) -> tuple[bool, int, int]:
+    """(keep the candidate rows in memory, buffer capacity in rows, about the largest budget whose
+    rows fit). Refuses when even the keys of B rows do not fit, naming the largest B that does."""
+    slack = max(budget // 4, ctx.batch_rows)
+    room = memory.planned_bytes(reserved)  # the fixed runtime model: the same plan on any machine
+    if room is None:
+        return True, budget + slack, budget
+    keys_only = budget * _KEY_BYTES
+    if keys_only > room:
+        largest = max(0, room // _KEY_BYTES)
+        raise _core.GioError(
+            f"budget_rows: the top {budget} rows' keys need {keys_only / 2**20:.0f} MiB, more than the "
+            f"{max(room, 0) / 2**20:.0f} MiB the memory budget leaves; the largest budget_rows that fits "
+            f"is {largest}"
+        )
+    # With columns: the buffer at capacity, and at the end the top-B twice (pieces, then one table).
+    with_rows = budget * _KEY_BYTES + max((budget + slack) * row_bytes, 2 * budget * row_bytes)
+    largest = int(room // (_KEY_BYTES + 2 * row_bytes))
+    return with_rows <= room, budget + slack, largest
+
+
+def score(ctx: Context, pool: Scan, fit: Fit, keep_rows: bool, capacity: int) -> Scored:
+    """The pass: keys of every kept row into the top-B, and the candidates' columns when
+    `keep_rows`."""
+    opts = ctx.options
+    budget = int(opts["budget_rows"])
+    started = time.perf_counter()
+    top = _core.TopB(budget)
+    candidates = Candidates(budget, capacity) if keep_rows else None
+    bar = ctx.bar(pool.pool_rows, "ratio scores")
+    try:
+        for start, chunk in prefetch(pool.chunks(ctx, table=keep_rows)):
+            assert chunk.vectors is not None
+            keys = np.array(
+                ratio.ratio_keys(fit.model, chunk.vectors, start, opts["ratio_mode"], opts["seed"] or 0),
+                dtype=np.float64,
+            )
+            keep = pool.kept_mask(start, chunk.n_rows)
+            keys[~keep] = np.nan  # a duplicate left out: ranked below every key, never taken
+            top.push(keys, start)
+            if candidates is not None:
+                candidates.add(keys, start, chunk.table, top)
+            if bar is not None:
+                bar.update(chunk.n_rows)
+    finally:
+        if bar is not None:
+            bar.close()
+    if candidates is not None:
+        rows, keys = candidates.cut(top)
+        table = candidates.ranked(rows)
+    else:
+        rows, keys = top.finish()
+        table = None
+    seconds = ctx.finished("ratio_scores", started)
+    ctx.report(
+        f"ratio scores: {pool.kept_rows} rows scored, top {len(rows)} kept"
+        + (" with their columns" if keep_rows else "")
+        + f" ({seconds:.1f} s)"
+    )
+    return Scored(rows, keys, table, spilled=not keep_rows and ctx.options.get("out") is not None)
