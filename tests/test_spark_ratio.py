@@ -236,3 +236,28 @@ def test_budget_above_the_pool_warns_and_takes_every_row(data, frames):
         warnings.simplefilter("ignore", gio_rs.GioWarning)
         want = gio_rs.select(data["train"][:300], data["target"], method="ratio", budget_rows=500)
     np.testing.assert_array_equal(got.indices, want.indices)
+
+
+def test_cli_engine_spark_method_ratio_matches_memory(tmp_path):
+    """`gio-rs select --engine spark --method ratio`: the in-memory rows, ranked, with their keys."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pool, target = domain_data(np.random.default_rng(8), 500, 30)
+    write_parts(tmp_path / "p", pool, 2)
+    write_parts(tmp_path / "t", target, 1)
+    args = ["select", "--engine", "spark", "--master", "local[2]", "--train", "p", "--target", "t",
+            "--method", "ratio", "--budget-rows", "40", "--ratio-mode", "sample", "--seed", "3",
+            "--out", "sel", "--quiet"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "gio_rs", *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = pq.read_table(tmp_path / "sel").to_pandas().sort_values("rank")
+    want = gio_rs.select(pool, target, method="ratio", budget_rows=40, ratio_mode="sample", seed=3)
+    assert rows["row_id"].tolist() == want.indices.tolist()
+    assert rows["name"].tolist() == [f"row{i}" for i in want.indices]
+    np.testing.assert_allclose(rows["score"].to_numpy(), want.scores, rtol=1e-9, atol=1e-12)
+    summary = json.loads((tmp_path / "sel.summary.json").read_text())
+    assert summary["rows_selected"] == 40 and summary["parameters"]["method"] == "ratio"
