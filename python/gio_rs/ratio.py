@@ -460,6 +460,7 @@ def fit_ratio(
     dtype = summary.sample.dtype
     target = cast(as_matrix("target", target, min_rows=2), dtype)
     same_columns("target", target, "train", summary.dim)
+    _check_magnitude(summary, target)
     parts = _fit_parts(summary, target, estimator, seed)
     init_parts, held, budget = None, 0, 0
     if init is not None:
@@ -475,6 +476,16 @@ def fit_ratio(
     if flat:
         warnings.warn(FLAT_MESSAGE.format(z=z, limit=FLAT_Z), GioWarning, stacklevel=2)
     return RatioModel(estimator, {p.name: p for p in parts}, init_parts, held, budget, flat, z, dtype.name)
+
+
+def _check_magnitude(summary: PoolSummary, target: np.ndarray) -> None:
+    """Squares of the values must fit float64 (covariances, distances)."""
+    if not np.all(np.isfinite(summary.moments[2])):
+        raise _core.GioError("train: values so large that the pool covariance overflows float64")
+    with np.errstate(over="ignore"):
+        squares = np.einsum("ij,ij->i", target, target, dtype=np.float64)
+    if not np.all(np.isfinite(squares)):
+        raise _core.GioError("target: values so large that squared distances overflow float64")
 
 
 def ratio_keys(model: RatioModel, rows: Any, first_row: int, mode: str, seed: int) -> np.ndarray:
