@@ -49,7 +49,10 @@ def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None])
     else:
         summary = _run_clusters(gspark, frames, options, features_col)
     result = summary.pop("result")
+    timings = dict(summary.pop("timings_seconds", {}))
+    written = time.perf_counter()
     result.write_parquet(args.out, mode="overwrite" if args.overwrite else "errorifexists")
+    timings["output"] = time.perf_counter() - written
     summary = {
         "gio_rs_version": __version__,
         "command": "select",
@@ -58,7 +61,7 @@ def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None])
         "parameters": options,
         "output": {"path": args.out, "format": "parquet folder"},
         **summary,
-        "timings_seconds": {"total": time.perf_counter() - started},
+        "timings_seconds": {**timings, "total": time.perf_counter() - started},
     }
     write_json(summary_file, summary, overwrite=args.overwrite)
     if ratio:
@@ -133,5 +136,6 @@ def _run_ratio(gspark: Any, frames: dict, options: dict, features_col: str) -> d
         "result": result,
         "stop_reason": "budget_rows",
         "rows_selected": len(result.indices),
+        "timings_seconds": result.timings_seconds,
         "ratio": {"flat": bool(result.model.flat), "auc_z": float(result.model.auc_z)},
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ class SparkRatioSelection:
         The fitted model (parts, calibration, `flat`).
     summary : gio_rs.ratio.PoolSummary
         The pool summary the model was fitted on (moments, pool sample).
+    timings_seconds : dict
+        Wall time of each step on the driver: "inputs" (validation, the target collected),
+        "summary", "fit", "scores" (the scoring pass and the global top-B).
     """
 
     rows: DataFrame
@@ -89,6 +93,7 @@ class SparkRatioSelection:
     scores: np.ndarray
     model: RatioModel
     summary: PoolSummary
+    timings_seconds: dict
 
     def write_parquet(self, path: Any, *, mode: str = "errorifexists") -> None:
         """Writes `rows` as parquet to `path` (a directory of part files, in rank order)."""
@@ -113,6 +118,7 @@ def select_ratio(
     `gio_rs.select(method="ratio")`). `train_df` needs `id_col`, the pool row index 0..n-1
     (`read_parquet` adds it: the rows' order in the files); the target (and `init_df`) are
     collected to the driver in `id_col` order when they have it."""
+    clock = _Clock()
     budget = check_int("budget_rows", budget_rows, minimum=1)
     _check_choice("ratio_estimator", estimator, ESTIMATORS)
     _check_choice("ratio_mode", mode, MODES)
@@ -127,7 +133,9 @@ def select_ratio(
         )
     dtype = working_dtype(np.empty((0, 1), _element_dtype(train_df, features_col)), target, init)
     pool = train_df.select(F.col(id_col).cast(T.LongType()).alias(id_col), features_col)
+    clock.lap("inputs")
     summary = pool_summary(pool, summary_shift(target), seed, dtype, features_col, id_col)
+    clock.lap("summary")
     if budget > summary.rows:
         warnings.warn(
             f"budget_rows: {budget} is more than the pool's {summary.rows} rows; "
@@ -137,9 +145,24 @@ def select_ratio(
         )
         budget = summary.rows
     model = fit_ratio(summary, target, estimator=estimator, seed=seed, init=init, budget_rows=budget)
+    clock.lap("fit")
     indices, scores = top_keys(pool, model, mode, seed, budget, features_col, id_col)
+    clock.lap("scores")
     rows = _ranked_rows(train_df, indices, scores, id_col, score_col)
-    return SparkRatioSelection(rows=rows, indices=indices, scores=scores, model=model, summary=summary)
+    return SparkRatioSelection(rows, indices, scores, model, summary, clock.laps)
+
+
+class _Clock:
+    """Wall time between laps."""
+
+    def __init__(self) -> None:
+        self.laps: dict = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
 
 
 def _check_choice(name: str, value: Any, allowed: tuple) -> None:
@@ -182,8 +205,16 @@ def collect_matrix(
     if validate:
         validate_features(df, features_col, dim=dim, id_col=id_col, df_name=name)
     dtype = _element_dtype(df, features_col)
-    ordered = df.orderBy(id_col) if id_col in df.columns else df
-    rows = [r[0] for r in ordered.select(features_col).collect()]
+    ordered = (df.orderBy(id_col) if id_col in df.columns else df).select(features_col)
+    if hasattr(ordered, "toArrow"):  # pyspark >= 4: one Arrow table, no Row objects
+        column = ordered.toArrow().column(0).combine_chunks()
+        lengths = np.diff(column.offsets.to_numpy()) if len(column) else np.empty(0)
+        if column.null_count or (len(lengths) and (lengths != lengths[0]).any()):
+            raise GioError(f"{name}: null or ragged vectors in {features_col!r} (validate=True says where)")
+        width = int(lengths[0]) if len(lengths) else 0
+        rows = batch_matrix(pa.RecordBatch.from_arrays([column], [features_col]), features_col, width, None)
+    else:
+        rows = [r[0] for r in ordered.collect()]
     if len(rows) < 2:
         raise GioError(f"{name}: needs at least 2 rows, got {len(rows)}")
     return np.asarray(rows, dtype=dtype)
