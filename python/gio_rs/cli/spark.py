@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any, Callable
 
@@ -30,8 +31,9 @@ def run_select_spark(args: argparse.Namespace, *, report: Callable[[str], None])
             "(no --init, --text-column, --feature-columns)"
         )
     summary_file = summary_path(args.out, args.summary)
-    for path in (args.out, summary_file):
-        io.check_writable(path, overwrite=args.overwrite)
+    if not (args.overwrite and os.path.isdir(args.out)):  # Spark's overwrite mode replaces a folder
+        io.check_writable(args.out, overwrite=args.overwrite)
+    io.check_writable(summary_file, overwrite=args.overwrite)
     features_col = args.features_col or "features"
     formats = _input_formats(args)  # before Spark starts, which takes seconds
     session = gspark.session(args.master)
