@@ -400,13 +400,13 @@ def test_executor_side_checks_on_a_sliced_arrow_batch():
     vectors = pa.array([[9.0, 9.0], [1.0, 2.0], [3.0, 4.0], [5.0, None], [7.0, 8.0], [0.0, 1.0]])
     batch = pa.RecordBatch.from_arrays([ids, vectors], names=["row_id", "features"]).slice(1, 5)
     with pytest.raises(gio_rs.GioError, match=r"^features: vector\(s\) with null elements \(row_id 3\)$"):
-        spark_engine._batch_matrix(batch, "features", 2, "row_id")
+        spark_engine.batch_matrix(batch, "features", 2, "row_id")
     clean = batch.slice(0, 2)
     np.testing.assert_array_equal(
-        spark_engine._batch_matrix(clean, "features", 2, "row_id"), [[1.0, 2.0], [3.0, 4.0]]
+        spark_engine.batch_matrix(clean, "features", 2, "row_id"), [[1.0, 2.0], [3.0, 4.0]]
     )
     with pytest.raises(gio_rs.GioError, match=r"^features: vectors must have 3 values.*\(rows 0, 1 of"):
-        spark_engine._batch_matrix(clean, "features", 3, None)
+        spark_engine.batch_matrix(clean, "features", 3, None)
 
 
 def test_cli_engine_spark_matches_the_api(spark, tmp_path):

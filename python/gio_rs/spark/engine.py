@@ -332,7 +332,7 @@ def _label_batches(
 ) -> Iterator[Any]:
     """mapInArrow body of `assign`, run on the executors."""
     for batch in batches:
-        x = _batch_matrix(batch, features_col, centers.shape[1], id_col)
+        x = batch_matrix(batch, features_col, centers.shape[1], id_col)
         labels, sq_dists = _core.kmeans_assign(x, centers)
         arrays = list(batch.columns) + [pa.array(labels, type=pa.int64())]
         names = batch.schema.names + [output_col]
@@ -342,7 +342,7 @@ def _label_batches(
         yield pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-def _batch_matrix(batch: Any, features_col: str, dim: int, id_col: Optional[str]) -> np.ndarray:
+def batch_matrix(batch: Any, features_col: str, dim: int, id_col: Optional[str]) -> np.ndarray:
     """The (rows, dim) matrix of an Arrow list column, without copying when it has no nulls.
     Checks again what `validate_features` checks, so that `validate=False` cannot feed the kernel
     bad rows (the error then reaches the driver inside Spark's PythonException)."""
