@@ -17,6 +17,9 @@ Public API:
   `select_stream(files_or_batches, target, n_clusters=K, ...)` does it on a pool larger than
   memory, read a piece at a time (gio_rs.stream). `select(..., budget_rows=N)`: exactly N rows,
   ranked (gio_rs.ranking).
+- `select(train, target, method="ratio", budget_rows=B)`: density-ratio selection, GIO's
+  objective solved at a budget (gio_rs.ratio: `PoolSummaryBuilder`, `fit_ratio`, `ratio_keys`
+  for streams and clusters); `GioWarning` when the ratio is flat or the budget exceeds the pool.
 - `reference`: a plain NumPy implementation of the same math, slow and readable.
 - `embed` (needs `gio_rs[text]`): sentence embeddings without torch. `gio_rs.embed(sentences)`
   embeds (the module is callable); `gio_rs.embed.load_model`, `read_sentences`... as in the module.
@@ -34,9 +37,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import reference
+from . import ratio, reference
 from ._core import GioError, simd_level
 from ._core import __version__ as __version__
+from ._util.errors import GioWarning
 from ._util.progress import CandidateEvent
 from .compat import GIOKL
 from .estimator import kl_divergence, kl_gradient, knn_kl_divergence
@@ -51,6 +55,7 @@ __all__ = [
     "CandidateEvent",
     "Explosion",
     "GioError",
+    "GioWarning",
     "KMeans",
     "Quantization",
     "Selection",
@@ -61,6 +66,7 @@ __all__ = [
     "knn_kl_divergence",
     "memory_budget",
     "quantize",
+    "ratio",
     "reference",
     "select",
     "select_stream",

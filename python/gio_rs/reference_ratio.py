@@ -195,12 +195,70 @@ def auc_z(target_scores: np.ndarray, pool_scores: np.ndarray) -> float:
     return float((auc - 0.5) / np.sqrt((n_t + n_p + 1) / (12.0 * n_t * n_p)))
 
 
-def folds(rows: int, n_folds: int, seed: int) -> np.ndarray:
-    """Fold id of each row: a seeded permutation (numpy default_rng(seed)) cut round robin."""
-    order = np.random.default_rng(seed).permutation(rows)
-    ids = np.empty(rows, dtype=np.int64)
-    ids[order] = np.arange(rows) % n_folds
+# Engine-independent draws: every random choice is a pure function of (seed, global pool row), the
+# same formulas as the Rust core (src/rng.rs, src/ratio/score.rs, src/ratio/folds.rs), so that a
+# stream of batches, Spark partitions and an in-memory run select the same rows.
+
+GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+FOLD_BLOCK_ROWS = 256  # pool fold of global row r: (r // FOLD_BLOCK_ROWS) % CV_FOLDS
+_MASK = (1 << 64) - 1
+
+
+def _mix(z):
+    """SplitMix64's finaliser on uint64 values (NumPy arrays wrap modulo 2^64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def uniforms(seed: int, rows: np.ndarray) -> np.ndarray:
+    """U in (0, 1) of global rows: the (row + 1)-th output of SplitMix64(seed), i.e. the finaliser
+    of seed + (row + 1)·γ mod 2^64, its top 53 bits as (h + 1/2) / 2^53 (core: score::uniform_at)."""
+    rows = np.asarray(rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed & _MASK) + (rows + np.uint64(1)) * np.uint64(GOLDEN_GAMMA)
+        h = _mix(z) >> np.uint64(11)
+    return (h.astype(np.float64) + 0.5) / float(1 << 53)
+
+
+def gumbel(seed: int, rows: np.ndarray) -> np.ndarray:
+    """Gumbel(0, 1) noise of global rows: -log(-log U) with U = ``uniforms(seed, rows)``."""
+    return -np.log(-np.log(uniforms(seed, rows)))
+
+
+def _splitmix(seed: int):
+    """SplitMix64(seed)'s outputs as Python ints (core: rng::SplitMix64::next_u64)."""
+    state = seed & _MASK
+    while True:
+        state = (state + GOLDEN_GAMMA) & _MASK
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        yield z ^ (z >> 31)
+
+
+def target_folds(n: int, n_folds: int, seed: int) -> np.ndarray:
+    """Fold of each target row (core: folds::target_folds): a Fisher-Yates permutation from the last
+    position down, j = below(i + 1) by Lemire's method with rejection on SplitMix64(seed), then
+    position p of the permutation gets fold p mod n_folds."""
+    order = list(range(n))
+    draws = _splitmix(seed)
+    for i in range(n - 1, 0, -1):
+        bound = i + 1
+        while True:
+            product = next(draws) * bound
+            if (product & _MASK) >= ((-bound) & _MASK) % bound:
+                break
+        j = product >> 64
+        order[i], order[j] = order[j], order[i]
+    ids = np.empty(n, dtype=np.int64)
+    ids[order] = np.arange(n) % n_folds
     return ids
+
+
+def pool_folds(rows: np.ndarray) -> np.ndarray:
+    """Fold of global pool rows: (row // 256) % CV_FOLDS (core: folds::pool_fold)."""
+    return (np.asarray(rows, dtype=np.int64) // FOLD_BLOCK_ROWS) % CV_FOLDS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,31 +275,46 @@ class RatioScores:
     params: dict = field(default_factory=dict)
 
 
-def gaussian_oof_scores(pool: np.ndarray, target: np.ndarray, alphas, seed: int):
-    """Out-of-fold Gaussian scores for each alpha: target rows and pool rows are each split into
-    CV_FOLDS seeded folds (``folds(n, F, seed)`` and ``folds(M, F, seed + 1)``); fold f's target and
-    pool rows are scored by w fitted on the other folds (their means and pool covariance; lam =
-    alpha * tr(S_p,train)/d). Returns {alpha: (target_scores, pool_scores)}."""
+def gaussian_oof_scores(pool: np.ndarray, target: np.ndarray, alphas, seed: int, sample: np.ndarray):
+    """Out-of-fold Gaussian scores for each alpha. F = min(CV_FOLDS, n) target folds
+    (``target_folds(n, F, seed)``); pool rows by ``pool_folds``. Fold f's target rows and the pool
+    sample's rows (global rows `sample`) in pool fold f are scored by w fitted without them: target
+    rows outside fold f, pool rows outside pool fold f (all pool rows when fold f is empty or holds
+    every row); lam = alpha * tr(S_p,train)/d. Sampled rows in pool folds >= F are not held out
+    and not used (when that leaves none, every sampled row is scored by the direction of all rows).
+    Returns {alpha: (target_scores, sample_scores)}."""
     n_folds = min(CV_FOLDS, len(target))
-    t_fold, p_fold = folds(len(target), n_folds, seed), folds(len(pool), n_folds, seed + 1)
-    out = {a: (np.empty(len(target)), np.empty(len(pool))) for a in alphas}
+    t_fold, p_fold = target_folds(len(target), n_folds, seed), pool_folds(np.arange(len(pool)))
+    s_fold = p_fold[sample]
+    out = {a: (np.empty(len(target)), np.full(len(sample), np.nan)) for a in alphas}
     for f in range(n_folds):
-        t_train, p_train = target[t_fold != f], pool[p_fold != f]
+        outside = p_fold != f
+        p_train = pool[outside] if 0 < outside.sum() < len(pool) else pool
         moments = Moments.of(p_train)
-        mu_t = t_train.mean(axis=0)
+        mu_t = target[t_fold != f].mean(axis=0)
         scale = covariance_scale(moments.cov)
         for a in alphas:
             w = gaussian_direction(moments, mu_t, a * scale)
             out[a][0][t_fold == f] = gaussian_scores(target[t_fold == f], w, moments.mean, mu_t)
-            out[a][1][p_fold == f] = gaussian_scores(pool[p_fold == f], w, moments.mean, mu_t)
-    return out
+            out[a][1][s_fold == f] = gaussian_scores(pool[sample[s_fold == f]], w, moments.mean, mu_t)
+    result = {}
+    for a in alphas:
+        t_scores, p_scores = out[a]
+        if np.isnan(p_scores).all():
+            moments = Moments.of(pool)
+            mu_t = target.mean(axis=0)
+            w = gaussian_direction(moments, mu_t, a * covariance_scale(moments.cov))
+            p_scores = gaussian_scores(pool[sample], w, moments.mean, mu_t)
+        result[a] = (t_scores, p_scores[~np.isnan(p_scores)])
+    return result
 
 
-def choose_alpha(pool: np.ndarray, target: np.ndarray, seed: int, alphas=ALPHA_GRID):
+def choose_alpha(pool: np.ndarray, target: np.ndarray, seed: int, alphas=ALPHA_GRID, sample=None):
     """The ridge rule: alpha in ``alphas`` with the largest cross-validated calibration gain
     (balanced log-loss of out-of-fold scores, ``calibrate``); ties to the larger alpha (the
     smoother direction). Returns (alpha, {alpha: Calibration})."""
-    oof = gaussian_oof_scores(pool, target, alphas, seed)
+    sample = np.arange(len(pool)) if sample is None else sample
+    oof = gaussian_oof_scores(pool, target, alphas, seed, sample)
     cals = {a: calibrate(*oof[a]) for a in alphas}
     best = max(alphas, key=lambda a: (round(cals[a].gain, 12), a))
     return best, cals
@@ -253,14 +326,16 @@ def gaussian_ratio(pool, target, seed: int = 0, alpha: Optional[float] = GAUSSIA
     vs 35.4 and wordnet 61.0 vs 60.0; Ledoit-Wolf/OAS shrink far too little when M >> d);
     alpha=None chooses it by ``choose_alpha`` (best CV log-loss). w is fitted on all rows and
     scores every pool row; the calibration (a, b, gain) is the CV fit at that alpha
-    (``gaussian_oof_scores`` with the one alpha), so the CV runs in either case."""
+    (``gaussian_oof_scores`` with the one alpha; its pool side is the pool sample,
+    ``pool_sample``), so the CV runs in either case."""
     pool = np.asarray(pool, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
+    sample = pool_sample(len(pool), seed, SAMPLE_ROWS)
     if alpha is None:
-        alpha, cals = choose_alpha(pool, target, seed)
+        alpha, cals = choose_alpha(pool, target, seed, sample=sample)
         cal = cals[alpha]
     else:
-        cal = calibrate(*gaussian_oof_scores(pool, target, (alpha,), seed)[alpha])
+        cal = calibrate(*gaussian_oof_scores(pool, target, (alpha,), seed, sample)[alpha])
     moments = Moments.of(pool)
     mu_t = target.mean(axis=0)
     w = gaussian_direction(moments, mu_t, alpha * covariance_scale(moments.cov))
@@ -310,12 +385,14 @@ def k_nearest(dist: np.ndarray, k: int) -> list:
 
 
 def pool_sample(rows: int, seed: int, sample_rows: Optional[int]) -> np.ndarray:
-    """Pool rows that stand for p_pool in the k-NN reference set and the logistic fit: all rows when
-    sample_rows is None or rows <= sample_rows, else numpy default_rng(seed + 2).choice(rows,
-    sample_rows, replace=False), sorted."""
+    """Pool rows that stand for p_pool in the k-NN reference set, the logistic fit and every
+    calibration's pool side: all rows when sample_rows is None or rows <= sample_rows, else the
+    sample_rows rows with the smallest ``uniforms(seed + 2, row)`` (ties to the lower row), sorted:
+    a bounded "bottom-S" any engine computes batch by batch."""
     if sample_rows is None or rows <= sample_rows:
         return np.arange(rows)
-    return np.sort(np.random.default_rng(seed + 2).choice(rows, sample_rows, replace=False))
+    u = uniforms(seed + 2, np.arange(rows))
+    return np.sort(np.lexsort((np.arange(rows), u))[:sample_rows])
 
 
 def knn_ratio(
@@ -327,10 +404,10 @@ def knn_ratio(
     prior: float = KNN_PRIOR,
 ) -> RatioScores:
     """k-NN ratio (Loog 2012 style counts). Reference = target rows, then the pool sample: all pool
-    rows when sample_rows is None or M <= sample_rows, else numpy default_rng(seed + 2).choice(M,
-    sample_rows, replace=False) sorted. s(x) = log((c_t + a)/n_t) - log((c_p + a)/n_p). This is
-    already a log-ratio estimate; calibration by the same CV fit (scores of held-out target rows
-    are their leave-self-out counts), so "sample" can use it too."""
+    rows when sample_rows is None or M <= sample_rows, else ``pool_sample``.
+    s(x) = log((c_t + a)/n_t) - log((c_p + a)/n_p). This is already a log-ratio estimate;
+    calibration: the 1-D fit of the leave-self-out scores of the target rows against those of the
+    sampled pool rows, so "sample" can use it too."""
     pool = np.asarray(pool, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     m, n = len(pool), len(target)
@@ -348,7 +425,7 @@ def knn_ratio(
 
     c_target = knn_counts(target, reference, is_target, k, np.arange(n))
     s_pool = score(c_t)
-    cal = calibrate(score(c_target), s_pool)
+    cal = calibrate(score(c_target), s_pool[sample])
     return RatioScores(s_pool, cal.scale * s_pool + cal.offset, cal, {"k": k, "sample_rows": n_p})
 
 
@@ -362,8 +439,8 @@ def logistic_ratio(
     """L2 logistic regression target (1) vs pool (0), balanced class weights (``balanced_weights``),
     on the raw features plus an unpenalised intercept, fitted on the target and ``pool_sample`` (the
     same pool rows as the k-NN reference set), then applied to every pool row. The L2 strength: the
-    grid value with the best CV gain (folds over the target and over the pool sample, seeds as for
-    the Gaussian); ties to the larger. With balanced classes the fitted log-odds estimate
+    grid value with the best CV gain (target folds as for the Gaussian, sampled row i in fold
+    i mod F); ties to the larger. With balanced classes the fitted log-odds estimate
     log p_t/p_pool directly (unbalanced: subtract log(n_t/n_p)).
 
     Positive-unlabelled (Elkan & Noto 2008): with g(x) = P(s=1|x) of the unbalanced classifier,
@@ -377,11 +454,13 @@ def logistic_ratio(
     fit_pool = pool[pool_sample(len(pool), seed, sample_rows)]
     n, m = len(target), len(fit_pool)
     n_folds = min(CV_FOLDS, n)
-    t_fold, p_fold = folds(n, n_folds, seed), folds(m, n_folds, seed + 1)
+    # target folds as the Gaussian's; sampled row i (in row order) in fold i mod F
+    t_fold, p_fold = target_folds(n, n_folds, seed), np.arange(m) % n_folds
     oof = {l2: (np.empty(n), np.empty(m)) for l2 in l2_grid}
     for f in range(n_folds):
-        x = np.vstack([target[t_fold != f], fit_pool[p_fold != f]])
-        y = np.concatenate([np.ones((t_fold != f).sum()), np.zeros((p_fold != f).sum())])
+        negatives = fit_pool[p_fold != f] if (p_fold != f).any() else fit_pool  # one sampled row
+        x = np.vstack([target[t_fold != f], negatives])
+        y = np.concatenate([np.ones((t_fold != f).sum()), np.zeros(len(negatives))])
         for l2 in l2_grid:
             theta = fit_logistic(x, y, balanced_weights(y), l2)
             oof[l2][0][t_fold == f] = target[t_fold == f] @ theta[:-1] + theta[-1]
@@ -428,12 +507,14 @@ def select_top(score: np.ndarray, budget: int) -> np.ndarray:
 
 def select_sample(log_ratio: np.ndarray, budget: int, seed: int) -> np.ndarray:
     """Importance resampling without replacement, P(x) proportional to r(x) (Gumbel top-k):
-    key = log r + G, G = -log(-log U), U = numpy default_rng(seed).random(M) (U in [0, 1);
-    U = 0 gives key -inf); the `budget` largest keys in decreasing order, ties to the lower index."""
-    u = np.random.default_rng(seed).random(len(log_ratio))
-    with np.errstate(divide="ignore"):
-        gumbel = -np.log(-np.log(u))
-    return select_top(log_ratio + gumbel, budget)
+    key = log r + ``gumbel(seed, row)`` (a pure function of the seed and the global row); the
+    `budget` largest keys in decreasing order, ties to the lower index."""
+    return select_top(sample_keys(log_ratio, seed), budget)
+
+
+def sample_keys(log_ratio: np.ndarray, seed: int) -> np.ndarray:
+    """log r + Gumbel noise of each row (rows 0..M-1)."""
+    return log_ratio + gumbel(seed, np.arange(len(log_ratio)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,11 +532,12 @@ def residual_log_ratio(
     importance weight on the pool is q / p_pool = ((m + B) r_t - m r_init) / B, with r_init =
     p_init / p_pool estimated like r_t (init as the "target", same estimator, calibrated). Where init
     over-covers (the bracket is below INIT_FLOOR (m + B) r_t / B) the floor keeps the target's order.
-    Needs calibrated log r's (the same scale as log p_t/p_pool), both mode "top" and "sample"."""
+    Needs calibrated log r's (the same scale as log p_t/p_pool), both mode "top" and "sample".
+    In log space: log r_t + log(max((m + B) - m e^(log r_init - log r_t), INIT_FLOOR (m + B)) / B)."""
     m, b = float(held), float(budget)
-    r_t, r_i = np.exp(log_r_target), np.exp(log_r_init)
-    residual = ((m + b) * r_t - m * r_i) / b
-    return np.log(np.maximum(residual, INIT_FLOOR * (m + b) / b * r_t))
+    with np.errstate(over="ignore"):
+        bracket = (m + b) - m * np.exp(log_r_init - log_r_target)
+    return log_r_target + np.log(np.maximum(bracket, INIT_FLOOR * (m + b)) / b)
 
 
 def is_flat(calibrations: list) -> bool:
@@ -475,8 +557,8 @@ def is_flat(calibrations: list) -> bool:
 @dataclass
 class RatioSelection:
     indices: np.ndarray  # selected pool rows, in selection order
-    score: np.ndarray  # the ranking score of those rows (mode "top": the estimator's score;
-    #                    mode "sample": the calibrated log r), same order
+    score: np.ndarray  # the key of those rows (mode "top": the ranking score; mode "sample":
+    #                    log r + the row's Gumbel noise), same order
     log_ratio: np.ndarray  # calibrated log r of every pool row (0 everywhere when flat)
     flat: bool
     params: dict
@@ -508,7 +590,7 @@ def combine(parts: list) -> tuple:
     return mean, mean
 
 
-def check_inputs(pool, target, budget: int) -> tuple:
+def check_inputs(pool, target, budget: int, init=None) -> tuple:
     pool = np.asarray(pool, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     if pool.ndim != 2 or target.ndim != 2 or pool.shape[1] != target.shape[1]:
@@ -519,6 +601,8 @@ def check_inputs(pool, target, budget: int) -> tuple:
         raise ValueError(f"target needs at least 2 rows, got {len(target)}")
     if budget < 1:
         raise ValueError(f"budget_rows must be at least 1, got {budget}")
+    if init is not None and (np.ndim(init) != 2 or len(init) < 2 or np.shape(init)[1] != pool.shape[1]):
+        raise ValueError("init must be 2-D with at least 2 rows and the pool's columns")
     return pool, target
 
 
@@ -543,13 +627,13 @@ def select_ratio(
     Fewer target rows than columns: lam > 0 keeps the solve defined; the logistic is penalised."""
     import warnings
 
-    pool, target = check_inputs(pool, target, budget)
+    pool, target = check_inputs(pool, target, budget, init)
     if mode not in ("top", "sample"):
         raise ValueError(f"mode must be 'top' or 'sample', got {mode!r}")
     parts = estimate(pool, target, estimator, seed)
     score, log_ratio = combine(parts)
     params = {"parts": [p.params for p in parts], "gains": [p.calibration.gain for p in parts]}
-    if init is not None and len(init) >= 2:
+    if init is not None:
         init = np.asarray(init, dtype=np.float64)
         _, log_r_init = combine(estimate(pool, init, estimator, seed))
         log_ratio = residual_log_ratio(log_ratio, log_r_init, len(init), budget)
@@ -565,5 +649,5 @@ def select_ratio(
             log_ratio = np.zeros(len(pool))
     budget = min(budget, len(pool))
     rows = select_top(score, budget) if mode == "top" else select_sample(log_ratio, budget, seed)
-    chosen = score[rows] if mode == "top" else log_ratio[rows]
+    chosen = score[rows] if mode == "top" else sample_keys(log_ratio, seed)[rows]
     return RatioSelection(rows, chosen, log_ratio, flat, params)

@@ -9,6 +9,7 @@ exactly (see `select`).
 
 from __future__ import annotations
 
+import inspect
 import random as _random
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
@@ -76,6 +77,12 @@ class Selection:
         With `n_clusters` only: the clusters chosen more than once.
     quantization : Quantization or None
         With `n_clusters` only: the K-Means models (`gio_rs.Quantization`).
+    scores : float64 array or None
+        With method="ratio" only: each selected row's key, in the order of `indices` (decreasing):
+        ratio_mode="top", the ranking score (the mean calibrated log r; one estimator alone: its
+        raw score); "sample", log r + the row's Gumbel noise. None for the other methods.
+    ratio_model : gio_rs.ratio.RatioModel or None
+        With method="ratio" only: the fitted model (its parts, calibration, `flat`).
     """
 
     indices: np.ndarray
@@ -92,6 +99,8 @@ class Selection:
     cluster_of_row: Optional[np.ndarray] = None
     repeated_clusters: Optional[np.ndarray] = None
     quantization: Any = None
+    scores: Optional[np.ndarray] = None
+    ratio_model: Any = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -138,6 +147,8 @@ def select(
     greedy_max_bytes: int = GREEDY_MAX_BYTES,
     budget_rows: Optional[int] = None,
     kmeans_sample_rows: Optional[int] = None,
+    ratio_estimator: str = "combined",
+    ratio_mode: str = "top",
 ) -> Selection:
     """Select rows of `train` that make `init ∪ selection` most informative about `target`:
     greedily minimise the k-NN estimate of KL(target ‖ init ∪ selection) (GIO).
@@ -310,6 +321,9 @@ def select(
     float32 input stays float32 in memory; distances and sums are computed in float64.
     """
     arguments = dict(locals())  # every argument as given
+    if method == "ratio":
+        return _select_ratio(arguments)
+    _refuse_ratio_options(arguments)
     if budget_rows is not None:
         from .ranking import select_with_budget
 
@@ -350,6 +364,65 @@ def select(
     arrays = loop_arrays(train_arr, target_arr, init_arr, params, init_name=init_name)
     out = run_loop(arrays, params, rng=rng, reporter=reporter)
     return _result(out, params, arrays[2], init_indices, quantization)
+
+
+# select()'s arguments that method="ratio" reads; every other one must keep its default.
+_RATIO_OPTIONS = (
+    "train", "target", "init", "method", "seed", "progress", "budget_rows", "ratio_estimator",
+    "ratio_mode",
+)  # fmt: skip
+
+
+def _select_ratio(arguments: dict[str, Any]) -> Selection:
+    """select(method="ratio"): `gio_rs.ratio.select_ratio`, as a `Selection`."""
+    from .ratio import select_ratio
+
+    defaults = inspect.signature(select).parameters
+    for name, value in arguments.items():
+        default = defaults[name].default
+        if name not in _RATIO_OPTIONS and not _is_default(value, default):
+            raise _core.GioError(f"{name}: not used by method='ratio'; leave it at its default ({default!r})")
+    if arguments["budget_rows"] is None:
+        raise _core.GioError("budget_rows: required with method='ratio' (the rows to select)")
+    seed = 0 if arguments["seed"] is None else arguments["seed"]
+    out = select_ratio(
+        arguments["train"],
+        arguments["target"],
+        arguments["budget_rows"],
+        estimator=arguments["ratio_estimator"],
+        mode=arguments["ratio_mode"],
+        seed=seed,
+        init=arguments["init"],
+        progress=arguments["progress"],
+    )
+    empty = np.empty(0)
+    init = empty.reshape(0, out.model.dim) if arguments["init"] is None else arguments["init"]
+    return Selection(
+        indices=out.indices,
+        kl_trace=empty,
+        kl_start=float("nan"),
+        stop_reason="budget_rows",
+        candidate_kl=empty,
+        init=np.asarray(init),
+        init_indices=None,
+        scale_factor=float("nan"),
+        n_resets=0,
+        scores=out.scores,
+        ratio_model=out.model,
+    )
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    if value is None or default is None:
+        return value is default
+    return isinstance(value, bool) == isinstance(default, bool) and value == default
+
+
+def _refuse_ratio_options(arguments: dict[str, Any]) -> None:
+    for name in ("ratio_estimator", "ratio_mode"):
+        default = inspect.signature(select).parameters[name].default
+        if arguments[name] != default:
+            raise _core.GioError(f"{name}: only used by method='ratio'")
 
 
 def _matrices(arguments: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Optional[Quantization]]:

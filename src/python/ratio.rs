@@ -11,11 +11,12 @@ use super::arrays::{extract2, rows_of};
 use super::host::run_plain;
 use crate::error::GioError as CoreError;
 use crate::ratio::calibrate::calibrate;
+use crate::ratio::folds::{target_folds, FoldedMoments};
 use crate::ratio::gaussian::{fit_gaussian, GaussianFit, ALPHA_GRID};
 use crate::ratio::knn::{knn_target_counts, KnnReference};
 use crate::ratio::logistic::{fit_logistic, LogisticOptions};
 use crate::ratio::moments::MomentsAccumulator;
-use crate::ratio::score::{gumbel_keys, linear_scores, TopB};
+use crate::ratio::score::{gumbel_keys, linear_scores, uniform_at, TopB};
 
 /// Runs `$body` with `$t` the float type of `$x` (float32 or float64).
 macro_rules! by_dtype {
@@ -110,6 +111,115 @@ impl PyMoments {
         let cov = PyArray1::from_vec(py, m.covariance).reshape([d, d])?;
         Ok((m.count, PyArray1::from_vec(py, m.mean), cov))
     }
+}
+
+/// Pool moments per cross-validation fold (fold of row r: (r // 256) % folds), all about one
+/// shift, from global row `first_row` on.
+#[pyclass(module = "gio_rs._core", name = "FoldedMoments")]
+pub struct PyFoldedMoments(Mutex<FoldedMoments>);
+
+impl PyFoldedMoments {
+    fn inner(&self) -> std::sync::MutexGuard<'_, FoldedMoments> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[pymethods]
+impl PyFoldedMoments {
+    #[new]
+    #[pyo3(signature = (shift, folds = 5, first_row = 0))]
+    fn new(shift: PyReadonlyArray1<'_, f64>, folds: usize, first_row: usize) -> PyResult<Self> {
+        let shift = vec1("shift", &shift)?;
+        let inner = FoldedMoments::starting_at(&shift, folds, first_row)?;
+        Ok(PyFoldedMoments(Mutex::new(inner)))
+    }
+
+    /// Adds the next rows (a 2-D float32 or float64 array).
+    fn add(&self, py: Python<'_>, rows: &Bound<'_, PyAny>) -> PyResult<()> {
+        by_dtype!("rows", rows, T => {
+            let view = extract2::<T>("rows", rows)?;
+            let rows = rows_of("rows", &view)?;
+            let mut guard = self.inner();
+            let acc: &mut FoldedMoments = &mut guard;
+            run_plain(py, || acc.add(rows))
+        })
+    }
+
+    /// Folds in the moments of the rows right after this one's.
+    fn merge(&self, other: &PyFoldedMoments) -> PyResult<()> {
+        if std::ptr::eq(self, other) {
+            return Err(CoreError::invalid("other", "must be another FoldedMoments").into());
+        }
+        let other = other.inner().clone();
+        Ok(self.inner().merge(&other)?)
+    }
+
+    #[getter]
+    fn count(&self) -> usize {
+        self.inner().count()
+    }
+
+    #[getter]
+    fn next_row(&self) -> usize {
+        self.inner().next_row()
+    }
+
+    #[getter]
+    fn folds(&self) -> usize {
+        self.inner().n_folds()
+    }
+
+    /// (count, mean, covariance) of every fold but `left_out` (None: every row).
+    #[pyo3(signature = (left_out = None))]
+    #[allow(clippy::type_complexity)]
+    fn finish<'py>(
+        &self,
+        py: Python<'py>,
+        left_out: Option<usize>,
+    ) -> PyResult<(usize, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray2<f64>>)> {
+        let folded = self.inner().clone();
+        if let Some(f) = left_out {
+            if f >= folded.n_folds() {
+                let msg = format!("must be a fold in 0..{}, got {f}", folded.n_folds());
+                return Err(CoreError::invalid("left_out", msg).into());
+            }
+        }
+        let m = run_plain(py, || folded.combined(left_out)?.finish())?;
+        let d = m.mean.len();
+        let cov = PyArray1::from_vec(py, m.covariance).reshape([d, d])?;
+        Ok((m.count, PyArray1::from_vec(py, m.mean), cov))
+    }
+}
+
+/// U in (0, 1) of rows first_row..first_row + count: the pure function of (seed, row) the
+/// Gumbel keys use (the pool sample keeps the rows with the smallest U of seed + 2).
+#[pyfunction]
+fn ratio_uniforms<'py>(
+    py: Python<'py>,
+    seed: u64,
+    first_row: u64,
+    count: usize,
+) -> Bound<'py, PyArray1<f64>> {
+    let u = (0..count as u64)
+        .map(|i| uniform_at(seed, first_row + i))
+        .collect();
+    PyArray1::from_vec(py, u)
+}
+
+/// The cross-validation fold of each of `n` target rows (a seeded permutation cut round robin).
+#[pyfunction]
+fn ratio_target_folds(
+    py: Python<'_>,
+    n: usize,
+    folds: usize,
+    seed: u64,
+) -> PyResult<Bound<'_, PyArray1<i64>>> {
+    crate::params::at_least("folds", folds, 1)?;
+    let ids = target_folds(n, folds, seed);
+    Ok(PyArray1::from_vec(
+        py,
+        ids.into_iter().map(|f| f as i64).collect(),
+    ))
 }
 
 // ------------------------------------------------------------------------------ estimators
@@ -349,6 +459,9 @@ fn ratio_calibrate(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMoments>()?;
     m.add_class::<PyTopB>()?;
+    m.add_class::<PyFoldedMoments>()?;
+    m.add_function(wrap_pyfunction!(ratio_uniforms, m)?)?;
+    m.add_function(wrap_pyfunction!(ratio_target_folds, m)?)?;
     m.add_class::<GaussianRatioFit>()?;
     m.add_function(wrap_pyfunction!(ratio_fit_gaussian, m)?)?;
     m.add_function(wrap_pyfunction!(ratio_scores, m)?)?;

@@ -32,18 +32,52 @@ pub fn target_folds(n: usize, folds: usize, seed: u64) -> Vec<usize> {
 #[derive(Debug, Clone)]
 pub struct FoldedMoments {
     folds: Vec<MomentsAccumulator>,
-    /// Rows added so far (the next row's global index).
+    /// The global index of the first row (a later partition starts past 0).
+    start: usize,
+    /// The next row's global index.
     rows: usize,
 }
 
 impl FoldedMoments {
     pub fn new(shift: &[f64], folds: usize) -> Result<Self, GioError> {
+        Self::starting_at(shift, folds, 0)
+    }
+
+    /// Moments of the rows from global row `first_row` on (a partition or a later batch range
+    /// of a pool): rows go to the folds of their global indices.
+    pub fn starting_at(shift: &[f64], folds: usize, first_row: usize) -> Result<Self, GioError> {
         crate::params::at_least("folds", folds, 1)?;
         let acc = MomentsAccumulator::with_shift(shift)?;
         Ok(FoldedMoments {
             folds: vec![acc; folds],
-            rows: 0,
+            start: first_row,
+            rows: first_row,
         })
+    }
+
+    /// Folds in `later`, the moments of the rows right after this one's (same shift and folds),
+    /// fold by fold (`MomentsAccumulator::merge`: deterministic for a given partitioning).
+    pub fn merge(&mut self, later: &FoldedMoments) -> Result<(), GioError> {
+        if later.folds.len() != self.folds.len() || later.start != self.rows {
+            return Err(GioError::invalid(
+                "other",
+                format!(
+                    "must hold the rows from {} on in {} folds, got rows from {} in {} folds",
+                    self.rows,
+                    self.folds.len(),
+                    later.start,
+                    later.folds.len()
+                ),
+            ));
+        }
+        if later.shift() != self.shift() {
+            return Err(GioError::invalid("other", "must use the same shift"));
+        }
+        for (mine, theirs) in self.folds.iter_mut().zip(&later.folds) {
+            mine.merge(theirs)?;
+        }
+        self.rows = later.rows;
+        Ok(())
     }
 
     /// Adds the next rows; each block's rows go to its fold's accumulator (a block split over
@@ -61,7 +95,13 @@ impl FoldedMoments {
         Ok(())
     }
 
+    /// Rows added so far.
     pub fn count(&self) -> usize {
+        self.rows - self.start
+    }
+
+    /// The global index of the next row.
+    pub fn next_row(&self) -> usize {
         self.rows
     }
 

@@ -14,3 +14,7 @@ def first_error_line(exc: BaseException) -> str:
         lines = lines[1:]
     text = lines[0] if lines else ""
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
+
+
+class GioWarning(UserWarning):
+    """A gio_rs warning: the run goes on, but not quite as asked (e.g. a flat density ratio)."""
