@@ -284,8 +284,8 @@ def run_ratio(task: Task, *, estimator: str, mode: str) -> np.ndarray:
     """gio_rs.select(method="ratio"): the B rows with the largest estimated density ratio
     p_target / p_pool ("top"), or an importance resample by it ("sample"). A flat-ratio warning
     (the target looks like a sample of the pool) is counted, not shown."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         sel = gio_rs.select(
             task.pool,
             task.target,
@@ -297,7 +297,7 @@ def run_ratio(task: Task, *, estimator: str, mode: str) -> np.ndarray:
         )
     count = RATIO_CALLS.setdefault((estimator, mode), [0, 0])
     count[0] += 1
-    count[1] += any("flat" in str(w.message) for w in caught)
+    count[1] += bool(sel.ratio_model.flat)
     return sel.indices
 
 
@@ -410,6 +410,7 @@ class Settings:
     quality_clean: int = QUALITY_CLEAN
     collection_rows: int = COLLECTION_ROWS
     heldout_rows: int = HELDOUT_ROWS
+    labels: Optional[list] = None  # domain job: only these labels (None: every eligible label)
 
 
 def progress(line: str) -> None:
@@ -498,6 +499,8 @@ def domain_job(
     results = []
     every = np.arange(len(collection))
     for label_number, (label, count) in enumerate(eligible_labels(collection, settings)):
+        if settings.labels is not None and label not in settings.labels:
+            continue  # the label's number (its draws) is kept: a run of some labels matches a full run
         members = np.flatnonzero(collection.labels == label)
         cells = {name: (None if available(m) else Cell()) for name, m in table.items()}
         spreads, shifts = [], []
@@ -887,25 +890,50 @@ def results_from_raw(raw: dict) -> tuple[dict[str, list[DomainResult]], dict[str
     return domain, quality
 
 
+def seeds_run(raw: dict) -> int:
+    """How many seeds a --json run has (runs take the first N of SEEDS)."""
+    for results in raw["domain"].values():
+        return len(results[0]["spread"])
+    for result in raw["quality"].values():
+        return min(len(c["seconds"]) for c in result["methods"].values() if c is not None)
+    return 0
+
+
+def first_seeds(raw: dict, n: int) -> dict:
+    """The run restricted to its first n seeds."""
+    for results in raw["domain"].values():
+        for r in results:
+            r["spread"], r["shift"] = r["spread"][:n], r["shift"][:n]
+    cells = [c for rs in raw["domain"].values() for r in rs for c in r["methods"].values()]
+    cells += [c for q in raw["quality"].values() for c in q["methods"].values()]
+    for cell in cells:
+        if cell is not None:
+            cell["seconds"] = cell["seconds"][:n]
+            cell["scores"] = {name: values[:n] for name, values in cell["scores"].items()}
+    return raw
+
+
 def merge_runs(paths: Sequence[str]) -> tuple[dict[str, list[DomainResult]], dict[str, QualityResult]]:
     """The per-seed scores of several --json runs over the same tasks (e.g. the slow GIO methods and
-    the rest run in separate processes), one table: methods ordered as in method_table(). Runs must
-    agree on each collection's labels, budgets and seeds (checked through the targets' spreads)."""
+    the rest run in separate processes), one table: methods ordered as in method_table(). Runs with
+    more seeds are cut to the seeds every run has (seeds are always the first N of SEEDS). Runs must
+    agree on each collection's labels and budgets (checked through the targets' spreads)."""
+    raws = [json.loads(Path(path).read_text(encoding="utf-8")) for path in paths]
+    n_seeds = min(seeds_run(raw) for raw in raws)
     domain: dict[str, list[DomainResult]] = {}
     quality: dict[str, QualityResult] = {}
-    for path in paths:
-        more_domain, more_quality = results_from_raw(json.loads(Path(path).read_text(encoding="utf-8")))
+    for path, raw in zip(paths, raws):
+        more_domain, more_quality = results_from_raw(first_seeds(raw, n_seeds))
         for name, results in more_domain.items():
-            if name not in domain:
-                domain[name] = results
-                continue
-            same = [(r.label, r.budget, r.spread) for r in results] == [
-                (r.label, r.budget, r.spread) for r in domain[name]
-            ]
-            if not same:
-                raise SystemExit(f"--merge: {path}: {name}'s domain tasks differ from the earlier runs'")
-            for mine, theirs in zip(domain[name], results):
-                mine.cells.update(theirs.cells)
+            known = {r.label: r for r in domain.setdefault(name, [])}
+            for theirs in results:
+                mine = known.get(theirs.label)
+                if mine is None:
+                    domain[name].append(theirs)
+                elif (mine.budget, mine.spread) != (theirs.budget, theirs.spread):
+                    raise SystemExit(f"--merge: {path}: {name}/{theirs.label} differs from the earlier runs'")
+                else:
+                    mine.cells.update(theirs.cells)
         for name, result in more_quality.items():
             if name not in quality:
                 quality[name] = result
@@ -928,7 +956,11 @@ def merge_runs(paths: Sequence[str]) -> tuple[dict[str, list[DomainResult]], dic
 
 def merged_tables(paths: Sequence[str], target_rows: int) -> list[str]:
     domain, quality = merge_runs(paths)
-    lines = [f"Merged from {', '.join(Path(p).name for p in paths)} (the same tasks and seeds).", ""]
+    n_seeds = min(seeds_run(json.loads(Path(path).read_text(encoding="utf-8"))) for path in paths)
+    lines = [
+        f"Merged from {', '.join(Path(p).name for p in paths)}: the same tasks, seeds {SEEDS[:n_seeds]}.",
+        "",
+    ]
     for name, results in domain.items():
         lines += domain_tables(name, results, target_rows) + [""]
     for name, result in quality.items():
@@ -976,6 +1008,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--max-labels", type=int, help="domain job: only the N largest labels of each collection"
     )
+    parser.add_argument(
+        "--labels", help="domain job: only these comma-separated labels (drawn as in a full run)"
+    )
     parser.add_argument("--quick", action="store_true", help="2 seeds, the 3 largest labels")
     parser.add_argument(
         "--tiny",
@@ -1020,6 +1055,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         collections = ["fortunes"]
     if args.collections:
         collections = [c.strip() for c in args.collections.split(",") if c.strip()]
+    if args.labels:
+        settings.labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     unknown = set(collections) - set(LOADERS)
     if unknown:
         raise SystemExit(f"--collections: unknown {sorted(unknown)}; expected names from {list(LOADERS)}")
@@ -1074,6 +1111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             heldout = {
                 label: embed_cached(heldout_texts(outside, label, settings), cache, f"{name}-heldout")
                 for label, _ in eligible_labels(collection, settings)
+                if settings.labels is None or label in settings.labels
             }
             domain[name] = domain_job(collection, vectors, counts, settings, table, heldout)
             emit(domain_tables(name, domain[name], settings.target_rows) + [""])
