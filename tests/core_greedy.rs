@@ -97,7 +97,8 @@ fn brute_force_steps(
     let pool: Vec<&[f64]> = train.chunks(d).collect();
     let mut used = vec![false; pool.len()];
     let (mut indices, mut trace) = (Vec::new(), Vec::new());
-    while let Some(best) = (0..pool.len())
+    let ratio = naive_ratio_scores(&pool, x, d);
+    while let Some(mut best) = (0..pool.len())
         .filter(|&c| !used[c] && indices.len() < steps)
         .map(|c| {
             let mut with = w.clone();
@@ -110,12 +111,69 @@ fn brute_force_steps(
             _ => Some(cand),
         })
     {
+        // Saturated (every candidate ties with the current sum): the largest ratio, lowest index.
+        if w.len() >= k && best.1 == rank_log_sum(x, &w, d, k) {
+            let pick = (0..pool.len())
+                .filter(|&c| !used[c])
+                .fold(None, |b: Option<usize>, c| match b {
+                    Some(b) if ratio[c] <= ratio[b] => Some(b),
+                    _ => Some(c),
+                });
+            best.0 = pick.expect("an unused row");
+        }
         used[best.0] = true;
         w.push(pool[best.0].to_vec());
         indices.push(best.0);
         trace.push(naive_kl(x, &w, d, k));
     }
     (indices, trace)
+}
+
+/// w·x per pool row, w = (S_p + λI)⁻¹(μ_x − μ_p), S_p the pool covariance (divisor M),
+/// λ = tr(S_p)/d (1 for a constant pool), solved by Gaussian elimination: the order greedy takes
+/// rows in once every candidate ties.
+fn naive_ratio_scores(pool: &[&[f64]], x: &[f64], d: usize) -> Vec<f64> {
+    let mean = |rows: &mut dyn Iterator<Item = &[f64]>, n: usize| {
+        let mut m = vec![0.0; d];
+        rows.for_each(|r| m.iter_mut().zip(r).for_each(|(a, v)| *a += v / n as f64));
+        m
+    };
+    let mu_p = mean(&mut pool.iter().copied(), pool.len());
+    let mu_x = mean(&mut x.chunks(d), x.len() / d);
+    let mut a = vec![vec![0.0; d + 1]; d];
+    for r in pool {
+        for i in 0..d {
+            for j in 0..d {
+                a[i][j] += (r[i] - mu_p[i]) * (r[j] - mu_p[j]) / pool.len() as f64;
+            }
+        }
+    }
+    let trace: f64 = (0..d).map(|i| a[i][i]).sum::<f64>() / d as f64;
+    let lam = if trace > 0.0 { trace } else { 1.0 };
+    for i in 0..d {
+        a[i][i] += lam;
+        a[i][d] = mu_x[i] - mu_p[i];
+    }
+    for c in 0..d {
+        let p = (c..d)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .unwrap();
+        a.swap(c, p);
+        for r in 0..d {
+            if r != c {
+                let f = a[r][c] / a[c][c];
+                let pivot = a[c].clone();
+                a[r].iter_mut()
+                    .zip(&pivot)
+                    .skip(c)
+                    .for_each(|(v, p)| *v -= f * p);
+            }
+        }
+    }
+    let w: Vec<f64> = (0..d).map(|i| a[i][d] / a[i][i]).collect();
+    pool.iter()
+        .map(|r| r.iter().zip(&w).map(|(v, wi)| v * wi).sum())
+        .collect()
 }
 
 fn run(

@@ -403,6 +403,36 @@ fn folds_are_balanced_and_folded_moments_batch_invariant() {
     assert_eq!(whole.1.count, 2 * BLOCK_ROWS + 9);
 }
 
+#[test]
+fn folded_moments_of_partitions_merge_into_the_whole() {
+    let d = 3;
+    let x: Vec<f64> = data(4 * BLOCK_ROWS + 30, d, 2.0, 15);
+    let n = x.len() / d;
+    let mut whole = FoldedMoments::new(&[2.0; 3], 5).unwrap();
+    whole.add(rows(&x, d)).unwrap();
+    for cut in [BLOCK_ROWS, 2 * BLOCK_ROWS + 17] {
+        let mut first = FoldedMoments::new(&[2.0; 3], 5).unwrap();
+        first.add(rows(&x[..cut * d], d)).unwrap();
+        let mut later = FoldedMoments::starting_at(&[2.0; 3], 5, cut).unwrap();
+        later.add(rows(&x[cut * d..], d)).unwrap();
+        assert_eq!((later.count(), later.next_row()), (n - cut, n));
+        first.merge(&later).unwrap();
+        assert_eq!((first.count(), first.next_row()), (n, n));
+        for left_out in [None, Some(0), Some(3)] {
+            let got = first.combined(left_out).unwrap().finish().unwrap();
+            let want = whole.combined(left_out).unwrap().finish().unwrap();
+            assert_eq!(got.count, want.count);
+            assert!(close(&got.covariance, &want.covariance, 1e-12));
+        }
+        // rows out of order or another fold count are refused by name
+        let stray = FoldedMoments::starting_at(&[2.0; 3], 5, cut + 1).unwrap();
+        assert!(matches!(
+            first.clone().merge(&stray),
+            Err(GioError::InvalidArgument { .. })
+        ));
+    }
+}
+
 /// Bits of every result above on one data set, printed by the child processes.
 fn fingerprint() -> String {
     let (n, d) = (3 * BLOCK_ROWS + 5, 24);

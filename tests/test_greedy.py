@@ -151,6 +151,27 @@ def free_run(pool, target, k, init=None):
     )
 
 
+def test_a_budget_past_saturation_is_filled_with_target_like_rows():
+    """Once the target rows' nearest selected rows can no longer change (about n·k rows), every
+    candidate ties: the rest of the budget follows the density ratio of the pool against the
+    target (largest first), not the row index, and the reference does the same."""
+    rng = np.random.default_rng(4)
+    n, k, d = 6, 1, 3
+    target = rng.normal(size=(n, d)) + 3.0
+    far = rng.normal(size=(200, d)) - 3.0  # rows 0..199: unlike the target
+    near = rng.normal(size=(60, d)) + 3.0  # rows 200..259: like it
+    pool = np.vstack([far, near])
+    sel = gio_rs.select(pool, target, method="greedy", k=k, stop_criterion="data_size", max_iter=49)
+    assert len(sel) == 50 and sel.stop_reason == "max_iter"
+    after = sel.indices[n * k :]
+    assert np.all(after >= 200), after  # index order would have taken rows 0, 1, 2, ...
+    # well past saturation (here from row 9 on): by the ratio, largest first
+    ratio = reference._ratio_scores(pool, target)
+    assert np.all(np.diff(ratio[sel.indices[25:]]) <= 0)
+    ref = reference.exact_greedy_select(pool, target, None, k=k, stop_criterion="data_size", max_iter=49)
+    assert_matches_reference(sel, ref)
+
+
 def test_increase_rejects_the_row_that_raised_the_estimate():
     pool, target = two_regions()
     sel = gio_rs.select(pool, target, method="greedy", k=2)

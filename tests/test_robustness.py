@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 import gio_rs
 import gio_rs.embed
-from gio_rs import GioError, reference
+from gio_rs import GioError, reference, reference_ratio
 from gio_rs import cli as gio_cli
 
 # (half, entry point) -> [examples run, examples completed as required]
@@ -671,6 +671,101 @@ def test_invalid_select_cases_written_out():
         gio_rs.GIOKL(verbose=False).fit(
             pool.astype(np.float32), target.astype(np.float32), D=np.full((2, 2), 1e39), k=2
         )
+
+
+# ========================================================================= the density ratio
+
+
+@st.composite
+def ratio_problem(draw: Any) -> dict:
+    """Data and options select(method="ratio") must accept (a budget above the pool warns)."""
+    d, n, M = draw(st.integers(1, 4)), draw(st.integers(2, 6)), draw(st.integers(1, 8))
+    train, target = draw(valid_matrix(M, d, huge=False)), draw(valid_matrix(n, d, huge=False))
+    options: dict[str, Any] = {"method": "ratio", "budget_rows": draw(st.integers(1, M + 2))}
+    optional = {
+        "ratio_estimator": st.sampled_from(["combined", "gaussian", "knn", "logistic"]),
+        "ratio_mode": st.sampled_from(["top", "sample"]),
+        "seed": st.one_of(st.none(), st.integers(0, 2**40)),
+        "progress": st.booleans(),
+    }
+    for name, strategy in optional.items():
+        if draw(st.booleans()):
+            options[name] = draw(strategy)
+    init = draw(valid_matrix(draw(st.integers(2, 3)), d, huge=False)) if draw(st.booleans()) else None
+    return {"train": train, "target": target, "init": init, "options": options, "d": d, "M": M}
+
+
+@given(ratio_problem())
+def test_valid_select_ratio(p):
+    run = Run("valid", "select (ratio)")
+    options = p["options"]
+    with unmodified(p["train"], p["target"], p["init"]), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sel = gio_rs.select(p["train"], p["target"], init=p["init"], **options)
+    budget = min(options["budget_rows"], p["M"])
+    assert len(sel.indices) == len(sel.scores) == budget
+    assert len(np.unique(sel.indices)) == budget and sel.indices.min() >= 0 and sel.indices.max() < p["M"]
+    assert np.all(np.isfinite(sel.scores)) and np.all(np.diff(sel.scores) <= 0)
+    assert all(issubclass(w.category, gio_rs.GioWarning) for w in caught), [str(w.message) for w in caught]
+    if options["budget_rows"] > p["M"]:
+        assert any(str(w.message).startswith("budget_rows:") for w in caught)
+    # the oracle (same draws): the same rows unless a near-tie or a flat test on the edge decides
+    mode, seed = options.get("ratio_mode", "top"), options.get("seed") or 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = reference_ratio.select_ratio(
+            as64(p["train"]), as64(p["target"]), budget, mode=mode, seed=seed,
+            estimator=options.get("ratio_estimator", "combined"),
+            init=None if p["init"] is None else as64(p["init"]),
+        )  # fmt: skip
+    model = sel.ratio_model
+    if abs(model.auc_z - reference_ratio.FLAT_Z) > 1e-6:
+        assert model.flat == want.flat
+        keys = sel.ratio_model.log_ratio(as64(p["train"]).astype(model.dtype), 0)
+        gaps = np.diff(np.sort(keys))
+        if not np.any((gaps > 0) & (gaps < 1e-6 * (1 + np.abs(np.sort(keys)[1:])))):
+            np.testing.assert_array_equal(np.sort(sel.indices), np.sort(want.indices))
+    run.done()
+
+
+@st.composite
+def ratio_refusal(draw: Any) -> tuple:
+    """A valid select(method="ratio") call with one argument made invalid (or an option of the
+    other methods set): (expected name, train, target, kwargs)."""
+    p = draw(ratio_problem())
+    kwargs = {**p["options"], "init": p["init"]}
+    train, target, n, d = p["train"], p["target"], len(as64(p["target"])), p["d"]
+    names = ["train", "target", "init", "budget_rows", "ratio_estimator", "ratio_mode", "seed", "progress",
+             "other method's option"]  # fmt: skip
+    name = draw(st.sampled_from(names))
+    if name == "train":
+        train = draw(bad_matrix(len(as64(train)), d, min_rows=1, columns_checked=False))
+    elif name == "target":
+        target = draw(bad_matrix(n, d, min_rows=2, columns_checked=True))
+    elif name == "init":
+        kwargs["init"] = draw(
+            bad_matrix(3, d, min_rows=2, columns_checked=True).filter(lambda v: v is not None)
+        )
+    elif name == "budget_rows":
+        kwargs[name] = draw(bad_int(1))
+    elif name in ("ratio_estimator", "ratio_mode"):
+        kwargs[name] = draw(bad_choice())
+    elif name == "seed":
+        kwargs[name] = draw(st.sampled_from([-1, 2**64, 1.5, "3", True]))
+    elif name == "progress":
+        kwargs[name] = draw(BAD_BOOL.filter(lambda v: v is not None))
+    else:
+        name, value = draw(st.sampled_from([("k", 3), ("n_clusters", 2), ("max_iter", 7), ("callback", print),
+                                            ("v_init", "jump"), ("stop_criterion", "min_kl")]))  # fmt: skip
+        kwargs[name] = value
+    return name, train, target, kwargs
+
+
+@given(ratio_refusal())
+def test_invalid_select_ratio_argument_is_named(case):
+    name, train, target, kwargs = case
+    run = Run("invalid", "select (ratio)")
+    expect_refusal(run, name, lambda: gio_rs.select(train, target, **kwargs), [train, target, kwargs["init"]])
 
 
 # ===================================================================================== GIOKL

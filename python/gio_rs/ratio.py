@@ -149,11 +149,11 @@ class PoolSummaryBuilder:
             return
         self._moments.add(rows)
         u = _core.ratio_uniforms(self.seed + SAMPLE_SEED_OFFSET, start, len(rows))
-        if len(self._u) >= self.sample_size:  # only rows that can enter the sample
-            keep = np.flatnonzero(u <= self._u.max())
-            u, rows, ids = u[keep], rows[keep], start + keep
-        else:
-            ids = start + np.arange(len(rows), dtype=np.int64)
+        bound = np.inf if len(self._u) < self.sample_size else self._u.max()
+        if len(u) > self.sample_size:  # no more than the batch's own bottom-S can enter
+            bound = min(bound, np.partition(u, self.sample_size - 1)[self.sample_size - 1])
+        keep = np.flatnonzero(u <= bound)
+        u, rows, ids = u[keep], rows[keep], start + keep
         self._offer(u, ids.astype(np.int64), rows)
 
     def merge(self, later: PoolSummaryBuilder) -> None:
@@ -460,6 +460,7 @@ def fit_ratio(
     dtype = summary.sample.dtype
     target = cast(as_matrix("target", target, min_rows=2), dtype)
     same_columns("target", target, "train", summary.dim)
+    _check_magnitude(summary, target)
     parts = _fit_parts(summary, target, estimator, seed)
     init_parts, held, budget = None, 0, 0
     if init is not None:
@@ -475,6 +476,16 @@ def fit_ratio(
     if flat:
         warnings.warn(FLAT_MESSAGE.format(z=z, limit=FLAT_Z), GioWarning, stacklevel=2)
     return RatioModel(estimator, {p.name: p for p in parts}, init_parts, held, budget, flat, z, dtype.name)
+
+
+def _check_magnitude(summary: PoolSummary, target: np.ndarray) -> None:
+    """Squares of the values must fit float64 (covariances, distances)."""
+    if not np.all(np.isfinite(summary.moments[2])):
+        raise _core.GioError("train: values so large that the pool covariance overflows float64")
+    with np.errstate(over="ignore"):
+        squares = np.einsum("ij,ij->i", target, target, dtype=np.float64)
+    if not np.all(np.isfinite(squares)):
+        raise _core.GioError("target: values so large that squared distances overflow float64")
 
 
 def ratio_keys(model: RatioModel, rows: Any, first_row: int, mode: str, seed: int) -> np.ndarray:

@@ -723,6 +723,19 @@ def _greedy_score(X: np.ndarray, W: np.ndarray, r: int) -> float:
     return float(np.sum(np.log(_kth_smallest_sq(X, W, r))))
 
 
+def _ratio_scores(train: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """w·x for every pool row, w = (S_p + lam I)^-1 (mu_X - mu_p), S_p the pool covariance (divisor
+    M), lam = tr(S_p)/d (1 when the pool is constant): the closed-form log density ratio of the
+    target against the pool, up to a constant (gio_rs.reference_ratio.gaussian_ratio)."""
+    mu_p, mu_t = train.mean(axis=0), X.mean(axis=0)
+    centred = train - mu_p
+    cov = centred.T @ centred / len(train)
+    scale = float(np.trace(cov)) / len(cov)
+    lam = scale if scale > 0 else 1.0
+    w = np.linalg.solve(cov + lam * np.eye(len(cov)), mu_t - mu_p)
+    return np.array([float(row @ w) for row in train])
+
+
 def exact_greedy_select(
     train: Any,
     X: Any,
@@ -737,7 +750,10 @@ def exact_greedy_select(
 ) -> GreedyTrace:
     """Exact greedy selection on the unaveraged estimator, by brute force: at each step, for every
     unused train row c, recompute the estimate on D + selection + [c] from scratch and add the row
-    with the lowest one (ties: the lowest index).
+    with the lowest one (ties: the lowest index). Saturation: once D + selection holds k rows and
+    no candidate lowers the estimate's sum (every candidate ties, for good), the unused row with
+    the largest Gaussian closed-form log ratio (``_ratio_scores``) is added instead (ties: the
+    lowest index).
 
     While D + selection + [c] has fewer than k rows the estimate is undefined (NaN); the choice
     then uses rank r = len(D + selection + [c]) instead of k (the distance to the farthest
@@ -758,6 +774,7 @@ def exact_greedy_select(
     used = np.zeros(train.shape[0], dtype=bool)
     prev = out.kl_start
     increases = 0
+    ratio = None
     while True:
         if len(out.indices) > max_iter:
             out.stop_reason = "max_iter"
@@ -772,6 +789,9 @@ def exact_greedy_select(
         rank = min(k, W.shape[0] + 1)
         scores = [_greedy_score(X, np.vstack([W, train[c : c + 1]]), rank) for c in unused]
         best = int(unused[int(np.argmin(scores))])  # argmin: the first of equal minima
+        if W.shape[0] >= k and min(scores) == _greedy_score(X, W, k):  # saturated: all tie
+            ratio = _ratio_scores(train, X) if ratio is None else ratio
+            best = int(unused[np.argsort(-ratio[unused], kind="stable")[0]])
         used[best] = True
         with_best = np.vstack([W, train[best : best + 1]])
         kl = knn_kl_divergence(X, with_best, k)

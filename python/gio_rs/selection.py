@@ -153,7 +153,7 @@ def select(
     """Select rows of `train` that make `init ∪ selection` most informative about `target`:
     greedily minimise the k-NN estimate of KL(target ‖ init ∪ selection) (GIO).
 
-    Two methods:
+    Three methods:
 
     - ``method="gradient"`` (default): GIO as published and as `grad-info-opt` runs it, on the
       averaged k-NN estimator (`kl_divergence`): each step descends on a relaxed point v and snaps
@@ -175,6 +175,21 @@ def select(
       `v_init`, `grad_desc_iter`, `discard_nearest_for_xy`, `lr`, `uniform_*`, `normalize` and
       `record_v_opts` belong to the gradient method: anything but their defaults raises GioError.
       `n_clusters` works as with the gradient method (greedy among centroids).
+    - ``method="ratio"``: GIO's objective at a budget, by the density ratio (docs/ratio.md): at a
+      fixed budget, the subset of the pool that follows the target is the pool reweighted by
+      r(x) = p_target(x)/p_pool(x). log r is estimated for every pool row (`ratio_estimator`:
+      ``"combined"``, the default, is the mean of the calibrated ``"gaussian"`` closed form with
+      λ = tr(S_p)/d, the ``"knn"`` ratio with K = 100 and the ``"logistic"`` regression target vs
+      pool), then `budget_rows` rows are kept (required): ``ratio_mode="top"`` the largest, for
+      domain selection and quality filtering; ``"sample"`` a seeded importance resample without
+      replacement (Gumbel top-k on log r), for matching the target's distribution. `indices`
+      come in rank order and `scores` hold each row's key. With `init` (m rows already held) the
+      new rows follow the residual ((m + B) r_t − m r_init)/B, r_init the same estimator fitted
+      with init as the target. When the target is indistinguishable from the pool (flat ratio)
+      a `GioWarning` says so and ``"sample"`` draws a seeded uniform sample; a budget above the
+      pool warns and takes every row, in the mode's order. Only `init`, `seed` (None: 0),
+      `progress`, `budget_rows`, `ratio_estimator` and `ratio_mode` apply: any other option set
+      raises GioError. The same rows for any thread count, SIMD level, batching (`gio_rs.ratio`).
 
     Which setting (measured in docs/quality.md on digits, tabular sets and three text collections;
     no rule computed from the target alone picks the winner, so it depends on the job):
@@ -190,9 +205,10 @@ def select(
     - a representative sample of the pool's own distribution: not GIO (random or k-means win).
 
     With ``method="greedy"`` the estimate stops changing once every target row has its k nearest
-    pool rows selected (at most n·k rows): every candidate then ties and rows are taken in index
-    order. ``"increase"`` stops around there; a larger `max_iter`/``"data_size"`` budget is filled with
-    those arbitrary rows.
+    pool rows selected (after about n·k rows): every candidate then ties, and the rest are taken by
+    the Gaussian closed-form density ratio of the pool against the target (largest first, ties to
+    the lowest index), not by row index. ``"increase"`` stops around there; a larger
+    `max_iter`/``"data_size"`` budget is filled with those target-like rows.
 
     The options and their defaults are those of `grad-info-opt`'s `GIOKL.fit`, and the loop is
     the reference's, with its bugs fixed:
@@ -224,7 +240,7 @@ def select(
         rows (they stay in the pool), otherwise `uniform_start_size` uniform random rows in
         [uniform_low, uniform_high)^d, L2-normalised when `normalize` (method="greedy": an empty
         selection).
-    method : "gradient" or "greedy"
+    method : "gradient", "greedy" or "ratio"
         See above.
     k : int
         Neighbour rank of the estimator.
@@ -298,9 +314,14 @@ def select(
     greedy_max_bytes : int
         method="greedy" refuses to build a distance table larger than this (default 4 GiB) and
         raises GioError naming `train`; quantise (`n_clusters`) for larger problems.
+    ratio_estimator : "combined", "gaussian", "knn" or "logistic"
+        With method="ratio": the estimate of log r (see above).
+    ratio_mode : "top" or "sample"
+        With method="ratio": the B largest, or a seeded importance resample (see above).
     budget_rows : int, optional
-        Exactly this many pool rows, ranked (`gio_rs.ranking`): `indices[:m]` is what a budget of
-        m rows gives. Replaces `max_iter`, `stop_criterion` and `max_data_size` (leave them at
+        Required with method="ratio": the rows to select (see above). Otherwise: exactly this
+        many pool rows, ranked (`gio_rs.ranking`): `indices[:m]` is what a budget of m rows gives.
+        Replaces `max_iter`, `stop_criterion` and `max_data_size` (leave them at
         their defaults): without `n_clusters` the loop runs until it has accepted `budget_rows`
         distinct rows; with it, until the chosen clusters hold that many rows, whose members are
         ranked cluster by cluster in selection order and, inside a cluster, by squared distance to
@@ -321,13 +342,9 @@ def select(
     float32 input stays float32 in memory; distances and sums are computed in float64.
     """
     arguments = dict(locals())  # every argument as given
-    if method == "ratio":
-        return _select_ratio(arguments)
-    _refuse_ratio_options(arguments)
-    if budget_rows is not None:
-        from .ranking import select_with_budget
-
-        return select_with_budget(select, arguments)
+    routed = _route(arguments)
+    if routed is not None:
+        return routed
     params = _core.SelectParams(
         semantics="fixed",
         **{name: arguments[name] for name in _LOOP_OPTIONS},
@@ -416,6 +433,19 @@ def _is_default(value: Any, default: Any) -> bool:
     if value is None or default is None:
         return value is default
     return isinstance(value, bool) == isinstance(default, bool) and value == default
+
+
+def _route(arguments: dict[str, Any]) -> Optional[Selection]:
+    """method="ratio" (`_select_ratio`) and `budget_rows` (`gio_rs.ranking`) run elsewhere; None
+    for a plain loop."""
+    if arguments["method"] == "ratio":
+        return _select_ratio(arguments)
+    _refuse_ratio_options(arguments)
+    if arguments["budget_rows"] is not None:
+        from .ranking import select_with_budget
+
+        return select_with_budget(select, arguments)
+    return None
 
 
 def _refuse_ratio_options(arguments: dict[str, Any]) -> None:

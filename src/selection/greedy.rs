@@ -3,6 +3,12 @@
 //! live): each step adds the unused pool row that lowers the estimate most. A row helps only
 //! target rows whose k-th neighbour it displaces, so the selection spreads over the target.
 //! A step scores every unused pool row from its table row, in parallel.
+//!
+//! Saturation: once the selection holds k rows and no unused row changes any target row's k-th
+//! neighbour distance, every candidate ties (score 0). Such a step takes the unused row with the
+//! largest Gaussian closed-form density ratio of the pool against the target
+//! (`crate::ratio::gaussian`, λ = tr(S_p)/d; computed once, at the first such step), ties to the
+//! lower index: the rows most like the target, not the lowest indices.
 
 use std::ops::ControlFlow;
 
@@ -11,6 +17,9 @@ use crate::error::GioError;
 use crate::kl::knn::{estimate, log_rho_sum, score, DistanceTable, Neighbours};
 use crate::kl::validate_target;
 use crate::parallel::map_row_chunks;
+use crate::ratio::gaussian::{covariance_scale, direction};
+use crate::ratio::moments::MomentsAccumulator;
+use crate::ratio::score::linear_scores;
 use crate::rows::{Element, Rows};
 
 /// The unused pool row with the lowest score (ties → lowest index), and its score.
@@ -41,9 +50,34 @@ fn best_candidate(
         })
 }
 
+/// Pool rows by the Gaussian closed-form log ratio w·x of the pool against the target (w =
+/// (S_p + λI)⁻¹(μ_t − μ_p), λ = tr(S_p)/d), largest first, ties to the lowest index. Where
+/// float64 cannot hold the covariance (values near its range), w = μ_t − μ_p (the limit of a
+/// large ridge) instead of an error.
+fn ratio_order<T: Element>(train: Rows<'_, T>, x: Rows<'_, T>) -> Result<Vec<usize>, GioError> {
+    let target_mean = x.column_means();
+    let mut pool = MomentsAccumulator::new(train.dim())?; // shifted by the pool's first block
+    pool.add(train)?;
+    let moments = pool.finish()?;
+    let w = direction(&moments, &target_mean, covariance_scale(&moments))
+        .ok()
+        .map(|dir| dir.w)
+        .filter(|w| w.iter().all(|v| v.is_finite()))
+        .unwrap_or_else(|| {
+            let diff = target_mean.iter().zip(&moments.mean);
+            diff.map(|(t, p)| t - p).collect()
+        });
+    let scores = linear_scores(train, &w, 0.0);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    Ok(order)
+}
+
 /// Runs the exact greedy selection of rows of `train` for target `x`, starting from `w0` (may be
 /// empty). Returns the same `Selection` as the gradient loop; fields about the descent
 /// (`descent_iters`, `v_opts`, `v`) are empty and `scale_factor` is NaN.
+///
+/// After saturation (see the module docs) rows come in `ratio_order`.
 ///
 /// Stop rules (checked in this order each step):
 /// - `max_iter = N`: stop once N + 1 rows are accepted; `data_size`: once
@@ -73,7 +107,7 @@ pub fn greedy_select<T: Element>(
     check_columns(train, x, w0)?;
     let table = DistanceTable::build(train, x, params.greedy_max_bytes, &mut || host.poll())?;
     let mut run = Run::start(&table, x, w0, params, train.len(), host)?;
-    while run.step(host)?.is_continue() {}
+    while run.step(train, x, host)?.is_continue() {}
     Ok(run.out)
 }
 
@@ -93,6 +127,9 @@ struct Run<'a> {
     /// Per target row, what scoring a candidate needs (see `Neighbours::step_terms`).
     lower: Vec<f64>,
     base: Vec<f64>,
+    /// From the first saturated step on: the pool rows in `ratio_order`, and the position
+    /// before which every row is used.
+    ratio: Option<(Vec<usize>, usize)>,
 }
 
 impl<'a> Run<'a> {
@@ -119,6 +156,7 @@ impl<'a> Run<'a> {
             prev: f64::NAN,
             lower: Vec::with_capacity(n),
             base: Vec::with_capacity(n),
+            ratio: None,
         };
         let kl_start = run.kl(run.neighbours.size, run.neighbours.kth_sum());
         (run.out.kl_start, run.prev) = (kl_start, kl_start);
@@ -136,8 +174,41 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// The step's candidate and its score: the best unused row, or when every candidate ties
+    /// with score 0 (saturated) the first unused row in `ratio_order`. None: the pool is
+    /// exhausted.
+    fn candidate<T: Element>(
+        &mut self,
+        train: Rows<'_, T>,
+        x: Rows<'_, T>,
+        full: bool,
+        cap: f64,
+    ) -> Result<Option<(usize, f64)>, GioError> {
+        let best = best_candidate(self.table, &self.out.used, &self.lower, &self.base, cap);
+        let Some((_, score)) = best else {
+            return Ok(None);
+        };
+        // Full selection: every score is <= 0, so a best of 0 means all tie.
+        if !(full && score >= 0.0) {
+            return Ok(best);
+        }
+        if self.ratio.is_none() {
+            self.ratio = Some((ratio_order(train, x)?, 0));
+        }
+        let (order, next) = self.ratio.as_mut().expect("set above");
+        while self.out.used[order[*next]] {
+            *next += 1; // rows before `next` are all used: an unused row remains (best is Some)
+        }
+        Ok(Some((order[*next], score)))
+    }
+
     /// One step: the best unused pool row, the stop test, the row accepted or the run ended.
-    fn step(&mut self, host: &mut dyn LoopHost) -> Result<ControlFlow<()>, GioError> {
+    fn step<T: Element>(
+        &mut self,
+        train: Rows<'_, T>,
+        x: Rows<'_, T>,
+        host: &mut dyn LoopHost,
+    ) -> Result<ControlFlow<()>, GioError> {
         let accepted_so_far = self.out.indices.len();
         if accepted_so_far > self.params.max_iter {
             self.out.stop_reason = StopReason::MaxIter;
@@ -149,8 +220,7 @@ impl<'a> Run<'a> {
         }
         let full = self.neighbours.size >= self.params.k;
         let cap = self.neighbours.step_terms(&mut self.lower, &mut self.base);
-        let best = best_candidate(self.table, &self.out.used, &self.lower, &self.base, cap);
-        let Some((row, score)) = best else {
+        let Some((row, score)) = self.candidate(train, x, full, cap)? else {
             self.out.stop_reason = StopReason::PoolExhausted;
             return Ok(ControlFlow::Break(()));
         };
