@@ -8,6 +8,9 @@ Methods, each given the same pool, target and budget:
   k-center       greedy farthest-point coverage of the pool (Sener & Savarese), from a random pool row
   k-means        K-Means on the pool with `budget` clusters, the pool row nearest each centroid
   target-NN      round robin over the target rows, each taking its nearest unselected pool row
+  ratio          gio_rs.select(method="ratio", budget_rows=budget): the density ratio p_target / p_pool
+                 by each `ratio_estimator` ("combined" default, "gaussian", "knn", "logistic") in mode
+                 "top" (the largest ratios), and the default in mode "sample" (importance resampling)
 
 Experiments (every number is a mean over --seeds seeds; a seed draws the split, the corruptions and
 every method's randomness):
@@ -197,6 +200,44 @@ def gio_greedy(k: int) -> Callable:
     return run
 
 
+RATIO_ESTIMATORS = ("combined", "gaussian", "knn", "logistic")  # "combined" is the default
+RATIO_CALLS: dict = {}  # (estimator, mode) -> [selections, selections that warned the ratio is flat]
+
+
+def ratio_support() -> Optional[str]:
+    """None when this gio_rs has select(method="ratio"), else why not."""
+    rng = np.random.default_rng(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gio_rs.select(rng.random((40, 3)), rng.random((10, 3)) + 0.5, method="ratio", budget_rows=5)
+    except (TypeError, ValueError) as error:
+        return f'gio_rs.select(method="ratio") failed: {error}'
+    return None
+
+
+def gio_ratio(estimator: str, mode: str) -> Callable:
+    def run(pool, target, budget, seed):
+        # The flat-ratio warning (target indistinguishable from the pool) is counted, not shown.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sel = gio_rs.select(
+                pool,
+                target,
+                method="ratio",
+                budget_rows=budget,
+                ratio_estimator=estimator,
+                ratio_mode=mode,
+                seed=seed,
+            )
+        count = RATIO_CALLS.setdefault((estimator, mode), [0, 0])
+        count[0] += 1
+        count[1] += bool(sel.ratio_model.flat)
+        return sel.indices
+
+    return run
+
+
 def random_rows(pool, target, budget, seed):
     return np.random.default_rng(seed).choice(len(pool), budget, replace=False)
 
@@ -287,6 +328,7 @@ class Scores:
     seconds: list = field(default_factory=list)
     classes: list = field(default_factory=list)
     kinds: list = field(default_factory=list)  # experiment 2: share of each corruption among the rows
+    excluded: list = field(default_factory=list)  # experiment 2: share of each corruption's rows left out
 
 
 def evaluate(method: Callable, data: Split, budget: int, seed: int, scores: Scores) -> None:
@@ -304,15 +346,23 @@ def evaluate(method: Callable, data: Split, budget: int, seed: int, scores: Scor
         scores.clean_share.append(float(np.mean(data.pool_clean[rows])))
         kinds = data.pool_corruption[rows]
         scores.kinds.append([float(np.mean(kinds == kind)) for kind in ("clean",) + CORRUPTIONS])
+        scores.excluded.append(
+            [
+                1.0 - float(np.sum(kinds == kind) / np.sum(data.pool_corruption == kind))
+                for kind in CORRUPTIONS
+            ]
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # Runs and tables
 
 
-def methods(greedy_missing: Optional[str]) -> dict[str, Optional[Callable]]:
+def methods(
+    greedy_missing: Optional[str], ratio_missing: Optional[str] = None
+) -> dict[str, Optional[Callable]]:
     """Name -> method; None for a method this build lacks."""
-    return {
+    table = {
         "GIO gradient, v_init=mean": gio_gradient("mean"),
         "GIO gradient, v_init=jump": gio_gradient("jump"),
         "GIO greedy": None if greedy_missing else gio_greedy(K),
@@ -322,6 +372,11 @@ def methods(greedy_missing: Optional[str]) -> dict[str, Optional[Callable]]:
         "k-means": k_means_nearest,
         "target-NN": target_nearest,
     }
+    for estimator in RATIO_ESTIMATORS:
+        name = "ratio, combined (default)" if estimator == "combined" else f"ratio, {estimator}"
+        table[f"{name}, top"] = None if ratio_missing else gio_ratio(estimator, "top")
+    table["ratio, combined (default), sample"] = None if ratio_missing else gio_ratio("combined", "sample")
+    return table
 
 
 def mean_sd(values, scale=1.0, digits=1) -> str:
@@ -372,20 +427,25 @@ def target_size_table(sizes, n_pool, budget, n_test, results: dict[str, list[Opt
 def quality_table(sizes, full: list, results: dict[str, Optional[Scores]]) -> list[str]:
     lines = [
         f"**digits, half the pool corrupted**: pool {sizes[0]} (half clean), target {sizes[1]} clean, "
-        f"test {sizes[2]}, budget {sizes[3]} rows; whole (mixed) pool: test accuracy {mean_sd(full, 100)}%",
+        f"test {sizes[2]}, budget {sizes[3]} rows; whole (mixed) pool: test accuracy {mean_sd(full, 100)}%. "
+        "Share of the selection that is noisy, blurred or masked, and the share of each corruption's "
+        f"copies the selection excludes (its recall; random {100 * (1 - sizes[3] / sizes[0]):.0f}%).",
         "",
-        "| method | clean share % | noise % | blur % | mask % | test accuracy % | KL averaged | KL (WKV) "
-        "| seconds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | clean share % | noise % | blur % | mask % | noise excluded % | blur excluded % "
+        "| mask excluded % | test accuracy % | KL averaged | KL (WKV) | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, scores in results.items():
         if scores is None:
-            lines.append(f"| {method} | unavailable | | | | | | | |")
+            lines.append(f"| {method} | unavailable |" + " |" * 10)
             continue
         kinds = np.asarray(scores.kinds) * 100
+        excluded = np.asarray(scores.excluded).mean(axis=0) * 100
         lines.append(
             f"| {method} | {mean_sd(scores.clean_share, 100)} | {kinds[:, 1].mean():.1f} "
-            f"| {kinds[:, 2].mean():.1f} | {kinds[:, 3].mean():.1f} | {mean_sd(scores.accuracy, 100)} "
+            f"| {kinds[:, 2].mean():.1f} | {kinds[:, 3].mean():.1f} | "
+            + " | ".join(f"{value:.1f}" for value in excluded)
+            + f" | {mean_sd(scores.accuracy, 100)} "
             f"| {mean_sd(scores.kl, digits=2)} | {mean_sd(scores.kl_wkv, digits=2)} "
             f"| {np.mean(scores.seconds):.3f} |"
         )
@@ -420,8 +480,8 @@ def main() -> None:
     seeds = list(range(2 if args.quick else args.seeds))
     names = ["digits"] if args.quick else ["digits", "breast_cancer", "wine", "iris"]
 
-    greedy_missing = greedy_support()
-    table = methods(greedy_missing)
+    greedy_missing, ratio_missing = greedy_support(), ratio_support()
+    table = methods(greedy_missing, ratio_missing)
     started = time.perf_counter()
     out = [
         f"gio_rs {getattr(gio_rs, '__version__', '?')} ({gio_rs.__file__}), SIMD {gio_rs.simd_level()}, "
@@ -430,6 +490,8 @@ def main() -> None:
     ]
     if greedy_missing:
         out += [f"GIO greedy: unavailable ({greedy_missing}).", ""]
+    if ratio_missing:
+        out += [f"ratio: unavailable ({ratio_missing}).", ""]
 
     out += ["### 1. Budget: 25% of the pool, LogisticRegression test accuracy", ""]
     for name in names:
@@ -459,6 +521,9 @@ def main() -> None:
         partial(corrupted_split, features, labels), seeds, table, "quality/digits"
     )
     out += quality_table(sizes, full, results) + [""]
+    if RATIO_CALLS:
+        counts = ", ".join(f"{e}/{m} {flat} of {n}" for (e, m), (n, flat) in RATIO_CALLS.items())
+        out += [f"Ratio selections that warned the ratio is flat (all experiments): {counts}.", ""]
     out += [f"Total run time {time.perf_counter() - started:.0f} s."]
 
     text = "\n".join(out)

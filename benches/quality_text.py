@@ -15,14 +15,18 @@ Jobs (a seed draws the target, the pool's degraded copies and every method's ran
   1. domain   For each label with MIN_LABEL_ROWS texts or more, and at most MAX_LABEL_SHARE of the
               collection: target = TARGET_ROWS texts of that label, pool = every other text, budget =
               the label's texts left in the pool. Score: the in-domain share of the selection
-              (random: the label's share). The target's spread and mean shift relative to the pool
-              are reported beside (target_spread, target_shift).
+              (random: the label's share). The match to HELDOUT_ROWS held-out texts of the label
+              (drawn, seed 0, from the texts outside the collection's sample: in neither target nor
+              pool): k-NN KL(held-out || selection) and the share of held-out texts with a selected
+              row among their HELDOUT_NEIGHBOURS nearest pool rows. The target's spread and mean shift
+              relative to the pool are reported beside (target_spread, target_shift).
   2. quality  Pool = QUALITY_CLEAN clean texts plus degraded copies of some of them, at known rates
               (DAMAGE_RATES): words shuffled, truncated mid-sentence, wrapped in repeated
               boilerplate, exact and near duplicates, transliterated into Cyrillic; in random order.
               Target = TARGET_ROWS other clean texts; budget = QUALITY_CLEAN. Scores: the share of
               undamaged text (originals and their duplicates), the share of duplicates (rows whose
-              text, or a near copy of it, was already selected), and the share of each damage.
+              text, or a near copy of it, was already selected), and for each damage the share of
+              its copies the selection excludes (its recall).
 
 Methods (each gets the same pool, target and budget, and returns exactly `budget` distinct rows):
   GIO gradient     gio_rs.select, the published method (k=5, reference defaults), v_init mean,
@@ -35,6 +39,11 @@ Methods (each gets the same pool, target and budget, and returns exactly `budget
   BM25             bm25s: the pool ranked by the summed BM25 score of the target texts as queries
   cosine           the pool ranked by cosine similarity to the target's mean embedding
   target-NN        round robin over the target rows, each taking its nearest unselected pool row
+  ratio            gio_rs.select(method="ratio", budget_rows=budget): the density ratio
+                   p_target / p_pool estimated by `ratio_estimator` ("combined", the default: the mean
+                   of the calibrated Gaussian, k-NN and logistic estimates; or one of them), mode
+                   "top" (the largest ratios) for every estimator and "sample" (importance
+                   resampling) for the default
 Every method's wall time (seconds per selection; embedding and DSIR's n-gram featurisation, both
 computed once per text, excluded) is reported beside its scores.
 
@@ -46,12 +55,15 @@ Install (the bench's own packages, outside gio_rs's dependencies):
     python benches/quality_text.py                       # everything (long: see docs/quality.md)
     python benches/quality_text.py --quick               # 2 seeds, 3 labels per collection
     python benches/quality_text.py --collections fortunes --jobs domain --out results.md
+    python benches/quality_text.py --methods GIO --json gio.json   # slow methods in their own process
+    python benches/quality_text.py --merge gio.json rest.json --out results.md   # one table
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import importlib
 import json
@@ -85,6 +97,9 @@ QUALITY_CLEAN = 1000
 K = 5
 POOL_ROWS_PER_CLUSTER = 30
 DSIR_BUCKETS = 10_000  # data-selection's default  # quantised methods: n_clusters = pool rows / this
+HELDOUT_ROWS = 200  # per label: texts of the label outside the collection's sample (never in target or pool)
+HELDOUT_NEIGHBOURS = 10  # a held-out text is covered when one of its nearest pool rows is selected
+HELDOUT_KL_K = 5
 
 # ---------------------------------------------------------------------------------------------
 # Embeddings, cached on disk by the texts' hash
@@ -261,10 +276,59 @@ def dsir_rows_library(task: Task) -> np.ndarray:
     return np.asarray(rows)
 
 
+RATIO_ESTIMATORS = ("combined", "gaussian", "knn", "logistic")  # "combined" is the default
+RATIO_CALLS: dict = {}  # (estimator, mode) -> [selections, selections that warned the ratio is flat]
+
+
+def run_ratio(task: Task, *, estimator: str, mode: str) -> np.ndarray:
+    """gio_rs.select(method="ratio"): the B rows with the largest estimated density ratio
+    p_target / p_pool ("top"), or an importance resample by it ("sample"). A flat-ratio warning
+    (the target looks like a sample of the pool) is counted, not shown."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sel = gio_rs.select(
+            task.pool,
+            task.target,
+            method="ratio",
+            budget_rows=task.budget,
+            ratio_estimator=estimator,
+            ratio_mode=mode,
+            seed=task.seed,
+        )
+    count = RATIO_CALLS.setdefault((estimator, mode), [0, 0])
+    count[0] += 1
+    count[1] += bool(sel.ratio_model.flat)
+    return sel.indices
+
+
+@functools.cache
+def ratio_support() -> Optional[str]:
+    """None when this gio_rs has select(method="ratio"), else why not."""
+    rng = np.random.default_rng(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gio_rs.select(
+                rng.random((40, 3)), rng.random((10, 3)) + 0.5, method="ratio", budget_rows=5, seed=0
+            )
+    except (TypeError, ValueError) as error:
+        return f'gio_rs.select(method="ratio") failed: {error}'
+    return None
+
+
+def ratio_notes() -> list[str]:
+    """How many ratio selections warned that the ratio is flat (then "sample" is a uniform sample)."""
+    if not RATIO_CALLS:
+        return []
+    counts = ", ".join(f"{e}/{m} {flat} of {n}" for (e, m), (n, flat) in RATIO_CALLS.items())
+    return [f"Ratio selections that warned the ratio is flat: {counts}.", ""]
+
+
 @dataclass
 class Method:
     run: Callable[[Task], np.ndarray]
     needs: Optional[str] = None  # the module it imports, to report it unavailable when missing
+    probe: Optional[Callable[[], Optional[str]]] = None  # None when the method can run, else why not
 
 
 def method_table() -> dict[str, Method]:
@@ -280,11 +344,21 @@ def method_table() -> dict[str, Method]:
     table["BM25 (bm25s)"] = Method(bm25_rows, "bm25s")
     table["cosine to target mean"] = Method(cosine_to_centroid)
     table["target-NN"] = Method(target_nearest)
+    for estimator in RATIO_ESTIMATORS:
+        name = "ratio, combined (default)" if estimator == "combined" else f"ratio, {estimator}"
+        table[f"{name}, top"] = Method(
+            partial(run_ratio, estimator=estimator, mode="top"), probe=ratio_support
+        )
+    table["ratio, combined (default), sample"] = Method(
+        partial(run_ratio, estimator="combined", mode="sample"), probe=ratio_support
+    )
     return table
 
 
 def available(method: Method) -> Optional[str]:
     """None when the method can run, else why not."""
+    if method.probe is not None:
+        return method.probe()
     if method.needs is None:
         return None
     try:
@@ -335,6 +409,8 @@ class Settings:
     max_labels: Optional[int] = None  # the largest labels first
     quality_clean: int = QUALITY_CLEAN
     collection_rows: int = COLLECTION_ROWS
+    heldout_rows: int = HELDOUT_ROWS
+    labels: Optional[list] = None  # domain job: only these labels (None: every eligible label)
 
 
 def progress(line: str) -> None:
@@ -385,12 +461,46 @@ def target_shift(pool: np.ndarray, target: np.ndarray) -> float:
     return float(gap @ gap / noise)
 
 
+def heldout_texts(rest: Collection, label: str, settings: Settings) -> list[str]:
+    """`heldout_rows` texts of the label from outside the collection's sample (seed 0, the same for
+    every seed): rows in neither the target nor the pool, to score how well a selection matches the
+    label's distribution beyond the target sample."""
+    members = np.flatnonzero(rest.labels == label)
+    chosen = np.sort(np.random.default_rng(0).permutation(members)[: settings.heldout_rows])
+    return [rest.texts[i] for i in chosen]
+
+
+def nearest_pool_rows(pool: np.ndarray, heldout: np.ndarray, k: int) -> np.ndarray:
+    """Each held-out row's k nearest pool rows (cosine: the rows are unit length), ties to the lower row."""
+    similarity = heldout.astype(np.float64) @ pool.astype(np.float64).T
+    return np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+
+
+def heldout_scores(task: Task, heldout: np.ndarray, neighbours: np.ndarray, rows: np.ndarray) -> dict:
+    """How well the selection matches held-out texts of the label: the k-NN (Wang-Kulkarni-Verdu)
+    estimate of KL(held-out || selection), lower = closer, and the share of held-out texts with a
+    selected row among their HELDOUT_NEIGHBOURS nearest pool rows."""
+    selected = np.zeros(len(task.pool), bool)
+    selected[rows] = True
+    return {
+        "heldout_kl": float(gio_rs.knn_kl_divergence(heldout, task.pool[rows], k=HELDOUT_KL_K)),
+        "heldout_covered": float(selected[neighbours].any(axis=1).mean()),
+    }
+
+
 def domain_job(
-    collection: Collection, vectors: np.ndarray, counts: Any, settings: Settings, table: dict[str, Method]
+    collection: Collection,
+    vectors: np.ndarray,
+    counts: Any,
+    settings: Settings,
+    table: dict[str, Method],
+    heldout: dict[str, np.ndarray],
 ) -> list[DomainResult]:
     results = []
     every = np.arange(len(collection))
     for label_number, (label, count) in enumerate(eligible_labels(collection, settings)):
+        if settings.labels is not None and label not in settings.labels:
+            continue  # the label's number (its draws) is kept: a run of some labels matches a full run
         members = np.flatnonzero(collection.labels == label)
         cells = {name: (None if available(m) else Cell()) for name, m in table.items()}
         spreads, shifts = [], []
@@ -411,10 +521,12 @@ def domain_job(
             )
             spreads.append(target_spread(task.pool, task.target))
             shifts.append(target_shift(task.pool, task.target))
+            neighbours = nearest_pool_rows(task.pool, heldout[label], HELDOUT_NEIGHBOURS)
             for name, method in table.items():
                 if cells[name] is not None:
                     rows, seconds = select_rows(method, task)
-                    cells[name].add(seconds, in_domain=float(in_domain[rows].mean()))
+                    match = heldout_scores(task, heldout[label], neighbours, rows)
+                    cells[name].add(seconds, in_domain=float(in_domain[rows].mean()), **match)
         progress(f"domain/{collection.name}: {label} done ({len(settings.seeds)} seeds)")
         results.append(DomainResult(label, count, len(pool_rows), task.budget, cells, spreads, shifts))
     return results
@@ -556,6 +668,8 @@ def quality_scores(pool: QualityPool, rows: np.ndarray) -> dict[str, float]:
     for kind in DAMAGE_RATES:
         if kind not in UNDAMAGED:
             scores[kind] = float(np.mean(kinds == kind))
+            # recall of the damage: the share of the pool's copies with it that the selection leaves out
+            scores[f"{kind} excluded"] = 1.0 - float(np.sum(kinds == kind) / np.sum(pool.kinds == kind))
     return scores
 
 
@@ -622,19 +736,25 @@ def domain_tables(name: str, results: list[DomainResult], target_rows: int) -> l
         f"**{name}, domain selection**: {len(results)} labels; target {target_rows} texts of the label, "
         "pool = the rest of the collection, budget = the label's texts in the pool. In-domain share %, "
         "averaged over the labels (± sd over seeds); worst label; labels where the method is within "
-        "1 point of the best; seconds per selection.",
+        "1 point of the best; the match to held-out texts of the label (texts outside the collection's "
+        "sample, in neither target nor pool): k-NN KL(held-out ‖ selection), lower = closer, and the "
+        f"share of held-out texts with a selected row among their {HELDOUT_NEIGHBOURS} nearest pool "
+        "rows; seconds per selection.",
         "",
-        "| method | in-domain % | × random | worst label % | labels best | seconds |",
-        "|---|---|---|---|---|---|",
+        "| method | in-domain % | × random | worst label % | labels best | held-out KL | held-out covered % "
+        "| seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in methods:
         if m not in live:
-            lines.append(f"| {m} | unavailable | | | | |")
+            lines.append(f"| {m} | unavailable | | | | | | |")
             continue
+        kl = np.mean([np.mean(r.cells[m].scores["heldout_kl"]) for r in results])
+        covered = np.mean([np.mean(r.cells[m].scores["heldout_covered"]) for r in results])
         lines.append(
             f"| {m} | {mean_sd(by_seed[m])} | {np.mean(by_seed[m]) / random_mean:.1f} "
             f"| {label_means[m].min() * 100:.1f} | {int(np.sum(label_means[m] >= best - 0.01))} "
-            f"| {seconds_cell([r.cells[m] for r in results])} |"
+            f"| {kl:.1f} | {covered * 100:.1f} | {seconds_cell([r.cells[m] for r in results])} |"
         )
     lines += [
         "",
@@ -665,10 +785,12 @@ def quality_table(name: str, result: QualityResult, target_rows: int) -> list[st
         f"**{name}, quality filtering**: pool {result.pool} = {result.clean} clean texts + copies ({rates} "
         f"of the clean count), target {target_rows} other clean texts, budget {result.budget}. "
         "Clean = undamaged text (originals and their exact or near duplicates); duplicates = rows "
-        "repeating a text (or a near copy of it) already selected; then the share of each damage.",
+        "repeating a text (or a near copy of it) already selected; then, for each damage, the share "
+        "of the pool's copies with it that the selection excludes (its recall; random: "
+        f"{100 * (1 - result.budget / result.pool):.0f}%).",
         "",
         "| method | clean % | duplicates % | distinct clean % | "
-        + " | ".join(f"{kind} %" for kind in damages)
+        + " | ".join(f"{kind} excluded %" for kind in damages)
         + " | seconds |",
         "|---|---|---|---|" + "---|" * len(damages) + "---|",
     ]
@@ -680,7 +802,7 @@ def quality_table(name: str, result: QualityResult, target_rows: int) -> list[st
         distinct = np.asarray(s["clean"]) - np.asarray(s["duplicates"])
         lines.append(
             f"| {m} | {mean_sd(s['clean'])} | {mean_sd(s['duplicates'])} | {mean_sd(distinct)} | "
-            + " | ".join(f"{np.mean(s[kind]) * 100:.1f}" for kind in damages)
+            + " | ".join(f"{np.mean(s[f'{kind} excluded']) * 100:.1f}" for kind in damages)
             + f" | {np.mean(cell.seconds):.2f} |"
         )
     return lines
@@ -689,17 +811,21 @@ def quality_table(name: str, result: QualityResult, target_rows: int) -> list[st
 def overview_table(domain: dict[str, list[DomainResult]], quality: dict[str, QualityResult]) -> list[str]:
     """Every method, every collection: the label-averaged in-domain share and the clean share."""
     names = list(next(iter(domain.values()))[0].cells) if domain else list(next(iter(quality.values())).cells)
-    header = [f"{c} in-domain %" for c in domain] + [f"{c} distinct clean %" for c in quality]
+    header = [f"{c} in-domain % (worst label)" for c in domain]
+    header += ["mean in-domain %"] if len(domain) > 1 else []
+    header += [f"{c} distinct clean %" for c in quality]
     lines = ["| method | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
     for m in names:
-        cells = []
+        cells, means = [], []
         for results in domain.values():
-            live = results[0].cells.get(m) is not None
-            cells.append(
-                f"{np.mean([np.mean(r.cells[m].scores['in_domain']) for r in results]) * 100:.1f}"
-                if live
-                else "n/a"
-            )
+            if results[0].cells.get(m) is None:
+                cells.append("n/a")
+                continue
+            by_label = np.array([np.mean(r.cells[m].scores["in_domain"]) for r in results]) * 100
+            means.append(by_label.mean())
+            cells.append(f"{by_label.mean():.1f} ({by_label.min():.1f})")
+        if len(domain) > 1:
+            cells.append(f"{np.mean(means):.1f}" if len(means) == len(domain) else "n/a")
         for result in quality.values():
             cell = result.cells.get(m)
             cells.append(
@@ -742,22 +868,131 @@ def raw_results(domain: dict[str, list[DomainResult]], quality: dict[str, Qualit
     }
 
 
+def results_from_raw(raw: dict) -> tuple[dict[str, list[DomainResult]], dict[str, QualityResult]]:
+    """The inverse of raw_results."""
+
+    def cells(methods: dict) -> dict:
+        return {m: None if c is None else Cell(c["scores"], c["seconds"]) for m, c in methods.items()}
+
+    domain = {
+        name: [
+            DomainResult(
+                r["label"], r["rows"], r["pool"], r["budget"], cells(r["methods"]), r["spread"], r["shift"]
+            )
+            for r in results
+        ]
+        for name, results in raw["domain"].items()
+    }
+    quality = {
+        name: QualityResult(q["pool"], q["clean"], q["budget"], cells(q["methods"]))
+        for name, q in raw["quality"].items()
+    }
+    return domain, quality
+
+
+def seeds_run(raw: dict) -> int:
+    """How many seeds a --json run has (runs take the first N of SEEDS)."""
+    for results in raw["domain"].values():
+        return len(results[0]["spread"])
+    for result in raw["quality"].values():
+        return min(len(c["seconds"]) for c in result["methods"].values() if c is not None)
+    return 0
+
+
+def first_seeds(raw: dict, n: int) -> dict:
+    """The run restricted to its first n seeds."""
+    for results in raw["domain"].values():
+        for r in results:
+            r["spread"], r["shift"] = r["spread"][:n], r["shift"][:n]
+    cells = [c for rs in raw["domain"].values() for r in rs for c in r["methods"].values()]
+    cells += [c for q in raw["quality"].values() for c in q["methods"].values()]
+    for cell in cells:
+        if cell is not None:
+            cell["seconds"] = cell["seconds"][:n]
+            cell["scores"] = {name: values[:n] for name, values in cell["scores"].items()}
+    return raw
+
+
+def merge_runs(paths: Sequence[str]) -> tuple[dict[str, list[DomainResult]], dict[str, QualityResult]]:
+    """The per-seed scores of several --json runs over the same tasks (e.g. the slow GIO methods and
+    the rest run in separate processes), one table: methods ordered as in method_table(). Runs with
+    more seeds are cut to the seeds every run has (seeds are always the first N of SEEDS). Runs must
+    agree on each collection's labels and budgets (checked through the targets' spreads)."""
+    raws = [json.loads(Path(path).read_text(encoding="utf-8")) for path in paths]
+    n_seeds = min(seeds_run(raw) for raw in raws)
+    domain: dict[str, list[DomainResult]] = {}
+    quality: dict[str, QualityResult] = {}
+    for path, raw in zip(paths, raws):
+        more_domain, more_quality = results_from_raw(first_seeds(raw, n_seeds))
+        for name, results in more_domain.items():
+            known = {r.label: r for r in domain.setdefault(name, [])}
+            for theirs in results:
+                mine = known.get(theirs.label)
+                if mine is None:
+                    domain[name].append(theirs)
+                elif (mine.budget, mine.spread) != (theirs.budget, theirs.spread):
+                    raise SystemExit(f"--merge: {path}: {name}/{theirs.label} differs from the earlier runs'")
+                else:
+                    mine.cells.update(theirs.cells)
+        for name, result in more_quality.items():
+            if name not in quality:
+                quality[name] = result
+            elif (result.pool, result.budget) != (quality[name].pool, quality[name].budget):
+                raise SystemExit(f"--merge: {path}: {name}'s quality pool differs from the earlier runs'")
+            else:
+                quality[name].cells.update(result.cells)
+    order = {name: position for position, name in enumerate(method_table())}
+
+    def ordered(cells: dict) -> dict:
+        return dict(sorted(cells.items(), key=lambda item: order.get(item[0], len(order))))
+
+    for results in domain.values():
+        for r in results:
+            r.cells = ordered(r.cells)
+    for result in quality.values():
+        result.cells = ordered(result.cells)
+    return domain, quality
+
+
+def merged_tables(paths: Sequence[str], target_rows: int) -> list[str]:
+    domain, quality = merge_runs(paths)
+    n_seeds = min(seeds_run(json.loads(Path(path).read_text(encoding="utf-8"))) for path in paths)
+    lines = [
+        f"Merged from {', '.join(Path(p).name for p in paths)}: the same tasks, seeds {SEEDS[:n_seeds]}.",
+        "",
+    ]
+    for name, results in domain.items():
+        lines += domain_tables(name, results, target_rows) + [""]
+    for name, result in quality.items():
+        lines += quality_table(name, result, target_rows) + [""]
+    if len(domain) + len(quality) > 1:
+        lines += ["**All collections** (label-averaged in-domain %; distinct clean %)", ""]
+        lines += overview_table(domain, quality) + [""]
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------
 # Main
 
 
-def load_collection(name: str, cache: Path, settings: Settings) -> Collection:
+def load_collection(name: str, cache: Path, settings: Settings) -> tuple[Collection, Collection]:
     """The collection's fixed sample of `collection_rows` texts (seed 0), in a random order: row
-    order must carry no label (greedy GIO breaks ties by the lowest index)."""
+    order must carry no label (greedy GIO breaks ties by the lowest index); and the texts outside
+    the sample (the held-out texts are drawn from them)."""
     collection = LOADERS[name](cache)
-    rows = np.random.default_rng(0).permutation(len(collection))[: settings.collection_rows]
+    order = np.random.default_rng(0).permutation(len(collection))
+    rows, rest = order[: settings.collection_rows], np.sort(order[settings.collection_rows :])
     note = f", {len(rows)} texts (seed 0)" if len(rows) < len(collection) else ""
-    return Collection(
+    sample = Collection(
         collection.name,
         [collection.texts[i] for i in rows],
         collection.labels[rows],
         collection.source + note,
     )
+    outside = Collection(
+        collection.name, [collection.texts[i] for i in rest], collection.labels[rest], collection.source
+    )
+    return sample, outside
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -773,6 +1008,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--max-labels", type=int, help="domain job: only the N largest labels of each collection"
     )
+    parser.add_argument(
+        "--labels", help="domain job: only these comma-separated labels (drawn as in a full run)"
+    )
     parser.add_argument("--quick", action="store_true", help="2 seeds, the 3 largest labels")
     parser.add_argument(
         "--tiny",
@@ -782,11 +1020,23 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="embedding cache folder")
     parser.add_argument("--out", help="also write the tables as Markdown to this file")
     parser.add_argument("--json", help="also write every per-seed score to this JSON file")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="no selection: print (and --out) the tables of these --json runs of the same tasks, merged",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        lines = merged_tables(args.merge, TARGET_ROWS)
+        print("\n".join(lines))
+        if args.out:
+            Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return 0
     settings = Settings(seeds=SEEDS[: args.seeds], max_labels=args.max_labels)
     collections = list(LOADERS)
     if args.quick:
@@ -800,10 +1050,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             max_labels=2,
             quality_clean=30,
             collection_rows=160,
+            heldout_rows=8,
         )
         collections = ["fortunes"]
     if args.collections:
         collections = [c.strip() for c in args.collections.split(",") if c.strip()]
+    if args.labels:
+        settings.labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     unknown = set(collections) - set(LOADERS)
     if unknown:
         raise SystemExit(f"--collections: unknown {sorted(unknown)}; expected names from {list(LOADERS)}")
@@ -841,7 +1094,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     quality: dict[str, QualityResult] = {}
     for name in collections:
         try:
-            collection = load_collection(name, cache, settings)
+            collection, outside = load_collection(name, cache, settings)
         except DataUnavailable as error:
             emit([f"**{name}**: unavailable ({error}).", ""])
             continue
@@ -855,7 +1108,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         vectors = embed_cached(collection.texts, cache, name)
         counts = dsir_counts(collection.texts) if dsir else None
         if "domain" in jobs:
-            domain[name] = domain_job(collection, vectors, counts, settings, table)
+            heldout = {
+                label: embed_cached(heldout_texts(outside, label, settings), cache, f"{name}-heldout")
+                for label, _ in eligible_labels(collection, settings)
+                if settings.labels is None or label in settings.labels
+            }
+            domain[name] = domain_job(collection, vectors, counts, settings, table, heldout)
             emit(domain_tables(name, domain[name], settings.target_rows) + [""])
         if "quality" in jobs:
             quality[name] = quality_job(collection, vectors, counts, settings, table, cache)
@@ -863,7 +1121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if len(domain) + len(quality) > 1:
         emit(["**All collections** (label-averaged in-domain %; distinct clean %)", ""])
         emit(overview_table(domain, quality) + [""])
-    emit([f"Total run time {time.perf_counter() - started:.0f} s."])
+    emit(ratio_notes() + [f"Total run time {time.perf_counter() - started:.0f} s."])
 
     if args.out:
         Path(args.out).write_text("\n".join(out) + "\n", encoding="utf-8")

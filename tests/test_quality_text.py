@@ -52,19 +52,32 @@ def test_the_bench_runs_end_to_end_on_a_tiny_slice(tmp_path):
         for cell in label["methods"].values():
             (share,) = cell["scores"]["in_domain"]
             assert 0.0 <= share <= 1.0
+            (covered,) = cell["scores"]["heldout_covered"]
+            assert 0.0 <= covered <= 1.0
+            (kl,) = cell["scores"]["heldout_kl"]
+            assert np.isfinite(kl)
     quality = scores["quality"]["fortunes"]["methods"]
     assert list(quality) == methods
+    damages = ("shuffled", "truncated", "boilerplate", "other script")
     for cell in quality.values():
-        assert set(cell["scores"]) == {
-            "clean",
-            "duplicates",
-            "shuffled",
-            "truncated",
-            "boilerplate",
-            "other script",
-        }
+        assert set(cell["scores"]) == {"clean", "duplicates", *damages, *(f"{d} excluded" for d in damages)}
+        for damage in damages:
+            (excluded,) = cell["scores"][f"{damage} excluded"]
+            assert 0.0 <= excluded <= 1.0
     for method in methods:
         assert f"| {method} |" in tables
+    # Methods run in separate processes merge into the tables of one run.
+    halves = []
+    for part, names in enumerate((methods[: len(methods) // 2], methods[len(methods) // 2 :])):
+        half = json.loads(raw.read_text(encoding="utf-8"))
+        for label in half["domain"]["fortunes"]:
+            label["methods"] = {m: label["methods"][m] for m in names}
+        half["quality"]["fortunes"]["methods"] = {m: quality[m] for m in names}
+        halves.append(tmp_path / f"half{part}.json")
+        halves[-1].write_text(json.dumps(half), encoding="utf-8")
+    merged = quality_text.merged_tables([str(h) for h in reversed(halves)], 6)
+    rows = [line for line in tables.splitlines() if line.startswith("| ")]
+    assert [line for line in merged if line.startswith("| ")] == rows
     # A second run reads every embedding from the cache.
     again = subprocess.run(
         [
