@@ -138,17 +138,12 @@ def select_stream(
     if select_options.pop("callback", None) is not None:
         raise TypeError("callback: not supported by select_stream (progress=True shows the stages)")
     if seed is not None:
-        seed = check_int(
-            "seed", seed, minimum=0, maximum=2**32 - 1
-        )  # as select (RandomState); seed + 1 seeds K-Means, which takes more
+        seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)  # as select; K-Means takes seed + 1
     ratio_options = check_ratio_options(n_clusters, budget_rows, select_options)
     if budget_rows is not None:
         ranking.check_budget(budget_rows, select_options)
     kmeans_max_iter = check_int("kmeans_max_iter", kmeans_max_iter, minimum=1)
-    if out is not None:
-        from ..io.writers import check_output
-
-        check_output(out, overwrite=overwrite)
+    _check_output(out, overwrite)
     options = dict(
         n_clusters=n_clusters,
         n_clusters_target=n_clusters_target,
@@ -183,6 +178,13 @@ def select_stream(
         return _execute(train, target, options, memory_budget)
     except OSError as exc:  # a full disk, a folder made read-only, a disk error: one clear line
         raise _core.GioError(os_error_line(exc)) from exc
+
+
+def _check_output(out: Any, overwrite: bool) -> None:
+    if out is not None:
+        from ..io.writers import check_output
+
+        check_output(out, overwrite=overwrite)
 
 
 def _execute(train: Any, target: Any, options: dict, memory_budget: Any) -> Any:
