@@ -232,6 +232,22 @@ fn sq_dists_and_nearest_unused_match_single_pairs() {
 /// Labels, best scores, runner-up scores and every score of a center-kernel run.
 type CenterResults = (Vec<u32>, Vec<f32>, Vec<f32>, Vec<f32>);
 
+/// ‖c‖² − 2 x·c in float64 for each of the `k` centers (rounded to float32 as the kernels take them).
+fn exact_center_scores(row: &[f32], centers: &[f64], k: usize, d: usize) -> Vec<f64> {
+    (0..k)
+        .map(|c| {
+            let cv = &centers[c * d..(c + 1) * d];
+            let norm: f64 = cv.iter().map(|&v| (v as f32 as f64).powi(2)).sum();
+            let dot: f64 = row
+                .iter()
+                .zip(cv)
+                .map(|(&a, &b)| a as f64 * (b as f32) as f64)
+                .sum();
+            norm - 2.0 * dot
+        })
+        .collect()
+}
+
 #[test]
 fn center_kernels_agree_with_float64_and_across_levels() {
     // Shapes off every tile size, for f32 and f64 rows: the chosen center's score is the
@@ -270,18 +286,7 @@ fn center_kernels_agree_with_float64_and_across_levels() {
             center_scores_at(r, &x, &packed, &mut all);
             for i in 0..n {
                 let row = &x32[i * d..(i + 1) * d];
-                let exact: Vec<f64> = (0..k)
-                    .map(|c| {
-                        let cv = &centers[c * d..(c + 1) * d];
-                        let norm: f64 = cv.iter().map(|&v| (v as f32 as f64).powi(2)).sum();
-                        let dot: f64 = row
-                            .iter()
-                            .zip(cv)
-                            .map(|(&a, &b)| a as f64 * (b as f32) as f64)
-                            .sum();
-                        norm - 2.0 * dot
-                    })
-                    .collect();
+                let exact = exact_center_scores(row, &centers, k, d);
                 let tol = 1e-4 * (1.0 + exact.iter().fold(0.0f64, |m, v| m.max(v.abs())));
                 let min = exact.iter().copied().fold(f64::INFINITY, f64::min);
                 let label = best[i] as usize;
