@@ -7,6 +7,7 @@ never selected; resuming from a work dir; errors named. Small data: seconds in a
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +262,25 @@ def test_the_plan_keeps_the_rows_when_they_fit_and_names_the_largest_budget_that
         assert plan(ctx, None, largest, 1000.0, 0)[0] and not plan(ctx, None, largest + 50, 1000.0, 0)[0]
         with pytest.raises(gio_rs.GioError, match="the largest budget_rows that fits is 156250"):
             plan(ctx, None, 200_000, 1000.0, 0)
+
+
+def test_the_command_line_waits_for_a_held_work_dir_with_wait(blobs, tmp_path, capsys):
+    from gio_rs.io.workdir import WorkDir
+
+    np.save(tmp_path / "p.npy", blobs["pool"])
+    np.save(tmp_path / "t.npy", blobs["target"])
+    work = tmp_path / "work"
+    args = [
+        "select", "--train", str(tmp_path / "p.npy"), "--target", str(tmp_path / "t.npy"),
+        "--method", "ratio", "--budget-rows", str(BUDGET), "--seed", str(SEED), "--work-dir", str(work),
+    ]  # fmt: skip
+    held = WorkDir(str(work))  # as a run in this process would hold it
+    try:
+        code = cli.main([*args, "--out", str(tmp_path / "refused.parquet")])
+        assert code == cli.EXIT_ERROR and "is in use by process" in capsys.readouterr().err
+        threading.Timer(1.0, held.close).start()  # released while the second command waits
+        assert cli.main([*args, "--out", str(tmp_path / "sel.parquet"), "--wait"]) == 0
+    finally:
+        held.close()
+    rows = pq.read_table(tmp_path / "sel.parquet").column("row_index").to_pylist()
+    assert rows == in_memory(blobs, "combined", "top").indices.tolist()

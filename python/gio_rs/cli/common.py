@@ -7,7 +7,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -42,3 +42,34 @@ def write_json(path: str, data: dict[str, Any], *, overwrite: bool) -> None:
             fh.write(text)
 
     atomic_write(path, write, overwrite=overwrite)
+
+
+def stream_file_options(args: argparse.Namespace, report: Callable[[str], None]) -> dict[str, Any]:
+    """select_stream's keywords that come straight from the command's file, output, work-dir and
+    progress flags: the same for every pipeline the command streams (--clusters, --method ratio)."""
+    from ..io import writers
+
+    columns = [c.strip() for c in args.feature_columns.split(",")] if args.feature_columns else None
+    return dict(
+        init=args.init,
+        out=args.out,
+        out_format=writers.output_format(args.out, args.out_format),
+        shard_bytes=args.shard_bytes,
+        overwrite=args.overwrite,
+        dedup=args.dedup,
+        seed=args.seed,
+        work_dir=args.work_dir,
+        wait=args.wait,
+        features_col=args.features_col,
+        feature_columns=columns,
+        text_column=args.text_column,
+        train_format=args.train_format,
+        target_format=args.target_format,
+        init_format=args.init_format,
+        batch_rows=args.batch_rows,
+        progress=show_progress(args),
+        report=report,
+        embed_options={"progress": show_progress(args)},
+        train_name="--train",
+        target_name="--target",
+    )

@@ -13,7 +13,7 @@ from .. import io
 from .._core import GioError, __version__, simd_level
 from ..io import writers
 from ..stream.run import select_stream
-from .common import show_progress, summary_path, write_json
+from .common import stream_file_options, summary_path, write_json
 
 # Options of the quantised path with no meaning here (their defaults are None, None, 300).
 _QUANTISED_ONLY = ("n_clusters", "n_clusters_target", "kmeans_sample_rows", "kmeans_max_iter")
@@ -35,31 +35,11 @@ def run_ratio(args: argparse.Namespace, options: dict[str, Any], *, report: Call
     writers.check_output(args.out, overwrite=args.overwrite)
     io.check_writable(summary_file, overwrite=args.overwrite)
     select_options = {k: v for k, v in options.items() if k not in (*_QUANTISED_ONLY, "seed", "budget_rows")}
-    columns = [c.strip() for c in args.feature_columns.split(",")] if args.feature_columns else None
     result = select_stream(
         args.train,
         args.target,
-        init=args.init,
         budget_rows=options.get("budget_rows"),
-        out=args.out,
-        out_format=writers.output_format(args.out, args.out_format),
-        shard_bytes=args.shard_bytes,
-        overwrite=args.overwrite,
-        dedup=args.dedup,
-        seed=args.seed,
-        work_dir=args.work_dir,
-        features_col=args.features_col,
-        feature_columns=columns,
-        text_column=args.text_column,
-        train_format=args.train_format,
-        target_format=args.target_format,
-        init_format=args.init_format,
-        batch_rows=args.batch_rows,
-        progress=show_progress(args),
-        report=report,
-        embed_options={"progress": show_progress(args)},
-        train_name="--train",
-        target_name="--target",
+        **stream_file_options(args, report),
         **select_options,
     )
     summary = _summary(args, options, result, started)

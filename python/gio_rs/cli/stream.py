@@ -14,7 +14,7 @@ from .. import io
 from .._core import GioError, __version__, simd_level
 from ..io import writers
 from ..stream.run import select_stream
-from .common import finite_or_none, floats, show_progress, summary_path, write_json
+from .common import finite_or_none, floats, stream_file_options, summary_path, write_json
 from .plot import plot_selection
 
 
@@ -37,8 +37,6 @@ def run_stream(
     writers.check_output(args.out, overwrite=args.overwrite)
     for path in outputs[1:]:
         io.check_writable(path, overwrite=args.overwrite)
-    out_format = writers.output_format(args.out, args.out_format)
-    columns = [c.strip() for c in args.feature_columns.split(",")] if args.feature_columns else None
     select_options = dict(options)
     for name in ("n_clusters", "n_clusters_target", "kmeans_max_iter", "seed", "budget_rows"):
         select_options.pop(name, None)
@@ -48,30 +46,10 @@ def run_stream(
         args.target,
         n_clusters=args.n_clusters,
         n_clusters_target=args.n_clusters_target,
-        init=args.init,
         budget_rows=options.get("budget_rows"),
-        out=args.out,
-        out_format=out_format,
-        shard_bytes=args.shard_bytes,
-        overwrite=args.overwrite,
-        dedup=args.dedup,
         kmeans_sample_rows=sample_rows,
         kmeans_max_iter=args.kmeans_max_iter,
-        seed=args.seed,
-        work_dir=args.work_dir,
-        wait=args.wait,
-        features_col=args.features_col,
-        feature_columns=columns,
-        text_column=args.text_column,
-        train_format=args.train_format,
-        target_format=args.target_format,
-        init_format=args.init_format,
-        batch_rows=args.batch_rows,
-        progress=show_progress(args),
-        report=report,
-        embed_options={"progress": show_progress(args)},
-        train_name="--train",
-        target_name="--target",
+        **stream_file_options(args, report),
         **select_options,
     )
     if args.plot:
