@@ -191,18 +191,19 @@ def select(
       `progress`, `budget_rows`, `ratio_estimator` and `ratio_mode` apply: any other option set
       raises GioError. The same rows for any thread count, SIMD level, batching (`gio_rs.ratio`).
 
-    Which setting (measured in docs/quality.md on digits, tabular sets and three text collections;
-    no rule computed from the target alone picks the winner, so it depends on the job):
+    Which setting (measured in docs/quality.md on digits, tabular sets and three text collections):
 
-    - more data like a target slice of a mixed pool (domain selection): any target-aware setting
-      (text: 4–8× random). ``v_init="mean"`` (the default) ranks the pool by distance to one point
-      near the target mean; it wins when the target is a tight, distinct region (its spread well
-      below the pool's), ``v_init="jump"`` or greedy with k = 5 when it is diffuse. Try `n_clusters`.
-    - keep the clean part of a damaged pool (target = clean rows of the same source):
-      ``v_init="jump"``; not ``"mean"``, which favours rows pulled towards the mean (blurred
-      images: 31% clean against jump's 89%). Exact duplicates share one vector: deduplicate first.
-    - a small, precise selection: ``method="greedy"``, k=1, ``stop_criterion="increase"``.
-    - a representative sample of the pool's own distribution: not GIO (random or k-means win).
+    - more data like a target slice of a mixed pool (domain selection), or the clean part of a
+      damaged pool: ``method="ratio"`` with ``budget_rows`` (mode ``"top"``, the default
+      estimator): above every GIO setting and peer on each text collection and on corrupted
+      digits. Exact duplicates score alike: deduplicate first.
+    - a selection that follows the target's distribution (importance resampling):
+      ``method="ratio"``, ``ratio_mode="sample"``.
+    - a small, precise selection whose size you do not know: ``method="greedy"``, k=1,
+      ``stop_criterion="increase"``; the published descent (``method="gradient"``) to reproduce
+      the paper.
+    - a representative sample of the pool's own distribution: not GIO (random or k-means win;
+      ``method="ratio"`` detects the flat ratio and its ``"sample"`` mode is then uniform).
 
     With ``method="greedy"`` the estimate stops changing once every target row has its k nearest
     pool rows selected (after about n·k rows): every candidate then ties, and the rest are taken by
