@@ -15,15 +15,6 @@ pub struct Calibration {
     pub gain: f64,
 }
 
-/// Below this CV gain (nats per balanced row) the ratio counts as flat (reference_ratio.FLAT_GAIN).
-pub const FLAT_GAIN: f64 = 0.02;
-
-/// Whether a calibrated score carries nothing: its CV gain is below `FLAT_GAIN`, or it ranks
-/// the wrong way round (scale <= 0).
-pub fn is_flat(calibration: &Calibration) -> bool {
-    !(calibration.gain >= FLAT_GAIN && calibration.scale > 0.0)
-}
-
 /// Rows per chunk of the calibration's sums (fixed, so the sums are the same for any thread
 /// count).
 const CHUNK: usize = 1 << 14;

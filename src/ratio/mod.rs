@@ -6,11 +6,10 @@
 //! - `moments`: pool mean and covariance by float64 GEMM-shaped blocks, bit-identical for any
 //!   batching, thread count and fused SIMD level; `folds`: the same per CV fold.
 //! - `solve`: Cholesky of S + λI. `gaussian`: the closed form with the cross-validated ridge.
-//! - `calibrate`: the class-balanced 1-D logistic calibration of out-of-fold scores, its gain and
-//!   the flat-ratio rule.
+//! - `calibrate`: the class-balanced 1-D logistic calibration of out-of-fold scores and its gain
+//!   (the options, their checks and the flat-ratio rule live in python/gio_rs/ratio.py).
 //! - `knn`: exact k-NN target counts and their log-ratio. `logistic`: the L2 logistic fit.
 //! - `score`: the scoring pass, counter-based Gumbel keys and the bounded top-B.
-//! - `params`: the options, checked, and the working-set estimate.
 
 pub mod calibrate;
 pub mod folds;
@@ -18,6 +17,5 @@ pub mod gaussian;
 pub mod knn;
 pub mod logistic;
 pub mod moments;
-pub mod params;
 pub mod score;
 pub mod solve;
