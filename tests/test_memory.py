@@ -289,9 +289,11 @@ def _stream(folder: Path, budget: str, *extra: str) -> tuple[dict, str]:
 def test_a_stream_that_fits_its_budget_runs_and_stays_under_it(stream_files):
     import pyarrow.parquet as pq
 
-    result, err = _stream(stream_files, "260MiB", "--clusters", "100")
+    # The job peaks at about 230 MiB, or 260 MiB right after a fresh install (file-backed pages of
+    # the libraries count in RSS, and more of them are resident then): 300 MiB fits either way.
+    result, err = _stream(stream_files, "300MiB", "--clusters", "100")
     assert result["code"] == 0, err
-    assert result["peak"] <= 260 << 20, result  # the whole process, interpreter and all
+    assert result["peak"] <= 300 << 20, result  # the whole process, interpreter and all
     assert pq.read_metadata(stream_files / "out.parquet").num_rows == 5000
 
 
@@ -299,8 +301,8 @@ def test_a_stream_that_fits_its_budget_runs_and_stays_under_it(stream_files):
 def test_a_stream_that_cannot_fit_is_refused_naming_the_stage_the_quantity_and_what_fits(stream_files):
     # K-Means with too many clusters for the budget: refused before it starts, with the most
     # clusters the budget allows.
-    result, err = _stream(stream_files, "260MiB", "--clusters", "30000")
-    assert result["code"] == cli.EXIT_ERROR and result["peak"] <= 260 << 20, result
+    result, err = _stream(stream_files, "300MiB", "--clusters", "30000")
+    assert result["code"] == cli.EXIT_ERROR and result["peak"] <= 300 << 20, result
     assert "error: --memory-budget: the kmeans stage does not fit: K-Means with 30000 clusters " in err
     assert "of dimension 32, even on a sample of 30000 rows, needs about" in err, err
     fitting = int(re.search(r"the largest cluster count that fits is --clusters=(\d+)", err)[1])

@@ -132,7 +132,8 @@ def fit_logistic(
     current = loss(theta)
     for _ in range(NEWTON_ITERATIONS):
         z = design @ theta
-        p = 1.0 / (1.0 + np.exp(-z))
+        with np.errstate(over="ignore"):  # exp(-z) = inf where z << 0: p = 0 there, as it should be
+            p = 1.0 / (1.0 + np.exp(-z))
         gradient = design.T @ (weights * (p - y)) + penalty * theta
         hessian = (design * (weights * p * (1 - p))[:, None]).T @ design + np.diag(penalty)
         hessian += 1e-12 * np.eye(k)  # separable 1-D data with no penalty
@@ -472,7 +473,8 @@ def logistic_ratio(
     theta = fit_logistic(x, y, balanced_weights(y), best)
     score = pool @ theta[:-1] + theta[-1]
     # PU: g = the unbalanced posterior; on held-out targets, from the out-of-fold balanced scores
-    g_target = 1.0 / (1.0 + np.exp(-(oof[best][0] + np.log(n / m))))
+    with np.errstate(over="ignore"):  # as in fit_logistic: an overflowing exp is a posterior of 0
+        g_target = 1.0 / (1.0 + np.exp(-(oof[best][0] + np.log(n / m))))
     c = float(g_target.mean())
     params = {"l2": best, "pu_c": c, "pu_share": n * (1 - c) / (c * m)}
     cal = cals[best]
