@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .._core import __version__, simd_level
 from .._util.files import atomic_write
 
 
@@ -73,3 +74,16 @@ def stream_file_options(args: argparse.Namespace, report: Callable[[str], None])
         train_name="--train",
         target_name="--target",
     )
+
+
+def stream_summary_head(args: argparse.Namespace, options: dict[str, Any], output: Any) -> dict[str, Any]:
+    """The fields every streamed selection's JSON summary starts with (--clusters, --method ratio)."""
+    return {
+        "gio_rs_version": __version__,
+        "simd_level": simd_level(),
+        "command": "select",
+        "engine": "local (out-of-core)",
+        "parameters": {k: v for k, v in options.items() if not callable(v)},
+        "inputs": {"train": args.train, "target": args.target, "init": args.init},
+        "output": output,
+    }

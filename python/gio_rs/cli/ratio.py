@@ -10,10 +10,10 @@ import time
 from typing import Any, Callable
 
 from .. import io
-from .._core import GioError, __version__, simd_level
+from .._core import GioError
 from ..io import writers
 from ..stream.run import select_stream
-from .common import stream_file_options, summary_path, write_json
+from .common import stream_file_options, stream_summary_head, summary_path, write_json
 
 # Options of the quantised path with no meaning here (their defaults are None, None, 300).
 _QUANTISED_ONLY = ("n_clusters", "n_clusters_target", "kmeans_sample_rows", "kmeans_max_iter")
@@ -51,13 +51,7 @@ def run_ratio(args: argparse.Namespace, options: dict[str, Any], *, report: Call
 def _summary(args: argparse.Namespace, options: dict[str, Any], result: Any, started: float) -> dict:
     model = result.model
     return {
-        "gio_rs_version": __version__,
-        "simd_level": simd_level(),
-        "command": "select",
-        "engine": "local (out-of-core)",
-        "parameters": {k: v for k, v in options.items() if not callable(v)},
-        "inputs": {"train": args.train, "target": args.target, "init": args.init},
-        "output": result.output,
+        **stream_summary_head(args, options, result.output),
         "stop_reason": "budget_rows",
         "ratio": {
             "estimator": getattr(model, "estimator", options.get("ratio_estimator")),

@@ -11,10 +11,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import io
-from .._core import GioError, __version__, simd_level
+from .._core import GioError
 from ..io import writers
 from ..stream.run import select_stream
-from .common import finite_or_none, floats, stream_file_options, summary_path, write_json
+from .common import finite_or_none, floats, stream_file_options, stream_summary_head, summary_path, write_json
 from .plot import plot_selection
 
 
@@ -66,13 +66,7 @@ def _summary(
     """The JSON summary of a streamed selection."""
     chosen = result.selection
     return {
-        "gio_rs_version": __version__,
-        "simd_level": simd_level(),
-        "command": "select",
-        "engine": "local (out-of-core)",
-        "parameters": {k: v for k, v in options.items() if not callable(v)},
-        "inputs": {"train": args.train, "target": args.target, "init": args.init},
-        "output": result.output,
+        **stream_summary_head(args, options, result.output),
         "stop_reason": chosen.stop_reason,
         "kl_start": finite_or_none(chosen.kl_start),
         "kl_final": finite_or_none(chosen.kl_final),
