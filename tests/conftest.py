@@ -87,6 +87,24 @@ def reference_npz():
     return data, json.loads(str(data["meta_json"]))
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for every Spark test module (a session costs seconds to start)."""
+    import gio_rs.spark as gs  # pyspark is an extra: imported only by the tests that ask for it
+
+    session = gs.session(
+        "local[2]",
+        app_name="gio_rs-tests",
+        config={
+            "spark.sql.shuffle.partitions": 4,
+            "spark.default.parallelism": 2,
+            "spark.driver.memory": "1g",
+        },
+    )
+    yield session
+    session.stop()
+
+
 # Lines a test module wants shown after the run (the robustness suite's example counts).
 SUMMARY_LINES: list[str] = []
 

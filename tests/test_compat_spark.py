@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 from test_compat import as_gio_rs, run_script
 
-import gio_rs.spark as gs
 from gio_rs import GIOKL, GioError
 
 # grad-info-opt's README, the scale example, verbatim (PATH_TO_TRAIN, PATH_TO_TARGET and
@@ -58,21 +57,6 @@ plt.show()
 """
 
 DIM = 6
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = gs.session(
-        "local[2]",
-        app_name="gio_rs-compat-tests",
-        config={
-            "spark.sql.shuffle.partitions": 4,
-            "spark.default.parallelism": 2,
-            "spark.driver.memory": "1g",
-        },
-    )
-    yield session
-    session.stop()
 
 
 def write_tsv(path, vectors, prefix="t", raw=None) -> None:

@@ -23,21 +23,6 @@ from gio_rs.spark import engine as spark_engine
 DIM = 6
 
 
-@pytest.fixture(scope="module")
-def spark():
-    session = gs.session(
-        "local[2]",
-        app_name="gio_rs-tests",
-        config={
-            "spark.sql.shuffle.partitions": 4,
-            "spark.default.parallelism": 2,
-            "spark.driver.memory": "1g",
-        },
-    )
-    yield session
-    session.stop()
-
-
 def blobs(rng: np.random.Generator, n: int, n_centers: int, dtype=np.float32) -> np.ndarray:
     centers = rng.normal(0, 4, (n_centers, DIM))
     return (centers[rng.integers(0, n_centers, n)] + rng.normal(size=(n, DIM))).astype(dtype)

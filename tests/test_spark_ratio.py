@@ -19,21 +19,6 @@ from gio_rs.spark import ratio as spark_ratio
 DIM = 6
 
 
-@pytest.fixture(scope="module")
-def spark():
-    session = gs.session(
-        "local[2]",
-        app_name="gio_rs-ratio-tests",
-        config={
-            "spark.sql.shuffle.partitions": 4,
-            "spark.default.parallelism": 2,
-            "spark.driver.memory": "1g",
-        },
-    )
-    yield session
-    session.stop()
-
-
 def domain_data(rng: np.random.Generator, n_pool: int, n_target: int) -> tuple[np.ndarray, np.ndarray]:
     """A pool of background rows with 10% of rows from the target's region."""
     pool = rng.normal(size=(n_pool, DIM))
