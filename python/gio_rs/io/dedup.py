@@ -107,8 +107,8 @@ class DuplicateFinder:
 
     def _write(self, records: np.ndarray) -> None:
         assert self._files is not None
-        part = (records["h1"] >> np.uint64(64 - _PARTITION_BITS)).astype(np.int64)
-        order = np.argsort(part, kind="stable")
+        part = (records["h1"] >> np.uint64(64 - _PARTITION_BITS)).astype(np.uint8)
+        order = np.argsort(part, kind="stable")  # a radix sort for 8-bit keys
         bounds = np.searchsorted(part[order], np.arange((1 << _PARTITION_BITS) + 1))
         for p in range(1 << _PARTITION_BITS):
             if bounds[p + 1] > bounds[p]:
