@@ -40,6 +40,8 @@ __all__ = [
     "ratio_knn_counts",
     "ratio_fit_logistic",
     "ratio_calibrate",
+    "canonical_row_hashes",
+    "duplicate_pairs",
     "__version__",
 ]
 
