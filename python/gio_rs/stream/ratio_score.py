@@ -171,7 +171,24 @@ class Candidates:
         if self.vector_column is None:
             return table.take(pa.array(order))
         others = table.take(pa.array(order)) if table.num_columns else table
-        return self.vector_column.join(others, np.concatenate(vectors)[order])
+        return self.vector_column.join(others, _gathered(vectors, order))
+
+
+def _gathered(pieces: list, order: np.ndarray) -> np.ndarray:
+    """Row `order[i]` of the pieces stacked as row i (`order` is a permutation of all their
+    rows), filled piece by piece, each let go once placed (the list is emptied): the top-B's
+    vectors are never held more than about twice, as the memory plan counts them."""
+    assert pieces and sum(len(p) for p in pieces) == len(order)
+    out = np.empty((len(order),) + pieces[0].shape[1:], dtype=pieces[0].dtype)
+    where = np.empty(len(order), dtype=np.int64)
+    where[order] = np.arange(len(order))
+    start = 0
+    pieces.reverse()  # pop() from the end, in row order
+    while pieces:
+        piece = pieces.pop()
+        out[where[start : start + len(piece)]] = piece
+        start += len(piece)
+    return out
 
 
 def _take(table: Any, picked: np.ndarray) -> Any:
