@@ -14,6 +14,7 @@ pub mod parallel;
 pub mod params;
 pub mod ratio;
 pub mod rng;
+pub mod rowhash;
 pub mod rows;
 pub mod selection;
 pub mod simd;

@@ -105,6 +105,51 @@ def test_the_output_reads_the_pool_again_when_the_candidates_do_not_fit(blobs, t
     np.testing.assert_allclose([r["score"] for r in a], [r["score"] for r in b])
 
 
+def _vector_shards(folder: Path, pool: np.ndarray, kinds: list, only_vectors: bool) -> Path:
+    folder.mkdir()
+    for i, kind in enumerate(kinds):
+        a, b = i * 800, (i + 1) * 800
+        features = pa.array(pool[a:b].tolist(), kind)
+        columns = {"features": features} if only_vectors else {"features": features, "id": np.arange(a, b)}
+        table = pa.table(columns).replace_schema_metadata({"made": "here"})
+        pq.write_table(table, folder / f"part-{i:03d}.parquet", row_group_size=131)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "kinds, only_vectors",
+    [
+        ([pa.list_(pa.float32())] * 3, False),
+        ([pa.list_(pa.float32())] * 3, True),
+        ([pa.large_list(pa.float64())] * 3, False),
+        ([pa.list_(pa.float32(), 6)] * 3, True),
+        ([pa.list_(pa.float32()), pa.list_(pa.float64()), pa.list_(pa.float32())], False),
+        ([pa.list_(pa.float32()), pa.large_list(pa.float32()), pa.list_(pa.float32())], False),
+    ],
+    ids=["list32", "only-vectors", "large64", "fixed32", "mixed-dtypes", "mixed-lists"],
+)
+def test_candidate_vectors_kept_as_arrays_write_the_same_bytes(
+    blobs, tmp_path, monkeypatch, kinds, only_vectors
+):
+    """The scoring pass keeps the candidates' vectors as NumPy rows and rebuilds their column:
+    the output file is byte for byte the one pyarrow's take and filter of the whole rows give."""
+    from gio_rs.stream import ratio_score
+
+    shards = _vector_shards(tmp_path / "pool", blobs["pool"], kinds, only_vectors)
+    options = dict(method="ratio", budget_rows=BUDGET, ratio_estimator="gaussian", seed=SEED, batch_rows=173)
+    fast = select_stream(shards, blobs["target"], out=tmp_path / "fast.parquet", **options)
+    monkeypatch.setattr(ratio_score.VectorColumn, "of", classmethod(lambda cls, *args: None))
+    plain = select_stream(shards, blobs["target"], out=tmp_path / "plain.parquet", **options)
+    np.testing.assert_array_equal(fast.indices, plain.indices)
+    assert (tmp_path / "fast.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
+    written = pq.read_table(tmp_path / "fast.parquet")
+    if len(set(kinds)) == 1:
+        assert written.schema.field("features").type == kinds[0]
+    np.testing.assert_array_equal(
+        np.array(written.column("features").to_pylist(), np.float32), blobs["pool"][fast.indices]
+    )
+
+
 def test_a_budget_whose_keys_do_not_fit_is_refused_with_the_largest_that_does(blobs, monkeypatch):
     # The room the scoring pass plans for, made smaller than 2000 rows' keys (a real budget that
     # small is refused earlier, by the scan's measured memory: issue 28's whole-process budget).

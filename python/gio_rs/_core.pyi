@@ -40,6 +40,8 @@ __all__ = [
     "ratio_knn_counts",
     "ratio_fit_logistic",
     "ratio_calibrate",
+    "canonical_row_hashes",
+    "duplicate_pairs",
     "__version__",
 ]
 
@@ -252,3 +254,9 @@ def ratio_fit_logistic(
 def ratio_calibrate(
     target_scores: npt.NDArray[np.float64], pool_scores: npt.NDArray[np.float64]
 ) -> tuple[float, float, float]: ...
+def canonical_row_hashes(
+    x: npt.NDArray[np.floating],
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]: ...
+def duplicate_pairs(
+    first: npt.NDArray[np.uint64], second: npt.NDArray[np.uint64], rows: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...

@@ -7,7 +7,8 @@
 //!
 //! One file per part: `errors` (GioError), `convert` (Python values and keyword options),
 //! `params` and `results` (the classes), `host` (callbacks, Ctrl-C, the GIL), `arrays` (array
-//! borrowing), and the exported functions by subject (`estimator`, `select`, `kmeans`, `sizes`, `ratio`).
+//! borrowing), and the exported functions by subject (`estimator`, `select`, `kmeans`, `sizes`, `ratio`,
+//! `rowhash`).
 //! A new file of bindings has a `register` function and takes one `mod` line and one line in
 //! `_core` below.
 
@@ -22,6 +23,7 @@ mod kmeans;
 mod params;
 mod ratio;
 mod results;
+mod rowhash;
 mod select;
 mod sizes;
 
@@ -36,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kmeans::register(m)?;
     sizes::register(m)?;
     ratio::register(m)?;
+    rowhash::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -19,39 +19,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._util.hashing import mix
+from .. import _core
 
 _RECORD = np.dtype([("h1", "<u8"), ("h2", "<u8"), ("row", "<i8")])
 _PARTITION_BITS = 8  # 256 partition files once spilled
 _MEMORY_ROWS = 4 << 20  # records kept in memory before spilling (24 bytes each: 96 MiB)
 SHOWN = 1000  # duplicate rows listed in a summary
-
-
-def _position_keys(count: int, seed: int) -> np.ndarray:
-    return mix(np.arange(count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed))
-
-
-def row_hashes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two 64-bit hashes of every row of `x` (2-D float or integer array): equal rows give equal
-    hashes. Each 64-bit word of a row is mixed with a key for its position (SplitMix64); the
-    first hash sums the mixed words, the second sums them times odd per-position factors, and
-    both sums are mixed again. So each depends on every value and on its position."""
-    x = np.ascontiguousarray(x)
-    if x.dtype.kind == "f":
-        x = x + x.dtype.type(0)  # -0.0 + 0.0 is +0.0: equal values, equal bits
-    raw = x.view(np.uint8).reshape(len(x), -1)
-    width = raw.shape[1]
-    if width % 8:
-        raw = np.concatenate([raw, np.zeros((len(x), 8 - width % 8), np.uint8)], axis=1)
-    words = raw.view(np.uint64)
-    count = words.shape[1]
-    mixed = words ^ _position_keys(count, 0x243F6A8885A308D3)
-    mix(mixed)
-    first = mixed.sum(axis=1, dtype=np.uint64)
-    mixed *= _position_keys(count, 0x13198A2E03707344) | np.uint64(1)
-    second = mixed.sum(axis=1, dtype=np.uint64)
-    length = np.uint64(count)
-    return mix(first + length), mix(second ^ length)
 
 
 @dataclass(frozen=True)
@@ -134,8 +107,8 @@ class DuplicateFinder:
 
     def _write(self, records: np.ndarray) -> None:
         assert self._files is not None
-        part = (records["h1"] >> np.uint64(64 - _PARTITION_BITS)).astype(np.int64)
-        order = np.argsort(part, kind="stable")
+        part = (records["h1"] >> np.uint64(64 - _PARTITION_BITS)).astype(np.uint8)
+        order = np.argsort(part, kind="stable")  # a radix sort for 8-bit keys
         bounds = np.searchsorted(part[order], np.arange((1 << _PARTITION_BITS) + 1))
         for p in range(1 << _PARTITION_BITS):
             if bounds[p + 1] > bounds[p]:
@@ -175,20 +148,12 @@ class DuplicateFinder:
 
 
 def _duplicates_in(records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, first rows) of the records whose hashes equal a lower row's, each group's first row
+    its lowest (the core's `duplicate_pairs`: one sort of the records by hashes, then row)."""
     if len(records) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.lexsort((records["row"], records["h2"], records["h1"]))
-    ordered = records[order]
-    same = (ordered["h1"][1:] == ordered["h1"][:-1]) & (ordered["h2"][1:] == ordered["h2"][:-1])
-    if not same.any():
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    # Group starts: rows whose hashes differ from the previous row's; each group's first row is
-    # its lowest (the sort's last key).
-    starts = np.flatnonzero(np.concatenate([[True], ~same]))
-    group_of = np.cumsum(np.concatenate([[True], ~same])) - 1
-    first_row = ordered["row"][starts][group_of]
-    repeat = np.concatenate([[False], same])
-    return ordered["row"][repeat].astype(np.int64), first_row[repeat].astype(np.int64)
+    columns = (np.ascontiguousarray(records[name]) for name in ("h1", "h2", "row"))
+    return _core.duplicate_pairs(*columns)
 
 
 def find_duplicates(x: np.ndarray) -> Duplicates:
@@ -201,22 +166,16 @@ def find_duplicates(x: np.ndarray) -> Duplicates:
 
 
 def canonical_hashes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`row_hashes` of a canonical form, so that equal vectors hash equally whatever dtype their
-    file stores them in: a row whose values are all exactly float32 is hashed as float32, any
-    other as float64 (float32 -> float64 is exact, so equal values always meet)."""
+    """Two 64-bit hashes of every row of `x` (2-D, finite values), equal for equal vectors
+    whatever dtype their file stores them in: a row whose values are all exactly float32 is
+    hashed as float32, any other as float64 (float32 -> float64 is exact, so equal values always
+    meet). Each 64-bit word of the row (two float32 values, or one float64; -0.0 read as 0.0) is
+    mixed with a key for its position (SplitMix64); the first hash sums the mixed words, the
+    second sums them times odd per-position factors, and both sums are mixed again: each depends
+    on every value and its position (the core's `canonical_row_hashes`, in parallel)."""
     x = np.asarray(x)
-    if x.dtype == np.float32:
-        return row_hashes(x)
-    x64 = np.asarray(x, dtype=np.float64)
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, so not exact, as it should be
-        x32 = x64.astype(np.float32)
-    exact = (x32 == x64).all(axis=1)
-    if exact.all():
-        return row_hashes(x32)
-    h1, h2 = row_hashes(x64)
-    if exact.any():
-        h1[exact], h2[exact] = row_hashes(x32[exact])
-    return h1, h2
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    return _core.canonical_row_hashes(np.ascontiguousarray(x, dtype=dtype))
 
 
 def drop_target_duplicates(x: np.ndarray, name: str = "target") -> tuple[np.ndarray, Duplicates]:

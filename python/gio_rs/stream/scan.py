@@ -16,7 +16,7 @@ from .. import _core, memory
 from .._util.optional import pyarrow
 from ..io import RowNames, reader_errors
 from ..io.batches import Chunk, vectors_table
-from ..io.dedup import DuplicateFinder, Duplicates, text_hashes
+from ..io.dedup import DuplicateFinder, Duplicates, canonical_hashes, text_hashes
 from ..io.hashed_files import crash_point
 from ..io.workdir import key_of
 from . import resources
@@ -192,8 +192,8 @@ def _read_pool(
     schemas: list = []
     typed_by_pieces = ctx.pool.fmt in ("jsonl", "csv", "tsv") and not ctx.one_shot
     try:
-        pieces = ctx.pool.chunks(vectors=True, table=typed_by_pieces)
-        for chunk in pieces if observe is None else prefetch(pieces):  # read ahead while observed
+        pieces = _hashed(ctx.pool.chunks(vectors=True, table=typed_by_pieces))
+        for chunk, hashes in pieces if observe is None else prefetch(pieces):  # read ahead while observed
             x = chunk.vectors
             assert x is not None
             if chunk.table is not None and (not schemas or not chunk.table.schema.equals(schemas[-1])):
@@ -203,10 +203,7 @@ def _read_pool(
             shard_rows[chunk.shard] += chunk.n_rows
             crash_point("scan: chunk")
             float32 = float32 and x.dtype in (np.float32, np.float16)
-            if chunk.texts is not None:  # text: the same text is the duplicate (see dedup)
-                finder.add_hashes(*text_hashes(chunk.texts), total)
-            else:
-                finder.add(x, total)
+            finder.add_hashes(*hashes, total)
             if spill is not None:
                 spill.append(x if x.dtype != np.float16 else x.astype(np.float32))
             if observe is not None:
@@ -225,6 +222,23 @@ def _read_pool(
     if spill is not None:
         spill.finish()
     return shard_rows, float32, schemas
+
+
+def _hashed(pieces: Iterator[Chunk]) -> Iterator[tuple[Chunk, tuple[np.ndarray, np.ndarray]]]:
+    """Each piece with its rows' duplicate hashes, computed where the piece is read: in the
+    read-ahead thread when the scan is observed, beside the observer's work on the main one.
+    Text: the same text is the duplicate (see dedup)."""
+    try:
+        for chunk in pieces:
+            if chunk.texts is not None:
+                yield chunk, text_hashes(chunk.texts)
+            else:
+                assert chunk.vectors is not None
+                yield chunk, canonical_hashes(chunk.vectors)
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:  # the reader's files, when the scan stops early
+            close()
 
 
 def _scanned(
