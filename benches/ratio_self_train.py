@@ -15,7 +15,8 @@ target', negatives the rest of the sample), calibrated as before. Uses the produ
 Variants: "st pi" (the top pi*S sample rows, pi = budget / pool rows), "st pi/2" (half as many),
 "st pi x2rounds" (twice), "st pi post" (those of the top pi*S whose posterior pi r > 1/2),
 "st pi cap2n" / "cap1n" (at most 2x / 1x the target's rows), "K=200" / "S=5000" (the first fit
-with another k-NN K or pool sample size). Findings: docs/ratio.md, "Tried and not adopted".
+with another k-NN K or pool sample size); "... lin": a one-round variant's refit of the Gaussian
+and logistic parts with the first fit's k-NN part. Findings: docs/ratio.md, "Tried and not adopted".
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ def run_task(task, names):
             parts, z = part_log_ratios(summary, target, pseudo, task.seed, pool)
             log_r = np.mean(list(parts.values()), axis=0)
         results[name] = (log_r, z, len(pseudo))
+        if rounds == 1:  # the same refit for the linear parts only, the k-NN part from the first fit
+            linear = np.mean([parts["gaussian"], parts["logistic"], base["knn"]], axis=0)
+            results[name + " lin"] = (linear, z, len(pseudo))
     return results, t_base
 
 
