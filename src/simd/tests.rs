@@ -336,7 +336,7 @@ fn panel_dots_are_one_chain_per_output_at_every_level() {
     ] {
         let x = data32(n * d, 0.0);
         let pts = data64(points * d, 4.0);
-        let packed = kernels::pack_row_panels(&x, d);
+        let packed = kernels::pack_row_panels::<_, f32>(&x, d);
         let rows_out = n.div_ceil(8) * 8;
         for r in runners() {
             let mut out = vec![f64::NAN; rows_out * points];
@@ -387,7 +387,9 @@ fn panel_dots_are_one_chain_per_output_at_every_level() {
 fn check_panel_dots(n: usize, points: usize, d: usize) {
     let x = data32(n * d, 1.0);
     let pts = data64(points * d, 2.0);
-    let packed = kernels::pack_row_panels(&x, d);
+    let packed = kernels::pack_row_panels::<_, f32>(&x, d);
+    // The same rows packed as f64 (exact), as the KL cross term packs float32 targets.
+    let wide = kernels::pack_row_panels::<_, f64>(&x, d);
     let rows_out = n.div_ceil(8) * 8;
     for r in runners() {
         let mut out = vec![f64::NAN; rows_out * points];
@@ -397,6 +399,15 @@ fn check_panel_dots(n: usize, points: usize, d: usize) {
             dim: d,
             out: &mut out,
         });
+        let mut out_wide = vec![f64::NAN; rows_out * points];
+        r.go(PanelDots {
+            panels: &wide,
+            points: &pts,
+            dim: d,
+            out: &mut out_wide,
+        });
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&out), bits(&out_wide), "{r:?} f64 panels");
         for i in 0..rows_out {
             for p in 0..points {
                 let expected = (0..d).fold(0.0f64, |acc, j| {
@@ -421,8 +432,8 @@ fn check_panel_dots(n: usize, points: usize, d: usize) {
 #[test]
 fn panel_dots_leftover_points_are_one_chain_per_output_at_every_level() {
     // Point counts past every level's tile width (5 on AVX2, 8 on AVX-512) by each leftover
-    // count, and the KL cross term's blocks of 30, on panel counts off the 2-panel tile.
-    for points in [2usize, 5, 6, 7, 9, 11, 13, 14, 15, 30] {
+    // count, and the KL cross term's blocks of 30 and 32, on panel counts off the 2-panel tile.
+    for points in [2usize, 5, 6, 7, 9, 11, 13, 14, 15, 30, 32] {
         check_panel_dots(24, points, 19);
     }
     check_panel_dots(37, 30, 40);
