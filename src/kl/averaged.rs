@@ -7,7 +7,10 @@
 
 use super::log_sum::LogRootSum;
 use super::{validate_target, GradientWork, KlParams};
-use crate::distance::{clip_sq, expansion_error_factor, kth_neighbour_sq, row_norms, sq_dist};
+use crate::distance::{
+    clip_sq, expansion_error_factor, kth_neighbour_sq, kth_neighbour_sq_symmetric, row_norms,
+    sq_dist,
+};
 use crate::error::GioError;
 use crate::parallel::{map_row_chunks_aligned, map_row_chunks_filling};
 use crate::rows::{Element, Precision, Rows};
@@ -67,9 +70,20 @@ pub struct KlState<'a, T: Element> {
 impl<'a, T: Element> KlState<'a, T> {
     /// Builds the state for target `x` and an initial selection `w` (may be empty).
     pub fn new(x: Rows<'a, T>, w: Rows<'_, T>, params: KlParams) -> Result<Self, GioError> {
+        Self::with_kth_search(x, w, params, kth_neighbour_sq)
+    }
+
+    /// `new`, with the X-to-X k-th neighbour distances from `kth` (`kth_neighbour_sq` or its
+    /// symmetric form: the same values).
+    fn with_kth_search(
+        x: Rows<'a, T>,
+        w: Rows<'_, T>,
+        params: KlParams,
+        kth: fn(Rows<'a, T>, usize) -> Vec<f64>,
+    ) -> Result<Self, GioError> {
         validate_target(&x, params.k)?;
         let mut state = Self::without_target_term(x, w, params)?;
-        state.xx_log_sum = kth_neighbour_sq(x, params.k)
+        state.xx_log_sum = kth(x, params.k)
             .iter()
             .map(|&s| (s.sqrt() + params.eps).ln())
             .sum();
@@ -330,7 +344,8 @@ pub fn kl_divergence<T: Element>(
             "needs at least 2 rows with discard_nearest_for_xy=True (each target row drops its nearest y)",
         ));
     }
-    let mut state = KlState::new(x, y.slice(0, 0), params)?;
+    // One call, memory for n × n float32 scores (up to 32 MiB) to halve the X-to-X tiles.
+    let mut state = KlState::with_kth_search(x, y.slice(0, 0), params, kth_neighbour_sq_symmetric)?;
     state.add_rows_with(y, true);
     Ok(state.value())
 }
