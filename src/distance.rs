@@ -248,6 +248,8 @@ const SMALL_K: usize = 32;
 
 /// Most float32 scores (n × n rounded up to 16) `kth_neighbour_sq_symmetric` keeps at once.
 const SYMMETRIC_MAX_SCORES: usize = 1 << 23;
+/// Earlier rows whose strips `kth_neighbour_sq_symmetric` reads together.
+const STRIP_GROUP: usize = 8;
 
 /// `kth_neighbour_sq`, the same values, from about half the float32 tiles: the scores of X
 /// against itself are symmetric, so each block of rows is scored against the rows from its own
@@ -287,10 +289,19 @@ pub fn kth_neighbour_sq_symmetric<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f
         for b in b0..b1 {
             let (i0, i1) = (b * F32_BLOCK, ((b + 1) * F32_BLOCK).min(n));
             let rows = i1 - i0;
-            // Columns before i0 from the earlier blocks' rows (row j holds (j, i) + ‖x_j‖²)...
-            for (j, (col, &nj)) in scores.chunks_exact(padded).zip(&norms).take(i0).enumerate() {
-                for (r, &s) in col[i0..i1].iter().enumerate() {
-                    approx[r * n + j] = (s as f64 + nj).max(0.0);
+            // Columns before i0 from the earlier blocks' rows (row j holds (j, i) + ‖x_j‖²), 8
+            // rows' strips copied at a time: their loads (8 KB apart, no prefetcher follows
+            // them) then overlap...
+            let mut strips = [[0.0f32; F32_BLOCK]; STRIP_GROUP];
+            for j0 in (0..i0).step_by(STRIP_GROUP) {
+                let j1 = (j0 + STRIP_GROUP).min(i0);
+                for (strip, j) in strips.iter_mut().zip(j0..j1) {
+                    strip[..rows].copy_from_slice(&scores[j * padded + i0..j * padded + i1]);
+                }
+                for (strip, j) in strips.iter().zip(j0..j1) {
+                    for (r, &s) in strip[..rows].iter().enumerate() {
+                        approx[r * n + j] = (s as f64 + norms[j]).max(0.0);
+                    }
                 }
             }
             // ...the others from the block's own rows.

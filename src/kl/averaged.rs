@@ -13,7 +13,7 @@ use crate::distance::{
 };
 use crate::error::GioError;
 use crate::parallel::{map_row_chunks_aligned, map_row_chunks_filling};
-use crate::rows::{Element, Precision, Rows};
+use crate::rows::{Element, Rows};
 use crate::simd::{dot, sq_dists, RowPanels, ROW_PANEL};
 
 pub use super::log_sum::log_root_sum;
@@ -25,8 +25,6 @@ const ADD_WIDEN_VALUES: usize = 1 << 19;
 /// the log sum's 8 lanes, so every block feeds it whole groups)...
 const ADD_TARGET_BLOCK: usize = 16;
 const ADD_SELECTION_BLOCK: usize = 32;
-/// From this many selection rows on, `kl_divergence` packs a float32 target as f64.
-const WIDE_PANELS_MIN_ROWS: usize = 64;
 /// ...and recomputes pairs closer than this share of ‖x‖² + ‖w‖² from exact differences.
 const EXACT_SHARE: f64 = 0.1;
 
@@ -147,13 +145,6 @@ impl<'a, T: Element> KlState<'a, T> {
     /// Adds every row of `w` to the selection: per part of `w` widened to f64, one parallel pass
     /// over the target rows.
     pub fn add_rows(&mut self, w: Rows<'_, T>) {
-        self.add_rows_with(w, false);
-    }
-
-    /// `add_rows`; with `wide_panels`, a float32 target against many rows is packed once more
-    /// as f64 for the pass (n·d·8 bytes more; exact, so the same bits), which spares the dot
-    /// tiles a widening per load.
-    fn add_rows_with(&mut self, w: Rows<'_, T>, wide_panels: bool) {
         if w.is_empty() {
             return;
         }
@@ -161,15 +152,9 @@ impl<'a, T: Element> KlState<'a, T> {
         let per =
             (ADD_WIDEN_VALUES / dim.max(1)).div_ceil(ADD_SELECTION_BLOCK) * ADD_SELECTION_BLOCK;
         let discard = self.params.discard_nearest_for_xy;
-        let wide =
-            (wide_panels && T::PRECISION == Precision::F32 && w.len() >= WIDE_PANELS_MIN_ROWS)
-                .then(|| RowPanels::<f64>::packed_from(self.x.data(), dim));
         for j0 in (0..w.len()).step_by(per) {
             let part = w.slice(j0, (j0 + per).min(w.len()));
-            let sums = match &wide {
-                Some(panels) => self.cross_part(panels, part),
-                None => self.cross_part(&self.panels, part),
-            };
+            let sums = self.cross_part(part);
             for (i, (log_sum, nearest)) in sums.into_iter().enumerate() {
                 self.cross_log_sum += log_sum;
                 if discard {
@@ -184,10 +169,11 @@ impl<'a, T: Element> KlState<'a, T> {
     /// of `w`. Distances come from Gram tiles of X's panels and `w` widened to f64; pairs closer
     /// than `EXACT_SHARE` of their norms (where the Gram form cancels) are recomputed from exact
     /// differences, the others err by at most (d+4)·ε/EXACT_SHARE relative (2e-12 at d = 768).
-    fn cross_part<P: Element>(&self, panels: &RowPanels<P>, w: Rows<'_, T>) -> Vec<(f64, f64)> {
+    fn cross_part(&self, w: Rows<'_, T>) -> Vec<(f64, f64)> {
         let (x, dim, eps) = (self.x, self.x.dim(), self.params.eps);
         let widened: Vec<f64> = w.data().iter().map(|v| v.to_f64()).collect();
         let w_norms: Vec<f64> = widened.chunks_exact(dim).map(|r| dot(r, r)).collect();
+        let panels = &self.panels;
         let per_chunk: Vec<Vec<(f64, f64)>> =
             map_row_chunks_aligned(x.len(), dim, ROW_PANEL, |start, end| {
                 let mut sums = vec![LogRootSum::EMPTY; end - start];
@@ -346,7 +332,7 @@ pub fn kl_divergence<T: Element>(
     }
     // One call, memory for n × n float32 scores (up to 32 MiB) to halve the X-to-X tiles.
     let mut state = KlState::with_kth_search(x, y.slice(0, 0), params, kth_neighbour_sq_symmetric)?;
-    state.add_rows_with(y, true);
+    state.add_rows(y);
     Ok(state.value())
 }
 

@@ -757,16 +757,15 @@ unsafe fn panel_tile<S: Isa, T: Element, B: Element, const NR: usize, const C: u
     }
 }
 
-/// `panels[(r / 8) * dim * 8 + j * 8 + r % 8] = rows[r][j]`, zero past the last row; stored as
-/// `U` (the same type, or f64: widening is exact).
-pub(super) fn pack_row_panels<T: Element, U: Element>(rows: &[T], dim: usize) -> Vec<U> {
+/// `panels[(r / 8) * dim * 8 + j * 8 + r % 8] = rows[r][j]`, zero past the last row.
+pub(super) fn pack_row_panels<T: Element>(rows: &[T], dim: usize) -> Vec<T> {
     let n = rows.len() / dim;
     let n_panels = n.div_ceil(ROW_PANEL);
-    let mut panels = vec![U::from_f64(0.0); n_panels * dim * ROW_PANEL];
+    let mut panels = vec![T::from_f64(0.0); n_panels * dim * ROW_PANEL];
     for (r, row) in rows.chunks_exact(dim).enumerate() {
         let panel = &mut panels[(r / ROW_PANEL) * dim * ROW_PANEL..];
         for (j, &v) in row.iter().enumerate() {
-            panel[j * ROW_PANEL + r % ROW_PANEL] = U::from_f64(v.to_f64());
+            panel[j * ROW_PANEL + r % ROW_PANEL] = v;
         }
     }
     panels

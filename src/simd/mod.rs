@@ -266,13 +266,6 @@ pub const ROW_PANEL: usize = kernels::ROW_PANEL;
 
 impl<T: Element> RowPanels<T> {
     pub fn new(rows: &[T], dim: usize) -> Self {
-        Self::packed_from(rows, dim)
-    }
-
-    /// `rows` (of any stored type) packed as `T`: f64 panels of float32 rows hold their exact
-    /// values, and `dots` then gives the same bits as from float32 panels without widening
-    /// every load (which takes the FMA ports' issue slots).
-    pub fn packed_from<R: Element>(rows: &[R], dim: usize) -> Self {
         RowPanels {
             data: kernels::pack_row_panels(rows, dim),
             rows: rows.len() / dim,
