@@ -248,6 +248,27 @@ fn exact_center_scores(row: &[f32], centers: &[f64], k: usize, d: usize) -> Vec<
         .collect()
 }
 
+/// `center_scores_at` from a later panel on: the same bits there as `all` (from the first
+/// center), the columns before it untouched.
+fn check_scores_from_later_panel(r: Either, x: &[f64], packed: &PackedCenters, all: &[f32]) {
+    let padded = packed.padded;
+    let first = (padded / 2 / 16) * 16;
+    let mut part = vec![-1.0f32; all.len()];
+    center_scores_at(r, x, packed, first, &mut part);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (got, want) in part.chunks_exact(padded).zip(all.chunks_exact(padded)) {
+        assert!(
+            got[..first].iter().all(|&v| v == -1.0),
+            "{r:?} before first"
+        );
+        assert_eq!(
+            bits(&got[first..]),
+            bits(&want[first..]),
+            "{r:?} from first"
+        );
+    }
+}
+
 #[test]
 fn center_kernels_agree_with_float64_and_across_levels() {
     // Shapes off every tile size, for f32 and f64 rows: the chosen center's score is the
@@ -284,25 +305,7 @@ fn center_kernels_agree_with_float64_and_across_levels() {
             let (best, score, second) = run(&x);
             let mut all = vec![0.0f32; n * packed.padded];
             center_scores_at(r, &x, &packed, 0, &mut all);
-            // From a later panel on: the same scores there, the columns before it untouched.
-            let first = (packed.padded / 2 / 16) * 16;
-            let mut part = vec![-1.0f32; n * packed.padded];
-            center_scores_at(r, &x, &packed, first, &mut part);
-            for (got, want) in part
-                .chunks_exact(packed.padded)
-                .zip(all.chunks_exact(packed.padded))
-            {
-                assert!(
-                    got[..first].iter().all(|&v| v == -1.0),
-                    "{r:?} before first"
-                );
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&got[first..]),
-                    bits(&want[first..]),
-                    "{r:?} from first"
-                );
-            }
+            check_scores_from_later_panel(r, &x, &packed, &all);
             for i in 0..n {
                 let row = &x32[i * d..(i + 1) * d];
                 let exact = exact_center_scores(row, &centers, k, d);
