@@ -4,10 +4,10 @@
 //! Also nearest-row scans and per-row k-th neighbour distances. Everything is computed in f64
 //! whatever the stored type.
 
-use crate::parallel::map_row_chunks;
+use crate::parallel::{map_chunks_mut, map_row_chunks};
 use crate::rows::{Element, Rows};
 pub use crate::simd::sq_dist;
-use crate::simd::{self, center_scores_f32, dot, dot_block, PackedCenters};
+use crate::simd::{self, center_scores_f32, center_scores_from_f32, dot, dot_block, PackedCenters};
 
 /// The reference clips squared distances to this range before taking square roots.
 pub const CLIP_LOW: f64 = 1e-10;
@@ -246,6 +246,134 @@ fn kth_neighbour_sq_f32<T: Element>(
 /// Below this k the (k+1)-th smallest candidate score is found with a short sorted list.
 const SMALL_K: usize = 32;
 
+/// Most float32 scores (n × n rounded up to 16) `kth_neighbour_sq_symmetric` keeps at once.
+const SYMMETRIC_MAX_SCORES: usize = 1 << 23;
+/// Earlier rows whose strips `kth_neighbour_sq_symmetric` reads together.
+const STRIP_GROUP: usize = 8;
+
+/// `kth_neighbour_sq`, the same values, from about half the float32 tiles: the scores of X
+/// against itself are symmetric, so each block of rows is scored against the rows from its own
+/// block on only, and reads the rest of its rows from earlier blocks' scores (transposed). Keeps
+/// all n × n scores: falls back to `kth_neighbour_sq` above `SYMMETRIC_MAX_SCORES` of them.
+pub fn kth_neighbour_sq_symmetric<T: Element>(x: Rows<'_, T>, k: usize) -> Vec<f64> {
+    let (n, dim) = (x.len(), x.dim());
+    assert!(k < n, "kth_neighbour_sq needs k < n");
+    let norms = row_norms(x);
+    let max_norm = norms.iter().cloned().fold(0.0f64, f64::max);
+    let padded = n.div_ceil(16) * 16;
+    if max_norm > F32_SAFE_NORM || n.saturating_mul(padded) > SYMMETRIC_MAX_SCORES {
+        return kth_neighbour_sq(x, k);
+    }
+    let packed = PackedCenters::new(x.data(), dim);
+    let mut scores = vec![0.0f32; n * padded];
+    // Block b (rows i0.., i0 a multiple of 16) against the rows from i0 on; disjoint rows.
+    map_chunks_mut(
+        n * n * dim / 2,
+        &mut scores,
+        F32_BLOCK * padded,
+        |(b, part)| {
+            let i0 = b * F32_BLOCK;
+            let rows = x.slice(i0, i0 + part.len() / padded);
+            center_scores_from_f32(rows.data(), &packed, i0, part);
+        },
+    );
+    // Score (i, j) estimates ‖x_i − x_j‖² − ‖x_i‖² within relative · (‖x_i‖² + max_norm) +
+    // absolute; read transposed, it stands for (j, i): bound every pair by the larger one.
+    let relative = f32_expansion_error_factor(dim) + 2.0 * expansion_error_factor(dim);
+    let error = relative * 2.0 * max_norm + F32_UNDERFLOW_PER_DIM * dim as f64;
+    let scores = &scores;
+    let per_block = map_row_chunks(n.div_ceil(F32_BLOCK), n * dim, |b0, b1| {
+        let mut out = Vec::with_capacity((b1 - b0) * F32_BLOCK);
+        let mut approx = vec![0.0f64; F32_BLOCK * n];
+        let mut scratch = RowKth::default();
+        for b in b0..b1 {
+            let (i0, i1) = (b * F32_BLOCK, ((b + 1) * F32_BLOCK).min(n));
+            let rows = i1 - i0;
+            // Columns before i0 from the earlier blocks' rows (row j holds (j, i) + ‖x_j‖²), 8
+            // rows' strips copied at a time: their loads (8 KB apart, no prefetcher follows
+            // them) then overlap...
+            let mut strips = [[0.0f32; F32_BLOCK]; STRIP_GROUP];
+            for j0 in (0..i0).step_by(STRIP_GROUP) {
+                let j1 = (j0 + STRIP_GROUP).min(i0);
+                for (strip, j) in strips.iter_mut().zip(j0..j1) {
+                    strip[..rows].copy_from_slice(&scores[j * padded + i0..j * padded + i1]);
+                }
+                for (strip, j) in strips.iter().zip(j0..j1) {
+                    for (r, &s) in strip[..rows].iter().enumerate() {
+                        approx[r * n + j] = (s as f64 + norms[j]).max(0.0);
+                    }
+                }
+            }
+            // ...the others from the block's own rows.
+            for (r, row) in scores[i0 * padded..i1 * padded]
+                .chunks_exact(padded)
+                .enumerate()
+            {
+                let ni = norms[i0 + r];
+                for (a, &s) in approx[r * n + i0..(r + 1) * n].iter_mut().zip(&row[i0..n]) {
+                    *a = (s as f64 + ni).max(0.0);
+                }
+            }
+            for (r, row_approx) in approx.chunks_exact(n).take(rows).enumerate() {
+                out.push(scratch.exact_kth(x, i0 + r, k, row_approx, error));
+            }
+        }
+        out
+    });
+    per_block.into_iter().flatten().collect()
+}
+
+/// Scratch for the exact k-th neighbour distance of one row from approximate values.
+#[derive(Default)]
+struct RowKth {
+    smallest: Vec<f64>,
+    exact: Vec<f64>,
+}
+
+impl RowKth {
+    /// The clipped (k+1)-th smallest exact squared distance from row i to the rows of `x`, given
+    /// approximations `approx` (one per row) within `error` of the exact values: every row whose
+    /// approximation could put it among the k+1 nearest is recomputed exactly.
+    fn exact_kth<T: Element>(
+        &mut self,
+        x: Rows<'_, T>,
+        i: usize,
+        k: usize,
+        approx: &[f64],
+        error: f64,
+    ) -> f64 {
+        let kth = if k < SMALL_K {
+            // A short sorted list (in total order, as select_nth would find it).
+            let smallest = &mut self.smallest;
+            smallest.clear();
+            for &a in approx {
+                if smallest.len() <= k || a.total_cmp(&smallest[k]).is_lt() {
+                    let at = smallest.partition_point(|v| v.total_cmp(&a).is_le());
+                    smallest.insert(at, a);
+                    smallest.truncate(k + 1);
+                }
+            }
+            smallest[k]
+        } else {
+            self.exact.clear();
+            self.exact.extend_from_slice(approx);
+            *self.exact.select_nth_unstable_by(k, f64::total_cmp).1
+        };
+        let threshold = kth + 2.0 * error;
+        let xi = x.row(i);
+        self.exact.clear();
+        self.exact.extend(
+            approx
+                .iter()
+                .enumerate()
+                // Not `a <= t`: a NaN keeps every row, so there are never fewer than k.
+                .filter(|&(_, &a)| a.partial_cmp(&threshold) != Some(std::cmp::Ordering::Greater))
+                .map(|(j, _)| sq_dist(xi, x.row(j))),
+        );
+        clip_sq(*self.exact.select_nth_unstable_by(k, f64::total_cmp).1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +481,7 @@ mod tests {
             kth_neighbour_sq_f32(x, k, &norms, max_norm, &packed),
             f64_path
         );
+        assert_eq!(kth_neighbour_sq_symmetric(x, k), f64_path, "symmetric");
         f64_path
     }
 

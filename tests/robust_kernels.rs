@@ -13,7 +13,10 @@
 //! with `--nocapture`).
 
 use gio_rs::descent::{auto_scale_factor, descend, descend_many, DescentWork};
-use gio_rs::distance::{kth_neighbour_sq, nearest_unused, row_norms, sq_dist, CLIP_HIGH, CLIP_LOW};
+use gio_rs::distance::{
+    kth_neighbour_sq, kth_neighbour_sq_symmetric, nearest_unused, row_norms, sq_dist, CLIP_HIGH,
+    CLIP_LOW,
+};
 use gio_rs::kl::{kl_divergence, kl_gradient, Candidate, GradientWork, KlParams, KlState};
 use gio_rs::kmeans::{assign, kmeans, KMeansFit, KMeansInit, KMeansParams};
 use gio_rs::params::Named;
@@ -729,6 +732,11 @@ fn kth_neighbour_robust<T: Float>(case: KthCase<T>) -> TestCaseResult {
     prop_assert_eq!(got.len(), rows.len());
     if all_finite(&x) {
         count_brute_force_check();
+        // The symmetric search (half the tiles) gives the same bits.
+        prop_assert!(
+            same_bits(&got, &kth_neighbour_sq_symmetric(rows, k)),
+            "symmetric"
+        );
         // Exact: the (k+1)-th smallest of the same exact distances, clipped.
         for (i, &value) in got.iter().enumerate() {
             let mut all: Vec<f64> = (0..rows.len())

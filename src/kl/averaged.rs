@@ -5,53 +5,28 @@
 //!             + 1/m Σ_{j=1..m} log(k·m / (j·(n − 1)))
 //! where m' = m, or m − 1 with `discard_nearest_for_xy` (each target row then drops its nearest w).
 
+use super::log_sum::LogRootSum;
 use super::{validate_target, GradientWork, KlParams};
-use crate::distance::{clip_sq, expansion_error_factor, kth_neighbour_sq, row_norms, sq_dist};
+use crate::distance::{
+    clip_sq, expansion_error_factor, kth_neighbour_sq, kth_neighbour_sq_symmetric, row_norms,
+    sq_dist,
+};
 use crate::error::GioError;
 use crate::parallel::{map_row_chunks_aligned, map_row_chunks_filling};
 use crate::rows::{Element, Rows};
 use crate::simd::{dot, sq_dists, RowPanels, ROW_PANEL};
 
-/// `add_rows` forms target × selection distances in Gram tiles of this many rows of each...
+pub use super::log_sum::log_root_sum;
+
+/// `add_rows` widens the selection to f64 about this many values at a time (each value once,
+/// in bounded memory)...
+const ADD_WIDEN_VALUES: usize = 1 << 19;
+/// ...forms target × selection distances in Gram tiles of this many rows of each (a multiple of
+/// the log sum's 8 lanes, so every block feeds it whole groups)...
 const ADD_TARGET_BLOCK: usize = 16;
-const ADD_SELECTION_BLOCK: usize = 30;
+const ADD_SELECTION_BLOCK: usize = 32;
 /// ...and recomputes pairs closer than this share of ‖x‖² + ‖w‖² from exact differences.
 const EXACT_SHARE: f64 = 0.1;
-
-/// terms, formed as a product of their mantissas (each in [1, 2), renormalised every 256 terms)
-/// and a sum of their exponents. One multiplication per term instead of a logarithm; each
-/// rounds once, so the result is as accurate as a sum of logarithms. NaN if any term is NaN.
-pub fn log_root_sum(sq: &[f64], eps: f64) -> f64 {
-    const MANTISSA: u64 = (1 << 52) - 1;
-    const ONE: u64 = 1023 << 52;
-    // Splits a positive normal x into (exponent, mantissa in [1, 2)).
-    let split = |x: f64| {
-        let bits = x.to_bits();
-        (
-            ((bits >> 52) & 0x7ff) as i64 - 1023,
-            f64::from_bits((bits & MANTISSA) | ONE),
-        )
-    };
-    let (mut exponent, mut product, mut bad) = (0i64, 1.0f64, false);
-    for chunk in sq.chunks(256) {
-        for &s in chunk {
-            let term = s.sqrt() + eps;
-            // Zero, subnormal, infinite or NaN terms (never from clipped distances and a valid
-            // ε) do not split into a mantissa and an exponent: summed directly below.
-            bad |= !(f64::MIN_POSITIVE..f64::INFINITY).contains(&term);
-            let (e, m) = split(term);
-            exponent += e;
-            product *= m;
-        }
-        let (e, m) = split(product);
-        exponent += e;
-        product = m;
-    }
-    if bad {
-        return sq.iter().map(|&s| (s.sqrt() + eps).ln()).sum();
-    }
-    product.ln() + exponent as f64 * std::f64::consts::LN_2
-}
 
 /// `1/m Σ_{j=1..m} log(k·m / (j·(n−1)))`, the estimator's size term, summed as the reference does.
 pub fn size_term(k: usize, m: usize, n: usize) -> f64 {
@@ -93,9 +68,20 @@ pub struct KlState<'a, T: Element> {
 impl<'a, T: Element> KlState<'a, T> {
     /// Builds the state for target `x` and an initial selection `w` (may be empty).
     pub fn new(x: Rows<'a, T>, w: Rows<'_, T>, params: KlParams) -> Result<Self, GioError> {
+        Self::with_kth_search(x, w, params, kth_neighbour_sq)
+    }
+
+    /// `new`, with the X-to-X k-th neighbour distances from `kth` (`kth_neighbour_sq` or its
+    /// symmetric form: the same values).
+    fn with_kth_search(
+        x: Rows<'a, T>,
+        w: Rows<'_, T>,
+        params: KlParams,
+        kth: fn(Rows<'a, T>, usize) -> Vec<f64>,
+    ) -> Result<Self, GioError> {
         validate_target(&x, params.k)?;
         let mut state = Self::without_target_term(x, w, params)?;
-        state.xx_log_sum = kth_neighbour_sq(x, params.k)
+        state.xx_log_sum = kth(x, params.k)
             .iter()
             .map(|&s| (s.sqrt() + params.eps).ln())
             .sum();
@@ -156,72 +142,72 @@ impl<'a, T: Element> KlState<'a, T> {
         &self.nearest_sq
     }
 
-    /// Adds every row of `w` to the selection in one parallel pass over the target rows.
+    /// Adds every row of `w` to the selection: per part of `w` widened to f64, one parallel pass
+    /// over the target rows.
     pub fn add_rows(&mut self, w: Rows<'_, T>) {
         if w.is_empty() {
             return;
         }
-        let x = self.x;
-        let dim = x.dim();
-        let eps = self.params.eps;
-        let x_norms = &self.x_norms;
-        let w_norms: Vec<f64> = (0..w.len()).map(|j| dot(w.row(j), w.row(j))).collect();
-        let gamma = expansion_error_factor(dim);
-        // Per target row: (Σ_j log(ν+ε), min_j clipped sq), summed over j in order. Distances come
-        // from Gram tiles; pairs closer than `EXACT_SHARE` of their norms (where the Gram form
-        // cancels) are recomputed from exact differences, the others err by at most
-        // (d+4)·ε/EXACT_SHARE relative (2e-12 at d = 768).
+        let dim = self.x.dim();
+        let per =
+            (ADD_WIDEN_VALUES / dim.max(1)).div_ceil(ADD_SELECTION_BLOCK) * ADD_SELECTION_BLOCK;
+        let discard = self.params.discard_nearest_for_xy;
+        for j0 in (0..w.len()).step_by(per) {
+            let part = w.slice(j0, (j0 + per).min(w.len()));
+            let sums = self.cross_part(part);
+            for (i, (log_sum, nearest)) in sums.into_iter().enumerate() {
+                self.cross_log_sum += log_sum;
+                if discard {
+                    self.nearest_sq[i] = self.nearest_sq[i].min(nearest);
+                }
+            }
+        }
+        self.m += w.len();
+    }
+
+    /// Per target row: (Σ_j log(ν(x_i, w_j) + ε), min_j clipped squared distance) over the rows
+    /// of `w`. Distances come from Gram tiles of X's panels and `w` widened to f64; pairs closer
+    /// than `EXACT_SHARE` of their norms (where the Gram form cancels) are recomputed from exact
+    /// differences, the others err by at most (d+4)·ε/EXACT_SHARE relative (2e-12 at d = 768).
+    fn cross_part(&self, w: Rows<'_, T>) -> Vec<(f64, f64)> {
+        let (x, dim, eps) = (self.x, self.x.dim(), self.params.eps);
+        let widened: Vec<f64> = w.data().iter().map(|v| v.to_f64()).collect();
+        let w_norms: Vec<f64> = widened.chunks_exact(dim).map(|r| dot(r, r)).collect();
         let panels = &self.panels;
         let per_chunk: Vec<Vec<(f64, f64)>> =
             map_row_chunks_aligned(x.len(), dim, ROW_PANEL, |start, end| {
-                let mut out = vec![(0.0f64, f64::INFINITY); end - start];
+                let mut sums = vec![LogRootSum::EMPTY; end - start];
+                let mut nearest = vec![f64::INFINITY; end - start];
                 let target_block =
                     ADD_TARGET_BLOCK.min((end - start).div_ceil(ROW_PANEL) * ROW_PANEL);
                 let mut gram = vec![0.0f64; target_block * ADD_SELECTION_BLOCK];
-                let mut w_block = vec![0.0f64; ADD_SELECTION_BLOCK * dim];
-                let mut sq = vec![0.0f64; ADD_SELECTION_BLOCK];
-                // Selection blocks outer: each is widened to f64 once (the dot tiles then load it
-                // as it is) and stays in L2 while the chunk's target panels pass over it.
+                let mut sq = [0.0f64; ADD_SELECTION_BLOCK];
+                // Selection blocks outer: each stays in L2 while the chunk's panels pass over it.
                 for j0 in (0..w.len()).step_by(ADD_SELECTION_BLOCK) {
                     let j1 = (j0 + ADD_SELECTION_BLOCK).min(w.len());
                     let cols = j1 - j0;
-                    let w_block = &mut w_block[..cols * dim];
-                    for (o, &v) in w_block.iter_mut().zip(w.slice(j0, j1).data()) {
-                        *o = v.to_f64();
-                    }
+                    let w_block = &widened[j0 * dim..j1 * dim];
                     for i0 in (start..end).step_by(target_block) {
                         let i1 = (i0 + target_block).min(end);
                         let gram = &mut gram[..(i1 - i0).div_ceil(ROW_PANEL) * ROW_PANEL * cols];
                         panels.dots(i0, i1, w_block, gram);
                         for (i, gram_row) in (i0..i1).zip(gram.chunks_exact(cols)) {
-                            let (log_sum, nearest) = &mut out[i - start];
+                            let pair = PairRow {
+                                xi: x.row(i),
+                                xi_norm: self.x_norms[i],
+                                w: w.slice(j0, j1),
+                                w_norms: &w_norms[j0..j1],
+                            };
                             let sq = &mut sq[..cols];
-                            for ((j, &g), s) in (j0..j1).zip(gram_row).zip(sq.iter_mut()) {
-                                let scale = x_norms[i] + w_norms[j];
-                                let approx = (scale - 2.0 * g).max(0.0);
-                                let exact =
-                                    !(approx >= EXACT_SHARE * scale && (gamma * scale).is_finite());
-                                *s = clip_sq(if exact {
-                                    sq_dist(x.row(i), w.row(j))
-                                } else {
-                                    approx
-                                });
-                                *nearest = nearest.min(*s);
-                            }
-                            *log_sum += log_root_sum(sq, eps);
+                            let near = pair.distances(gram_row, sq);
+                            nearest[i - start] = nearest[i - start].min(near);
+                            sums[i - start].add(sq, eps);
                         }
                     }
                 }
-                out
+                sums.iter().map(LogRootSum::value).zip(nearest).collect()
             });
-        let discard = self.params.discard_nearest_for_xy;
-        for (i, (log_sum, nearest)) in per_chunk.into_iter().flatten().enumerate() {
-            self.cross_log_sum += log_sum;
-            if discard {
-                self.nearest_sq[i] = self.nearest_sq[i].min(nearest);
-            }
-        }
-        self.m += w.len();
+        per_chunk.into_iter().flatten().collect()
     }
 
     /// The KL estimate of X against the current selection. NaN when the estimator is
@@ -282,6 +268,48 @@ impl<'a, T: Element> KlState<'a, T> {
     }
 }
 
+/// One target row against a block of selection rows, for `KlState::cross_part`.
+struct PairRow<'r, T> {
+    xi: &'r [T],
+    xi_norm: f64,
+    w: Rows<'r, T>,
+    w_norms: &'r [f64],
+}
+
+impl<T: Element> PairRow<'_, T> {
+    /// Clipped squared distances into `sq` from the Gram row (x_i · w_j), the pairs where the
+    /// Gram form cancels recomputed exactly; returns the smallest.
+    #[inline]
+    fn distances(&self, gram_row: &[f64], sq: &mut [f64]) -> f64 {
+        let gamma = expansion_error_factor(self.xi.len());
+        let mut exact = [false; ADD_SELECTION_BLOCK];
+        let mut any_exact = false;
+        for (((&g, &wn), s), e) in gram_row
+            .iter()
+            .zip(self.w_norms)
+            .zip(sq.iter_mut())
+            .zip(&mut exact)
+        {
+            let scale = self.xi_norm + wn;
+            let approx = (scale - 2.0 * g).max(0.0);
+            *e = !(approx >= EXACT_SHARE * scale && (gamma * scale).is_finite());
+            any_exact |= *e;
+            *s = approx;
+        }
+        if any_exact {
+            for (j, s) in sq.iter_mut().enumerate().filter(|&(j, _)| exact[j]) {
+                *s = sq_dist(self.xi, self.w.row(j));
+            }
+        }
+        let mut nearest = f64::INFINITY;
+        for s in sq.iter_mut() {
+            *s = clip_sq(*s);
+            nearest = nearest.min(*s);
+        }
+        nearest
+    }
+}
+
 pub fn kl_divergence<T: Element>(
     x: Rows<'_, T>,
     y: Rows<'_, T>,
@@ -302,7 +330,10 @@ pub fn kl_divergence<T: Element>(
             "needs at least 2 rows with discard_nearest_for_xy=True (each target row drops its nearest y)",
         ));
     }
-    Ok(KlState::new(x, y, params)?.value())
+    // One call, memory for n × n float32 scores (up to 32 MiB) to halve the X-to-X tiles.
+    let mut state = KlState::with_kth_search(x, y.slice(0, 0), params, kth_neighbour_sq_symmetric)?;
+    state.add_rows(y);
+    Ok(state.value())
 }
 
 /// Gradient of KL(X ‖ W ∪ {v}) with respect to v.

@@ -10,6 +10,7 @@
 mod averaged;
 mod gradient;
 pub(crate) mod knn;
+mod log_sum;
 
 pub use averaged::{kl_divergence, kl_gradient, log_root_sum, size_term, Candidate, KlState};
 pub use gradient::GradientWork;

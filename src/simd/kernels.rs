@@ -499,14 +499,21 @@ fn nearest_blocks_tiled<S: Isa, const R: usize, const NP: usize>(
     }
 }
 
-/// Every score of every block row against every center, into `out` (block rows × padded).
+/// Every score of every block row against every center from `first` (a multiple of 16) on, into
+/// `out` (block rows × padded; the columns before `first` are left as they are).
 #[inline(always)]
-pub(super) fn score_blocks<S: Isa>(s: S, blocks: &[f32], centers: &PanelView<'_>, out: &mut [f32]) {
+pub(super) fn score_blocks<S: Isa>(
+    s: S,
+    blocks: &[f32],
+    centers: &PanelView<'_>,
+    first: usize,
+    out: &mut [f32],
+) {
     match S::CENTER_TILE {
-        (8, 3) => score_blocks_tiled::<S, 8, 3>(s, blocks, centers, out),
-        (6, 1) => score_blocks_tiled::<S, 6, 1>(s, blocks, centers, out),
-        (3, 1) => score_blocks_tiled::<S, 3, 1>(s, blocks, centers, out),
-        _ => score_blocks_tiled::<S, 2, 1>(s, blocks, centers, out),
+        (8, 3) => score_blocks_tiled::<S, 8, 3>(s, blocks, centers, first, out),
+        (6, 1) => score_blocks_tiled::<S, 6, 1>(s, blocks, centers, first, out),
+        (3, 1) => score_blocks_tiled::<S, 3, 1>(s, blocks, centers, first, out),
+        _ => score_blocks_tiled::<S, 2, 1>(s, blocks, centers, first, out),
     }
 }
 
@@ -515,13 +522,15 @@ fn score_blocks_tiled<S: Isa, const R: usize, const NP: usize>(
     s: S,
     blocks: &[f32],
     centers: &PanelView<'_>,
+    first: usize,
     out: &mut [f32],
 ) {
     let (dim, padded) = (centers.dim, centers.padded);
     let n = out.len() / padded;
     assert!(out.len() == n * padded && blocks.len() == n.div_ceil(R) * R * dim);
+    assert!(first.is_multiple_of(PANEL) && first <= padded);
     let mut scores = [[0.0f32; MAX_TILE_CENTERS]; MAX_TILE_ROWS];
-    let mut c0 = 0;
+    let mut c0 = first;
     while c0 < padded {
         let np = if c0 + PANEL * NP <= padded { NP } else { 1 };
         for (b, block) in blocks.chunks_exact(R * dim).enumerate() {

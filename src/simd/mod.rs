@@ -185,8 +185,8 @@ kernel!(PanelDots<'a; T, B> { panels: &'a [T], points: &'a [B], dim: usize, out:
 kernel!(CenterRows<> {} -> usize = |_s| kernels::center_rows::<S>());
 kernel!(NearestBlocks<'a> { blocks: &'a [f32], centers: PanelView<'a>, states: &'a mut [LaneBest] }
     -> () = |s| kernels::nearest_blocks(s, blocks, &centers, states));
-kernel!(ScoreBlocks<'a> { blocks: &'a [f32], centers: PanelView<'a>, out: &'a mut [f32] } -> ()
-    = |s| kernels::score_blocks(s, blocks, &centers, out));
+kernel!(ScoreBlocks<'a> { blocks: &'a [f32], centers: PanelView<'a>, first: usize,
+    out: &'a mut [f32] } -> () = |s| kernels::score_blocks(s, blocks, &centers, first, out));
 
 /// ‖a − b‖², computed in f64 whatever the stored types.
 #[inline]
@@ -431,22 +431,36 @@ fn nearest_centers_at<T: Element>(
 /// float32) against every packed center, row-major in `out` (rows × `padded_len()`; padding
 /// columns get +inf). The same micro-kernels as `nearest_centers_f32`, storing every score.
 pub fn center_scores_f32<T: Element>(rows: &[T], centers: &PackedCenters, out: &mut [f32]) {
-    center_scores_at(level(), rows, centers, out)
+    center_scores_at(level(), rows, centers, 0, out)
+}
+
+/// `center_scores_f32` against the centers from `first` (a multiple of 16) on only: the columns
+/// before it are left as they are (for symmetric problems, whose other half is a transpose).
+pub fn center_scores_from_f32<T: Element>(
+    rows: &[T],
+    centers: &PackedCenters,
+    first: usize,
+    out: &mut [f32],
+) {
+    center_scores_at(level(), rows, centers, first, out)
 }
 
 fn center_scores_at<T: Element>(
     level: impl Runner,
     rows: &[T],
     centers: &PackedCenters,
+    first: usize,
     out: &mut [f32],
 ) {
     let dim = centers.dim;
     let n = rows.len() / dim;
     assert!(rows.len() == n * dim && out.len() == n * centers.padded);
+    assert!(first.is_multiple_of(PANEL) && first <= centers.padded);
     let blocks = row_blocks(rows, dim, level.go(CenterRows {}));
     level.go(ScoreBlocks {
         blocks: &blocks,
         centers: centers.view(),
+        first,
         out,
     })
 }

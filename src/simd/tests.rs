@@ -248,6 +248,27 @@ fn exact_center_scores(row: &[f32], centers: &[f64], k: usize, d: usize) -> Vec<
         .collect()
 }
 
+/// `center_scores_at` from a later panel on: the same bits there as `all` (from the first
+/// center), the columns before it untouched.
+fn check_scores_from_later_panel(r: Either, x: &[f64], packed: &PackedCenters, all: &[f32]) {
+    let padded = packed.padded;
+    let first = (padded / 2 / 16) * 16;
+    let mut part = vec![-1.0f32; all.len()];
+    center_scores_at(r, x, packed, first, &mut part);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (got, want) in part.chunks_exact(padded).zip(all.chunks_exact(padded)) {
+        assert!(
+            got[..first].iter().all(|&v| v == -1.0),
+            "{r:?} before first"
+        );
+        assert_eq!(
+            bits(&got[first..]),
+            bits(&want[first..]),
+            "{r:?} from first"
+        );
+    }
+}
+
 #[test]
 fn center_kernels_agree_with_float64_and_across_levels() {
     // Shapes off every tile size, for f32 and f64 rows: the chosen center's score is the
@@ -283,7 +304,8 @@ fn center_kernels_agree_with_float64_and_across_levels() {
             };
             let (best, score, second) = run(&x);
             let mut all = vec![0.0f32; n * packed.padded];
-            center_scores_at(r, &x, &packed, &mut all);
+            center_scores_at(r, &x, &packed, 0, &mut all);
+            check_scores_from_later_panel(r, &x, &packed, &all);
             for i in 0..n {
                 let row = &x32[i * d..(i + 1) * d];
                 let exact = exact_center_scores(row, &centers, k, d);
@@ -421,8 +443,8 @@ fn check_panel_dots(n: usize, points: usize, d: usize) {
 #[test]
 fn panel_dots_leftover_points_are_one_chain_per_output_at_every_level() {
     // Point counts past every level's tile width (5 on AVX2, 8 on AVX-512) by each leftover
-    // count, and the KL cross term's blocks of 30, on panel counts off the 2-panel tile.
-    for points in [2usize, 5, 6, 7, 9, 11, 13, 14, 15, 30] {
+    // count, and the KL cross term's blocks of 30 and 32, on panel counts off the 2-panel tile.
+    for points in [2usize, 5, 6, 7, 9, 11, 13, 14, 15, 30, 32] {
         check_panel_dots(24, points, 19);
     }
     check_panel_dots(37, 30, 40);
