@@ -66,6 +66,7 @@ pub fn knn_target_counts<T: Element, U: Element, V: Element>(
     Ok(per.into_iter().flatten().collect())
 }
 
+/// The argument checks of `knn_target_counts`: each problem named by its argument.
 fn check_arguments<T: Element, U: Element, V: Element>(
     queries: Rows<'_, T>,
     reference: &KnnReference<'_, U, V>,
