@@ -7,6 +7,7 @@
 // Naive index loops are the point of the reference formulas here.
 #![allow(clippy::needless_range_loop)]
 
+use gio_rs::distance::sq_dist;
 use gio_rs::ratio::folds::{target_folds, FoldedMoments};
 use gio_rs::ratio::gaussian::{fit_gaussian, ALPHA_GRID};
 use gio_rs::ratio::knn::{knn_target_counts, KnnReference};
@@ -279,6 +280,75 @@ fn brute_counts(
             dist[..k].iter().filter(|e| e.1 < nt).count() as u32
         })
         .collect()
+}
+
+/// `brute_counts` by the exact kernel the core refines with (`sq_dist`), for any float types:
+/// every reference row's distance, sorted by (distance, row).
+fn brute_counts_sq_dist<T: Element, U: Element>(
+    q: &[T],
+    reference: &[U],
+    nt: usize,
+    d: usize,
+    k: usize,
+    own: &[i64],
+) -> Vec<u32> {
+    (0..q.len() / d)
+        .map(|i| {
+            let mut dist: Vec<(f64, usize)> = (0..reference.len() / d)
+                .filter(|&j| own[i] != j as i64)
+                .map(|j| {
+                    (
+                        sq_dist(&q[i * d..(i + 1) * d], &reference[j * d..(j + 1) * d]),
+                        j,
+                    )
+                })
+                .collect();
+            dist.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            dist[..k].iter().filter(|e| e.1 < nt).count() as u32
+        })
+        .collect()
+}
+
+/// Several query blocks and parallel chunks, float32 and float64 rows, the float32 candidate
+/// pass (moderate values, far-from-origin values where the Gram form cancels) and the float64
+/// one (norms past float32's safe range, for the reference or only for some queries).
+#[test]
+fn knn_counts_match_brute_force_on_every_path() {
+    let d = 19;
+    for (offset, query_offset) in [(0.0, 0.0), (1e4, 1e4), (1e15, 1e15), (0.0, 1e15)] {
+        let target: Vec<f64> = data(45, d, offset, 31);
+        let background: Vec<f64> = data(260, d, offset, 32);
+        let mut queries: Vec<f64> = data(600, d, offset, 33);
+        // Every 7th query far away (only those take the float64 path when offsets differ),
+        // and the first 50 the background rows themselves, excluded as their own neighbour.
+        for (i, row) in queries.chunks_exact_mut(d).enumerate() {
+            if i % 7 == 3 {
+                row.iter_mut().for_each(|v| *v += query_offset - offset);
+            }
+        }
+        queries[..50 * d].copy_from_slice(&background[..50 * d]);
+        let own: Vec<i64> = (0..600).map(|i| if i < 50 { 45 + i } else { -1 }).collect();
+        let all = [&target[..], &background[..]].concat();
+        let reference = KnnReference {
+            target: rows(&target, d),
+            background: rows(&background, d),
+        };
+        for k in [1, 7, 100, 304] {
+            let got = knn_target_counts(rows(&queries, d), &reference, k, Some(&own)).unwrap();
+            let want = brute_counts_sq_dist(&queries, &all, 45, d, k, &own);
+            assert_eq!(got, want, "offset={offset} k={k}");
+        }
+        // float32 queries and reference (rounded once, the same values for the brute force).
+        let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let (t32, b32, q32) = (to32(&target), to32(&background), to32(&queries));
+        let reference = KnnReference {
+            target: rows(&t32, d),
+            background: rows(&b32, d),
+        };
+        let all32 = [&t32[..], &b32[..]].concat();
+        let got = knn_target_counts(rows(&q32, d), &reference, 12, Some(&own)).unwrap();
+        assert_eq!(got, brute_counts_sq_dist(&q32, &all32, 45, d, 12, &own));
+    }
 }
 
 #[test]
@@ -612,6 +682,43 @@ mod properties {
             order.sort_by(|&i, &j| keys[j].total_cmp(&keys[i]).then(i.cmp(&j)));
             order.truncate(b);
             prop_assert_eq!(a.finish().0, order);
+        }
+
+        /// k-NN counts of any shape, values (coarse grids with ties and duplicates, or
+        /// continuous), offset, k and self rows: those of the brute force.
+        #[test]
+        fn knn_counts_any_shape(
+            nt in 1usize..40,
+            nb in 0usize..90,
+            nq in 1usize..150,
+            d in 1usize..24,
+            grid in any::<bool>(),
+            offset in prop_oneof![Just(0.0), Just(1e4), Just(-3e3), Just(1e15)],
+            k_at in any::<prop::sample::Index>(),
+            seed in any::<u64>(),
+        ) {
+            prop_assume!(nt + nb >= 2);
+            let mut rng = SplitMix64::new(seed);
+            let mut value = || if grid { rng.below(3) as f64 + offset } else { rng.next_f64() + offset };
+            let reference: Vec<f64> = (0..(nt + nb) * d).map(|_| value()).collect();
+            let mut queries: Vec<f64> = (0..nq * d).map(|_| value()).collect();
+            // Some queries are reference rows scored leave-self-out.
+            let own: Vec<i64> = (0..nq)
+                .map(|i| if i % 3 == 0 { (i * 7 % (nt + nb)) as i64 } else { -1 })
+                .collect();
+            for (i, &j) in own.iter().enumerate() {
+                if j >= 0 {
+                    let j = j as usize;
+                    queries[i * d..(i + 1) * d].copy_from_slice(&reference[j * d..(j + 1) * d]);
+                }
+            }
+            let k = 1 + k_at.index(nt + nb - 1);
+            let refs = KnnReference {
+                target: rows(&reference[..nt * d], d),
+                background: rows(&reference[nt * d..], d),
+            };
+            let got = knn_target_counts(rows(&queries, d), &refs, k, Some(&own)).unwrap();
+            prop_assert_eq!(got, brute_counts_sq_dist(&queries, &reference, nt, d, k, &own));
         }
     }
 }

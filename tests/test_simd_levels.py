@@ -81,6 +81,8 @@ for dtype in ("float32", "float64"):
     p, t, i = pool.astype(dtype), target.astype(dtype), init.astype(dtype)
     out[f"kl_{dtype}"] = gio_rs.kl_divergence(t, p[:80], k=5)
     out[f"knn_kl_{dtype}"] = gio_rs.knn_kl_divergence(t, p[:80], k=3)
+    own = np.where(np.arange(300) < 120, 60 + np.arange(300), -1).astype(np.int64)
+    out[f"ratio_knn_counts_{dtype}"] = gio_rs._core.ratio_knn_counts(p, t, p[:120], 10, own).tolist()
     out[f"grad_{dtype}"] = gio_rs.kl_gradient(t, i, t.mean(0).astype("float64")).tolist()
     for v_init in ("mean", "jump"):
         s = gio_rs.select(p, t, init=i, k=5, max_iter=12, stop_criterion="data_size", v_init=v_init, seed=3)

@@ -40,6 +40,10 @@ WHOLE_API = textwrap.dedent(
         out["kl_divergence f32"] = digest(
             gio_rs.kl_divergence(target32, train32, 3, discard_nearest_for_xy=True))
         out["knn_kl_divergence"] = digest(gio_rs.knn_kl_divergence(target, train, 4))
+        own = np.where(np.arange(5000) < 2000, 700 + np.arange(5000), -1).astype(np.int64)
+        for x, t in ((train, target), (train32, target32)):
+            counts = gio_rs._core.ratio_knn_counts(x, t, x[:2000], 30, own)
+            out["ratio_knn_counts " + str(x.dtype)] = digest(counts)
         out["kl_gradient"] = digest(gio_rs.kl_gradient(target, train[:900], train[7]))
         for v_init in ("mean", "jump", "prev_opt"):
             s = gio_rs.select(train32, target32, max_iter=8, v_init=v_init, random_restart_prob=0.3,
@@ -103,7 +107,7 @@ def run_whole_api(threads: str, fork: bool = False) -> dict:
 
 def test_whole_api_identical_for_1_2_and_8_threads():
     one, two, eight = (run_whole_api(t) for t in ("1", "2", "8"))
-    assert len(one) == 14
+    assert len(one) == 16
     assert one == two == eight
 
 

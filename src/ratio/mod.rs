@@ -8,7 +8,9 @@
 //! - `solve`: Cholesky of S + λI. `gaussian`: the closed form with the cross-validated ridge.
 //! - `calibrate`: the class-balanced 1-D logistic calibration of out-of-fold scores and its gain
 //!   (the options, their checks and the flat-ratio rule live in python/gio_rs/ratio.py).
-//! - `knn`: exact k-NN target counts and their log-ratio. `logistic`: the L2 logistic fit.
+//! - `knn`: exact k-NN target counts (GEMM-shaped approximate pass) and their log-ratio;
+//!   `nearest`: one query's exact k nearest from those approximate values and their error
+//!   bound. `logistic`: the L2 logistic fit.
 //! - `score`: the scoring pass, counter-based Gumbel keys and the bounded top-B.
 
 pub mod calibrate;
@@ -17,5 +19,6 @@ pub mod gaussian;
 pub mod knn;
 pub mod logistic;
 pub mod moments;
+mod nearest;
 pub mod score;
 pub mod solve;
