@@ -370,6 +370,7 @@ def test_the_sample_depends_on_the_budget_not_on_the_resident_memory(blobs, tmp_
     reserved += 4 * K_TARGET * 6
     need = gio_rs.sampling.kmeans_need
     monkeypatch.setattr(resources, "_FIRST_READ_FIXED", 1 << 20)  # the scan's reader: tiny files
+    monkeypatch.setattr(gio_rs.memory, "library_reserve", lambda: 0)  # what is held: only `resident`
     # Room for about half the pool's fit besides the runtime's fixed model.
     budget = gio_rs.memory.RUNTIME_FOOTPRINT + reserved + int(need(900, 6, K, 4) / clusters_stage.SAFETY)
     work = tmp_path / "work"

@@ -47,10 +47,11 @@ from ._core import GioError
 
 MiB = 1 << 20
 # The fixed model of what a process running gio_rs holds besides the arrays a stage counts: the
-# interpreter with NumPy, pyarrow and gio_rs imported (about 70 MiB measured on Linux x86-64) and
-# what the allocators keep of the readers' freed buffers (about 60 MiB). Quantities that decide
-# results are planned from the budget less this, never from measured memory (see the docstring).
-RUNTIME_FOOTPRINT = 144 * MiB
+# interpreter with NumPy, pyarrow and gio_rs imported (about 70 MiB measured on Linux x86-64, up to
+# 110 MiB right after an install, when more library pages are resident), what the allocators keep
+# of the readers' freed buffers (about 60 MiB) and LIBRARY_PAGES. Quantities that decide results
+# are planned from the budget less this, never from measured memory (see the docstring).
+RUNTIME_FOOTPRINT = 152 * MiB
 _UNITS = {
     "": 1,
     "b": 1,
@@ -211,6 +212,47 @@ def resident_bytes() -> int:
         return 0
 
 
+# What a stage may still fault in from the shared libraries already loaded, beyond what is
+# resident when it is measured. Library pages (code, read-only data) count in RSS once touched, and
+# the kernel maps up to 16 pages around each fault when the file is in the page cache, so right
+# after an install (files hot) more of them become resident than in an old one. Measured per stage
+# after the scan, whose readers touch most of the code the later stages use: at most 3 MiB, in a
+# venv installed a minute before and in one installed hours before (docs/scale.md).
+LIBRARY_PAGES = 8 * MiB
+
+
+def library_pages_to_come() -> int:
+    """An upper bound of what the shared libraries already loaded can still add to this process's
+    resident memory: the part of their readable mappings not resident yet (Linux
+    /proc/self/smaps; 0 where unknown). Mappings of data files (a memory-mapped pool) are not
+    counted: only files the process also maps executable."""
+    mappings: list[tuple[str, str, int, int]] = []
+    executable: set[str] = set()
+    try:
+        with open("/proc/self/smaps") as fh:
+            for line in fh:
+                head, _, rest = line.partition(" ")
+                if not head.endswith(":"):  # a mapping's first line: range perms offset dev inode path
+                    fields = rest.split(None, 4)
+                    path = fields[4].strip() if len(fields) > 4 else ""
+                    mappings.append((path, fields[0], 0, 0))
+                    if "x" in fields[0] and path.startswith("/"):
+                        executable.add(path)
+                elif head in ("Size:", "Rss:") and mappings:
+                    path, perms, size, rss = mappings[-1]
+                    kib = int(rest.split()[0]) << 10
+                    mappings[-1] = (path, perms, kib, rss) if head == "Size:" else (path, perms, size, kib)
+    except (OSError, ValueError, IndexError):
+        return 0
+    return sum(size - rss for path, perms, size, rss in mappings if path in executable and perms[0] == "r")
+
+
+def library_reserve() -> int:
+    """Bytes a stage keeps aside for library pages it may fault in: LIBRARY_PAGES, or the upper
+    bound `library_pages_to_come()` when that is smaller."""
+    return min(LIBRARY_PAGES, library_pages_to_come())
+
+
 def process_budget() -> Optional[int]:
     """The peak resident memory the whole process may reach: the budget in force, or with "auto"
     what it holds now plus what the system can still give it; None when there is no limit."""
@@ -264,3 +306,78 @@ def refuse(stage: str, what: str, needed: int, room: int, fix: str, *, planned: 
         + f" of {limit} ({size_text(max(0, room))} left); "
         f"{fix}, or raise the budget with {source}."
     )
+
+
+# ------------------------------------------------------------------ select(method="ratio")
+
+_KNN_QUERY_BLOCK = 32  # the core's k-NN counts: 32 queries' distances to every reference row at once
+_BASE_BYTES = 4 << 20  # small vectors, thread stacks (the core's memory::BASE_BYTES)
+
+
+def pool_threads() -> int:
+    """The worker threads of the core's pool (rayon's rule: RAYON_NUM_THREADS, else the CPUs this
+    process may run on)."""
+    text = os.environ.get("RAYON_NUM_THREADS", "").strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def ratio_bytes(
+    rows: int,
+    target_rows: int,
+    dim: int,
+    itemsize: int,
+    budget_rows: int,
+    *,
+    estimator: str,
+    mode: str,
+    init_rows: int = 0,
+) -> int:
+    """Bytes `select(method="ratio")` allocates besides its inputs (copies to the working dtype
+    not included), an upper bound of its peak (tests/test_memory.py): the pool sample kept
+    throughout (S = min(20 000, rows) rows), then the largest of three phases, and the top-B.
+
+    - summary: the moments accumulators (5 folds, d x d float64 each, and a 256-row block), the
+      pool's uniforms and their partitioned copy (32 bytes a row in all) and the sample's
+      candidates;
+    - fit: per part, the k-NN counts of the target and the sample (the core's 32-query distance
+      blocks per thread), the logistic problem ((n + S) x d float64) and their scores;
+    - keys: every pool row's scores at once, 8 bytes a row per array alive: the k-NN part's row
+      ids, sample positions, self indices, counts and score temporaries (about 9 arrays), a linear
+      part's raw and calibrated scores (2), the parts' mean (2 P + 2), the key copy the top-B
+      takes (2), the Gumbel keys (mode "sample", 3); with init, the parts twice and the
+      residual's temporaries (at least 7);
+    - top-B: its heap and the sorted copy it returns (64 bytes a selected row)."""
+    from .ratio import CV_FOLDS, SAMPLE_ROWS
+
+    parts = ("gaussian", "knn", "logistic") if estimator == "combined" else (estimator,)  # ratio's parts
+    fits = 2 if init_rows else 1
+    sample = min(SAMPLE_ROWS, rows)
+    reference = target_rows + max(sample, init_rows)
+    knn_blocks = pool_threads() * _KNN_QUERY_BLOCK * reference * 8
+    persistent = sample * (dim * itemsize + 16) + fits * target_rows * dim * itemsize
+    summary = 32 * rows + sample * (2 * dim * itemsize + 32) + (CV_FOLDS + 1) * dim * dim * 8
+    summary += 7 * 256 * dim * 8
+    fit = 0
+    if "knn" in parts:
+        fit += knn_blocks + 80 * reference
+    if "logistic" in parts:
+        fit += reference * (dim * (8 + 2 * itemsize) + 48) + 4 * (dim + 1) ** 2 * 8
+    if "gaussian" in parts:
+        fit += 16 * dim * dim * 8 + 16 * reference
+    one_part = 72 if "knn" in parts else 16
+    if len(parts) == 1 and not init_rows and mode == "top":
+        per_row = one_part  # the part's raw score is the key
+    else:
+        per_row = max(8 * (len(parts) - 1) + one_part, 16 * len(parts) + 16)
+        if init_rows:
+            per_row = max(per_row + 24, 56)
+        if mode == "sample":
+            per_row += 24
+    keys = rows * max(per_row, 16) + (knn_blocks if "knn" in parts else 0)
+    top = 64 * min(budget_rows, rows)
+    return _BASE_BYTES + persistent + max(summary, fit, keys) + top

@@ -16,14 +16,16 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, memory
 from ._loop import initial_selection, loop_arrays, run_loop, uniform_start
 from ._util.arrays import (
     as_matrix,
     check_bool,
     check_float,
     check_int,
+    copy_bytes,
     same_columns,
+    working_dtype,
 )
 from ._util.progress import CandidateEvent, Reporter
 from .quantize import Quantization, quantize_matrices
@@ -403,14 +405,15 @@ def _select_ratio(arguments: dict[str, Any]) -> Selection:
     if arguments["budget_rows"] is None:
         raise _core.GioError("budget_rows: required with method='ratio' (the rows to select)")
     seed = 0 if arguments["seed"] is None else arguments["seed"]
+    train, target, init = _ratio_matrices(arguments)
     out = select_ratio(
-        arguments["train"],
-        arguments["target"],
+        train,
+        target,
         arguments["budget_rows"],
         estimator=arguments["ratio_estimator"],
         mode=arguments["ratio_mode"],
         seed=seed,
-        init=arguments["init"],
+        init=init,
         progress=arguments["progress"],
     )
     empty = np.empty(0)
@@ -428,6 +431,33 @@ def _select_ratio(arguments: dict[str, Any]) -> Selection:
         scores=out.scores,
         ratio_model=out.model,
     )
+
+
+def _ratio_matrices(arguments: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """train, target and init as matrices, after refusing (GioError) a ratio selection whose
+    working set (`memory.ratio_bytes`, with the copies to the working dtype) exceeds the memory
+    budget, before any work. Options the estimate cannot read are left to `select_ratio` to name."""
+    from .ratio import ESTIMATORS, MODES
+
+    train = as_matrix("train", arguments["train"])
+    target = as_matrix("target", arguments["target"], min_rows=2)
+    init = None if arguments["init"] is None else as_matrix("init", arguments["init"], min_rows=2)
+    estimator, mode = arguments["ratio_estimator"], arguments["ratio_mode"]
+    if estimator not in ESTIMATORS or mode not in MODES:
+        return train, target, init
+    budget = check_int("budget_rows", arguments["budget_rows"], minimum=1)
+    dtype = working_dtype(train, target, init)
+    needed = sum(copy_bytes(a, dtype) for a in (train, target, init))
+    needed += memory.ratio_bytes(
+        len(train), len(target), train.shape[1], dtype.itemsize, budget, estimator=estimator, mode=mode,
+        init_rows=0 if init is None else len(init),
+    )  # fmt: skip
+    what = (
+        f"density-ratio selection (estimator {estimator!r}, mode {mode!r}) of {min(budget, len(train))} of "
+        f"{len(train)} x {train.shape[1]} rows for {len(target)} target rows"
+    )
+    memory.require(what, needed, "gio_rs.select_stream(method='ratio') scores a pool in pieces")
+    return train, target, init
 
 
 def _is_default(value: Any, default: Any) -> bool:

@@ -8,8 +8,10 @@ Two kinds of room, for two kinds of quantity:
   `memory.RUNTIME_FOOTPRINT` and `reserved`: depends on the budget only, never on the machine.
 - `stage_bytes()`: for whether a stage fits at all and how large its pieces are (the duplicate
   finder's in-memory hashes, the explode's sort runs, batches). The budget less what the process
-  holds now (measured, after giving back what earlier passes freed). Changes speed and memory,
-  never results.
+  holds now (measured, after giving back what earlier passes freed and after importing the
+  readers, so that their libraries' resident pages are measured, not modelled) and less what the
+  loaded libraries may still fault in during the stage (`memory.library_reserve`). Changes speed
+  and memory, never results.
 
 A stage checks `stage_bytes()` against what it needs before it starts (`require_stage`) and
 refuses with the stage, the quantity and the largest setting that fits.
@@ -18,11 +20,13 @@ refuses with the stage, the quantity and the largest setting that fits.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import resource
 import sys
 from typing import Any, Callable, Optional
 
 from .. import memory
+from .._util.optional import pyarrow
 
 # What a reader holds while it delivers one piece, in multiples of the piece's vectors: the
 # decoded Arrow columns, the NumPy copy in the working dtype, the duplicate hashes' temporaries.
@@ -57,32 +61,50 @@ def reader_bytes(batch_rows: int, dim: int, itemsize: int) -> int:
 
 
 # The scan is the first pass: it grows the process by what the readers and the allocators keep
-# besides the piece, pyarrow's import included (measured on 8 parquet shards of 500 000 x 64
-# float32: about 120 MiB whatever the piece) and by about 13 times the piece's vectors (the
-# decoded columns, the NumPy copy, the duplicate hashes' temporaries). Later passes find most of
-# it already held, and measured.
-_FIRST_READ_FIXED = 120 << 20
+# besides the piece (measured on 3 parquet shards of 100 000 x 32 and 8 of 500 000 x 64 float32,
+# pyarrow imported before: at most 72 MiB whatever the piece, the library pages the readers fault
+# in included) and by about 13 times the piece's vectors (the decoded columns, the NumPy copy, the
+# duplicate hashes' temporaries). The duplicate finder keeps hashes in memory up to an eighth of
+# the scan's room (`dedup_memory_rows`), so the read must fit in the other seven eighths. Later
+# passes find most of it already held, and measured.
+_FIRST_READ_FIXED = 80 << 20
 _FIRST_READ_PIECES = 13
+_DEDUP_SHARE = 8  # the duplicate finder's hashes: 1/_DEDUP_SHARE of the scan's room
 
 
 def first_read_bytes(batch_rows: int, dim: int) -> int:
-    """What the scan, the first pass over the pool, adds to the process while it reads."""
-    return _FIRST_READ_FIXED + _FIRST_READ_PIECES * batch_rows * max(dim, 1) * 4
+    """What the scan, the first pass over the pool, needs of its room while it reads: its readers'
+    growth, and the duplicate finder's share of the room beside it."""
+    reads = _FIRST_READ_FIXED + _FIRST_READ_PIECES * batch_rows * max(dim, 1) * 4
+    return reads * _DEDUP_SHARE // (_DEDUP_SHARE - 1)
 
 
 def largest_batch(room: int, dim: int) -> int:
     """The most rows per piece whose first read fits `room` bytes less 1% (what the process holds
     moves a little between runs), rounded down to a multiple of 1024 (0: none)."""
-    rows = (0.99 * room - _FIRST_READ_FIXED) // (_FIRST_READ_PIECES * max(dim, 1) * 4)
+    reads = 0.99 * room * (_DEDUP_SHARE - 1) / _DEDUP_SHARE
+    rows = (reads - _FIRST_READ_FIXED) // (_FIRST_READ_PIECES * max(dim, 1) * 4)
     return max(0, int(rows) // 1024 * 1024)
+
+
+def load_readers() -> None:
+    """Imports pyarrow when it is installed: the pipeline reads and writes files through it, and
+    its import makes 30 to 60 MiB of its libraries resident (more right after an install, when
+    the files are in the page cache), which the stage checks then measure instead of model."""
+    if "pyarrow.parquet" not in sys.modules and importlib.util.find_spec("pyarrow") is not None:
+        pyarrow()
 
 
 def stage_bytes() -> Optional[int]:
     """Bytes the stage about to start may still allocate: the budget less what the process holds
-    now (measured, after `release_freed_memory`). None without a budget; may be negative.
-    Decides whether the stage fits and how large its pieces are, never results."""
+    now (measured, after `release_freed_memory` and `load_readers`) and less
+    `memory.library_reserve()`, the library pages the stage may still fault in. None without a
+    budget; may be negative. Decides whether the stage fits and how large its pieces are, never
+    results."""
+    load_readers()
     release_freed_memory()
-    return memory.headroom_bytes()
+    room = memory.headroom_bytes()
+    return None if room is None else room - memory.library_reserve()
 
 
 def planned_stage_bytes(reserved: int = 0) -> Optional[int]:
@@ -105,7 +127,7 @@ def dedup_memory_rows(room: Optional[int]) -> int:
     (24 bytes each, about 4 times that while they are sorted), from the scan's room."""
     if room is None:
         return 4 << 20
-    return int(max(1 << 14, min(4 << 20, room // 8 // 96)))
+    return int(max(1 << 14, min(4 << 20, room // _DEDUP_SHARE // 96)))
 
 
 _MIN_PIECE_ROWS = 1024
