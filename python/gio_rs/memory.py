@@ -310,7 +310,7 @@ def refuse(stage: str, what: str, needed: int, room: int, fix: str, *, planned: 
 
 # ------------------------------------------------------------------ select(method="ratio")
 
-_KNN_QUERY_BLOCK = 32  # the core's k-NN counts: 32 queries' distances to every reference row at once
+_KNN_QUERY_BLOCK = 64  # the core's k-NN counts: 64 queries' scores against every reference row per thread
 _BASE_BYTES = 4 << 20  # small vectors, thread stacks (the core's memory::BASE_BYTES)
 
 
@@ -347,7 +347,7 @@ def ratio_bytes(
     - fit: per part, the k-NN counts of the target and the sample (the core's 32-query distance
       blocks per thread), the logistic problem ((n + S) x d float64) and their scores;
     - keys: every pool row's scores at once, 8 bytes a row per array alive: the k-NN part's row
-      ids, sample positions, self indices, counts and score temporaries (about 9 arrays), a linear
+      ids, sample positions, self indices, norms, counts and score temporaries (10), a linear
       part's raw and calibrated scores (2), the parts' mean (2 P + 2), the key copy the top-B
       takes (2), the Gumbel keys (mode "sample", 3); with init, the parts twice and the
       residual's temporaries (at least 7);
@@ -364,12 +364,12 @@ def ratio_bytes(
     summary += 7 * 256 * dim * 8
     fit = 0
     if "knn" in parts:
-        fit += knn_blocks + 80 * reference
+        fit += knn_blocks + reference * (8 * dim + 88)  # the reference packed for the kernel, the scores
     if "logistic" in parts:
         fit += reference * (dim * (8 + 2 * itemsize) + 48) + 4 * (dim + 1) ** 2 * 8
     if "gaussian" in parts:
         fit += 16 * dim * dim * 8 + 16 * reference
-    one_part = 72 if "knn" in parts else 16
+    one_part = 80 if "knn" in parts else 16
     if len(parts) == 1 and not init_rows and mode == "top":
         per_row = one_part  # the part's raw score is the key
     else:
@@ -378,6 +378,6 @@ def ratio_bytes(
             per_row = max(per_row + 24, 56)
         if mode == "sample":
             per_row += 24
-    keys = rows * max(per_row, 16) + (knn_blocks if "knn" in parts else 0)
+    keys = rows * max(per_row, 16) + (knn_blocks + reference * 8 * dim if "knn" in parts else 0)
     top = 64 * min(budget_rows, rows)
     return _BASE_BYTES + persistent + max(summary, fit, keys) + top
