@@ -379,6 +379,32 @@ fn knn_counts_match_brute_force_with_ties_and_self_exclusion() {
 }
 
 #[test]
+fn logistic_fit_on_huge_values_is_not_refused() {
+    // Found by the robustness suite (init rows near 1e30 fitted against a one-row sample, with
+    // the balanced weights of the cross-validation's folds): an absolute 1e-12 ridge lies below
+    // the Gram's rounding there and a pivot came out negative.
+    let init = [[1e30, 5e29], [0.0, -1e30]];
+    let neg = vec![1.0, 0.5];
+    for positives in [vec![init[0]], vec![init[1]], init.to_vec()] {
+        let pos: Vec<f64> = positives.concat();
+        let n = positives.len() as f64;
+        let mut weights = vec![0.5 / n; positives.len()];
+        weights.push(0.5);
+        for l2 in [1e-3, 1e-2] {
+            let opts = LogisticOptions {
+                l2,
+                ..LogisticOptions::default()
+            };
+            let fit = fit_logistic(rows(&pos, 2), rows(&neg, 2), Some(&weights), opts).unwrap();
+            assert!(
+                fit.w.iter().all(|w| w.is_finite()) && fit.bias.is_finite(),
+                "{fit:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn logistic_fit_is_stationary() {
     let d = 4;
     let pos: Vec<f64> = data(200, d, 0.3, 8);

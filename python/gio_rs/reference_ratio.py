@@ -136,7 +136,8 @@ def fit_logistic(
             p = 1.0 / (1.0 + np.exp(-z))
         gradient = design.T @ (weights * (p - y)) + penalty * theta
         hessian = (design * (weights * p * (1 - p))[:, None]).T @ design + np.diag(penalty)
-        hessian += 1e-12 * np.eye(k)  # separable 1-D data with no penalty
+        # separable 1-D data with no penalty; scaled so that huge values do not round it indefinite
+        hessian += 1e-12 * max(1.0, float(np.max(np.diag(hessian)))) * np.eye(k)
         step = np.linalg.solve(hessian, gradient)
         t = 1.0
         while t > 1e-8:

@@ -6,9 +6,10 @@
 //!
 //! As reference_ratio.fit_logistic: minimises Σ_i s_i·softplus(−y_i·(w·x_i + b)) / Σ s_i +
 //! (λ/2)‖w‖², y = +1 for positives, −1 for negatives, from zero, by Newton steps halved until
-//! the objective does not increase (the Hessian gets 1e-12·I so that λ = 0 works on separable
-//! data); stops when a step decreases the objective by less than `tolerance`, when no halving
-//! helps, or after `max_iter` steps (`converged` says which).
+//! the objective does not increase (the Hessian gets 1e-12·max(1, its largest diagonal)·I so
+//! that λ = 0 works on separable data and huge values do not round it indefinite); stops when a
+//! step decreases the objective by less than `tolerance`, when no halving helps, or after
+//! `max_iter` steps (`converged` says which).
 
 use crate::error::GioError;
 use crate::ratio::moments::weighted_scatter;
@@ -149,7 +150,12 @@ pub fn fit_logistic<P: Element, N: Element>(
     while iterations < options.max_iter {
         let (grad, curvature) = gradient_and_weights(&p, &theta, options.l2);
         let hessian = hessian(&p, &curvature, options.l2);
-        let step = Cholesky::factor("hessian", &hessian, d + 1, 1e-12)?.solve(&grad);
+        // The jitter follows the Hessian's scale: at values near 1e30 an absolute 1e-12 is below
+        // the Gram's rounding and a pivot comes out negative; on unit-scale data it stays 1e-12.
+        let scale = (0..=d)
+            .map(|i| hessian[i * (d + 1) + i])
+            .fold(1.0, f64::max);
+        let step = Cholesky::factor("hessian", &hessian, d + 1, 1e-12 * scale)?.solve(&grad);
         iterations += 1;
         let Some((trial, value)) = halved_step(&p, &theta, &step, current, options.l2) else {
             converged = true;
