@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 import gio_rs
 from gio_rs.io.workdir import DamagedStageWarning, WorkDir, key_of
+from gio_rs.io.worklock import WorkDirLock
 
 OPTIONS = dict(
     n_clusters=24, n_clusters_target=8, budget_rows=400, batch_rows=256, seed=5, kmeans_max_iter=25
@@ -461,3 +462,47 @@ def test_a_manifest_without_hashes_from_an_older_version_is_redone_quietly(tmp_p
     finally:
         work.close()
     assert not (tmp_path / "scan.json").exists()
+
+
+def test_refused_run_names_a_holder_that_writes_its_record_late(tmp_path):
+    """The holder writes its record just after taking the lock: a run refused in between waits
+    for the record instead of saying "another process" (a race CI once hit at offset 0)."""
+    import fcntl
+    import threading
+
+    holder = os.open(tmp_path / ".gio-rs.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}).encode()
+    late = threading.Timer(0.3, lambda: os.pwrite(holder, record, 0))
+    late.start()
+    try:
+        with pytest.raises(gio_rs.GioError, match=f"is in use by process {os.getpid()} on host "):
+            WorkDirLock(str(tmp_path)).acquire(wait=False, report=print)
+    finally:
+        late.join()
+        os.close(holder)
+
+
+def test_a_crashed_holders_record_is_not_named(tmp_path):
+    """A record left by a process that has ended is not taken for the holder's."""
+    import fcntl
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True, check=True)  # fmt: skip
+    holder = os.open(tmp_path / ".gio-rs.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    stale = {"pid": int(ended.stdout), "host": socket.gethostname(), "since": "then"}
+    os.pwrite(holder, json.dumps(stale).encode(), 0)
+    try:
+        with pytest.raises(gio_rs.GioError, match="is in use by another process;"):
+            WorkDirLock(str(tmp_path)).acquire(wait=False, report=print)
+    finally:
+        os.close(holder)
+
+
+def test_a_released_lock_leaves_no_record(tmp_path):
+    lock = WorkDirLock(str(tmp_path))
+    lock.acquire(wait=False, report=print)
+    assert (tmp_path / ".gio-rs.lock").read_text()
+    lock.release()
+    assert (tmp_path / ".gio-rs.lock").read_text() == ""

@@ -16,6 +16,9 @@ from typing import Callable, Optional
 from .._core import GioError
 
 LOCK_NAME = ".gio-rs.lock"
+# A refused run reads the holder's record this many times, this many seconds apart (see holder).
+HOLDER_READS = 20
+HOLDER_READ_PAUSE = 0.05
 
 
 class WorkDirLock:
@@ -63,16 +66,40 @@ class WorkDirLock:
             raise GioError(f"work_dir: cannot write in {self.folder} ({exc.strerror or exc})") from exc
 
     def holder(self) -> str:
-        """The process holding the lock, as its lock file names it."""
+        """The process holding the lock, as its lock file names it. The holder writes its record
+        just after it takes the lock, so an empty record, or one naming a process of this host that
+        has ended (a crashed run's), is read again for up to a second before giving up."""
+        for _ in range(HOLDER_READS):
+            found = self._read_record()
+            if found is not None and (found[1] != socket.gethostname() or _alive(found[0])):
+                pid, host, since = found
+                return f"process {pid} on host {host} (since {since})"
+            time.sleep(HOLDER_READ_PAUSE)
+        return "another process"
+
+    def _read_record(self) -> Optional[tuple[int, str, str]]:
         try:
             with open(self.path, encoding="utf-8") as fh:
                 found = json.loads(fh.read() or "{}")
-            pid, host, since = int(found["pid"]), str(found["host"]), str(found.get("since", "?"))
+            return int(found["pid"]), str(found["host"]), str(found.get("since", "?"))
         except (OSError, ValueError, KeyError, TypeError):
-            return "another process"
-        return f"process {pid} on host {host} (since {since})"
+            return None
 
     def release(self) -> None:
         if self._fd is not None:
+            try:  # no record left behind to be read as the next holder's
+                os.ftruncate(self._fd, 0)
+            except OSError:
+                pass
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it exists
+        return True
+    return True
