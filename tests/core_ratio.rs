@@ -75,7 +75,15 @@ fn moments_of<T: Element>(x: &[T], d: usize, batches: &[usize]) -> Moments {
 
 #[test]
 fn moments_match_naive_loops_for_f32_and_f64() {
-    for (n, d) in [(1, 3), (7, 5), (BLOCK_ROWS, 9), (3 * BLOCK_ROWS + 17, 37)] {
+    // Dimensions off the Gram tile's 8 × 24 shape too (1, 7, 25, 385).
+    let shapes = [(1, 3), (7, 5), (BLOCK_ROWS, 9), (3 * BLOCK_ROWS + 17, 37)];
+    let off_tile = [
+        (9, 1),
+        (BLOCK_ROWS + 3, 7),
+        (2 * BLOCK_ROWS + 1, 25),
+        (BLOCK_ROWS + 5, 385),
+    ];
+    for (n, d) in shapes.into_iter().chain(off_tile) {
         let x64: Vec<f64> = data(n, d, 1e3, n as u64);
         let x32: Vec<f32> = data(n, d, 1e3, n as u64);
         for (m, (mean, cov)) in [
@@ -151,20 +159,23 @@ fn empty_and_mismatched_inputs_are_named_errors() {
 
 #[test]
 fn weighted_scatter_matches_naive_loops() {
-    let (n, d) = (BLOCK_ROWS + 40, 5);
-    let x: Vec<f64> = data(n, d, 2.0, 5);
-    let w: Vec<f64> = (0..n).map(|i| (i % 7) as f64 * 0.3).collect();
-    let shift = [1.0, 2.0, 3.0, 4.0, 5.0];
-    let got = weighted_scatter(rows(&x, d), &w, &shift);
-    let mut want = vec![0.0; d * d];
-    for r in 0..n {
-        for i in 0..d {
-            for j in 0..d {
-                want[i * d + j] += w[r] * (x[r * d + i] - shift[i]) * (x[r * d + j] - shift[j]);
+    // d = 27: full 8 × 24 Gram tiles and a narrower last group of columns.
+    for d in [5, 27] {
+        let n = BLOCK_ROWS + 40;
+        let x: Vec<f64> = data(n, d, 2.0, 5);
+        let w: Vec<f64> = (0..n).map(|i| (i % 7) as f64 * 0.3).collect();
+        let shift: Vec<f64> = (1..=d).map(|i| i as f64).collect();
+        let got = weighted_scatter(rows(&x, d), &w, &shift);
+        let mut want = vec![0.0; d * d];
+        for r in 0..n {
+            for i in 0..d {
+                for j in 0..d {
+                    want[i * d + j] += w[r] * (x[r * d + i] - shift[i]) * (x[r * d + j] - shift[j]);
+                }
             }
         }
+        assert!(close(&got, &want, 1e-12), "d={d}");
     }
-    assert!(close(&got, &want, 1e-12));
 }
 
 #[test]

@@ -5,24 +5,27 @@
 //! Rows are grouped in blocks of `BLOCK_ROWS` consecutive rows counted from the accumulator's
 //! first row, whatever the batches they arrive in (a partial block is buffered between `add`
 //! calls). Each block is shifted by a fixed reference point `c` (given, or the first block's
-//! mean), transposed to column-major float64 and its Gram Σ_r (x_r − c)(x_r − c)ᵀ formed by
-//! `simd::dot_block` over the upper triangle only; each Gram value is `simd::dot` of two columns
-//! of the block, so the same on every fused SIMD level and for any split of the output into
-//! threads. Block results are added to the running sums in block order. Hence: bit-identical for
-//! any thread count, any fused level and any batching. Products are formed in float64 from
-//! float32 inputs widened exactly, so the only roundings are float64 ones: per value, about
-//! (BLOCK_ROWS + number of blocks) · 2⁻⁵³ relative to Σ|x_i − c_i||x_j − c_j|.
+//! mean), packed in float64 column panels of 8 (`simd::GRAM_PANEL`) and the upper triangle of its
+//! Gram Σ_r (x_r − c)(x_r − c)ᵀ formed by `simd::gram_rows`, an outer-product register tile
+//! (8 × 24 on AVX-512) that adds x_r[i] · x_r[j..j+24] for every row r in order: each Gram value
+//! is one chain of fused multiply-adds over the block's rows in order, so the same on every fused
+//! SIMD level and for any split of the output rows into threads. Block results are added to the
+//! running sums in block order. Hence: bit-identical for any thread count, any fused level and
+//! any batching (x86-64's scalar level rounds each product separately: within roundoff).
+//! Products are formed in float64 from float32 inputs widened exactly, so the only roundings are
+//! float64 ones: per value, about (BLOCK_ROWS + number of blocks) · 2⁻⁵³ relative to
+//! Σ|x_i − c_i||x_j − c_j|.
 
 use crate::error::GioError;
 use crate::parallel::map_chunks_mut;
 use crate::rows::{Element, Rows};
-use crate::simd::dot_block;
+use crate::simd::{gram_rows, GRAM_PANEL};
 
-/// Rows per block: the block's transposed copy (dim × 256 float64, 768 KiB at dim 384) stays in
-/// a core's L2 while its Gram streams it; long enough that the dot tiles' lane sums are cheap.
+/// Rows per block: the block's packed copy (256 × dim float64, 768 KiB at dim 384) stays in a
+/// core's L2 while its Gram streams it.
 pub const BLOCK_ROWS: usize = 256;
 
-/// Output rows of the Gram's upper triangle handled per task.
+/// Output rows of the Gram's upper triangle handled per task (a multiple of `GRAM_PANEL`).
 const GRAM_ROWS_PER_TASK: usize = 16;
 
 /// Count, mean and covariance (divisor count, as reference_ratio.Moments) of the rows seen.
@@ -101,6 +104,8 @@ impl MomentsAccumulator {
         }
         let mut next = 0;
         let n = rows.len();
+        // One packed block reused by every block of the call (fresh pages cost a fault each).
+        let mut packed = Vec::new();
         if !self.pending.is_empty() {
             let want = BLOCK_ROWS - self.pending.len() / self.dim;
             next = want.min(n);
@@ -110,10 +115,10 @@ impl MomentsAccumulator {
                 return Ok(());
             }
             let block = std::mem::take(&mut self.pending);
-            self.flush_block(Rows::new("rows", &block, self.dim)?);
+            self.flush_block(Rows::new("rows", &block, self.dim)?, &mut packed);
         }
         while n - next >= BLOCK_ROWS {
-            self.flush_block(rows.slice(next, next + BLOCK_ROWS));
+            self.flush_block(rows.slice(next, next + BLOCK_ROWS), &mut packed);
             next += BLOCK_ROWS;
         }
         let rest = rows.slice(next, n);
@@ -179,21 +184,20 @@ impl MomentsAccumulator {
         }
         let block = std::mem::take(&mut self.pending);
         let rows = Rows::new("rows", &block, self.dim).expect("whole rows are buffered");
-        self.flush_block(rows);
+        self.flush_block(rows, &mut Vec::new());
     }
 
     /// Folds one block into the sums (its Gram added in one pass, after the previous block's).
-    fn flush_block<T: Element>(&mut self, block: Rows<'_, T>) {
+    fn flush_block<T: Element>(&mut self, block: Rows<'_, T>, packed: &mut Vec<f64>) {
         let shift = self
             .shift
             .get_or_insert_with(|| block.column_means())
             .clone();
-        let panel = shifted_transpose(block, &shift, None);
+        shifted_panels(block, &shift, None, packed);
         let m = block.len();
-        for (s, column) in self.sums.iter_mut().zip(panel.chunks_exact(m)) {
-            *s += column.iter().sum::<f64>();
-        }
-        add_block_gram(&mut self.scatter, &panel, &panel, self.dim, m);
+        let column_sums = packed_column_sums(packed, m, self.dim);
+        add_into(&mut self.sums, &column_sums);
+        add_block_gram(&mut self.scatter, packed, packed, self.dim, m);
         self.count += m;
     }
 
@@ -228,27 +232,55 @@ impl MomentsAccumulator {
     }
 }
 
-/// The rows of `block` minus `shift`, times `weights[r]` when given, column-major in float64
-/// (`out[j * m + r]`).
-pub(crate) fn shifted_transpose<T: Element>(
+/// The rows of `block` minus `shift`, times `weights[r]` when given, into `packed` in float64
+/// column panels of `GRAM_PANEL` (`packed[(j / 8) * m * 8 + r * 8 + j % 8]`), the last one
+/// zero-padded.
+pub(crate) fn shifted_panels<T: Element>(
     block: Rows<'_, T>,
     shift: &[f64],
     weights: Option<&[f64]>,
-) -> Vec<f64> {
+    packed: &mut Vec<f64>,
+) {
     let m = block.len();
-    let mut panel = vec![0.0f64; block.dim() * m];
+    packed.clear();
+    packed.resize(block.dim().div_ceil(GRAM_PANEL) * GRAM_PANEL * m, 0.0);
     for r in 0..m {
         let w = weights.map_or(1.0, |w| w[r]);
-        for (j, (&v, c)) in block.row(r).iter().zip(shift).enumerate() {
-            panel[j * m + r] = (v.to_f64() - c) * w;
+        let parts = block
+            .row(r)
+            .chunks(GRAM_PANEL)
+            .zip(shift.chunks(GRAM_PANEL));
+        for (q, (values, shifts)) in parts.enumerate() {
+            let at = (q * m + r) * GRAM_PANEL;
+            for ((p, &v), c) in packed[at..at + values.len()]
+                .iter_mut()
+                .zip(values)
+                .zip(shifts)
+            {
+                *p = (v.to_f64() - c) * w;
+            }
         }
     }
-    panel
 }
 
-/// `scatter[i][j] += Σ_r left[i][r] · right[j][r]` for i <= j (both dim × m column panels),
-/// in parallel over fixed groups of output rows; each value is one `simd::dot`, so the result is
-/// the same for any thread count.
+/// Σ_r of each of the `dim` columns of a block packed by `shifted_panels`, over r in order.
+fn packed_column_sums(packed: &[f64], m: usize, dim: usize) -> Vec<f64> {
+    let mut sums = vec![0.0; dim.div_ceil(GRAM_PANEL) * GRAM_PANEL];
+    for (panel, out) in packed
+        .chunks_exact(m * GRAM_PANEL)
+        .zip(sums.chunks_exact_mut(GRAM_PANEL))
+    {
+        for row in panel.chunks_exact(GRAM_PANEL) {
+            add_into(out, row);
+        }
+    }
+    sums.truncate(dim);
+    sums
+}
+
+/// `scatter[i][j] += Σ_r left[r][i] · right[r][j]` for i <= j (both m rows packed by
+/// `shifted_panels`), in parallel over fixed groups of output rows; each value is one chain of
+/// multiply-adds over r (`simd::gram_rows`), so the result is the same for any thread count.
 pub(crate) fn add_block_gram(
     scatter: &mut [f64],
     left: &[f64],
@@ -257,20 +289,22 @@ pub(crate) fn add_block_gram(
     m: usize,
 ) {
     let work = dim * dim * m / 2;
+    let padded = dim.div_ceil(GRAM_PANEL) * GRAM_PANEL;
     map_chunks_mut(
         work,
         scatter,
         GRAM_ROWS_PER_TASK * dim,
         |(task, out_rows)| {
             let i0 = task * GRAM_ROWS_PER_TASK;
-            let i1 = i0 + out_rows.len() / dim;
-            let cols = dim - i0;
-            let mut tile = vec![0.0f64; (i1 - i0) * cols];
-            dot_block(&left[i0 * m..i1 * m], &right[i0 * m..], m, &mut tile);
-            for (r, tile_row) in tile.chunks_exact(cols).enumerate() {
+            let rows = out_rows.len() / dim;
+            let i1 = (i0 + rows).div_ceil(GRAM_PANEL) * GRAM_PANEL;
+            let w = padded - i0;
+            let mut tile = vec![0.0f64; (i1 - i0) * w];
+            gram_rows(left, right, m, (i0, i1), &mut tile);
+            for r in 0..rows {
                 let i = i0 + r;
                 let out = &mut out_rows[r * dim + i..(r + 1) * dim];
-                add_into(out, &tile_row[r..]);
+                add_into(out, &tile[r * w + r..r * w + dim - i0]);
             }
         },
     );
@@ -297,12 +331,13 @@ pub fn weighted_scatter<T: Element>(rows: Rows<'_, T>, weights: &[f64], shift: &
     assert!(weights.len() == rows.len() && shift.len() == rows.dim());
     let d = rows.dim();
     let mut scatter = vec![0.0; d * d];
+    let (mut left, mut right) = (Vec::new(), Vec::new());
     let mut start = 0;
     while start < rows.len() {
         let end = (start + BLOCK_ROWS).min(rows.len());
         let block = rows.slice(start, end);
-        let left = shifted_transpose(block, shift, Some(&weights[start..end]));
-        let right = shifted_transpose(block, shift, None);
+        shifted_panels(block, shift, Some(&weights[start..end]), &mut left);
+        shifted_panels(block, shift, None, &mut right);
         add_block_gram(&mut scatter, &left, &right, d, end - start);
         start = end;
     }

@@ -35,6 +35,9 @@ pub(crate) trait Isa: Copy {
     /// 8 native accumulators each, to cover the FMA latency.
     const PANEL_TILE: (usize, usize);
     const PANEL_REMAINDER: [usize; 8];
+    /// Rows (dividing 8) × 8-column panels of the Gram tile (`kernels::gram_rows`): R·J
+    /// accumulators, J panel registers and one broadcast.
+    const GRAM_TILE: (usize, usize);
 
     fn zero(self) -> Self::V8;
     fn splat(self, x: f64) -> Self::V8;
@@ -110,6 +113,12 @@ impl<const FUSED: bool> Isa for Portable<FUSED> {
         [0, 4, 2, 1, 1, 1, 1, 1]
     } else {
         [0, 2, 1, 1, 1, 1, 1, 1]
+    };
+    // A V8 is 4 registers: 2 × 1 on x86-64's 16 SSE registers, 4 × 1 on aarch64's 32.
+    const GRAM_TILE: (usize, usize) = if cfg!(target_arch = "aarch64") {
+        (4, 1)
+    } else {
+        (2, 1)
     };
 
     #[inline(always)]
@@ -255,6 +264,8 @@ mod x86 {
         // 10 accumulators, 2 panel registers, 1 broadcast; alone: 8 accumulators.
         const PANEL_TILE: (usize, usize) = (1, 5);
         const PANEL_REMAINDER: [usize; 8] = [0, 4, 2, 1, 1, 1, 1, 1];
+        // 8 accumulator registers, 2 panel registers, 1 broadcast.
+        const GRAM_TILE: (usize, usize) = (4, 1);
 
         #[inline(always)]
         fn zero(self) -> Self::V8 {
@@ -384,6 +395,8 @@ mod x86 {
         // conversion feeds 8 multiply-adds).
         const PANEL_TILE: (usize, usize) = (2, 8);
         const PANEL_REMAINDER: [usize; 8] = [0, 8, 4, 3, 2, 2, 2, 2];
+        // 8 rows × 24 columns: 24 accumulators, 3 panel registers, 1 broadcast.
+        const GRAM_TILE: (usize, usize) = (8, 3);
 
         #[inline(always)]
         fn zero(self) -> __m512d {

@@ -770,3 +770,106 @@ pub(super) fn pack_row_panels<T: Element>(rows: &[T], dim: usize) -> Vec<T> {
     }
     panels
 }
+
+/// Columns per panel of `gram_rows`' packed operands (one `V8`).
+pub(super) const GRAM_PANEL: usize = 8;
+
+/// Rows `i0..i1` (multiples of 8) of the Gram of two packed blocks: `out[(i − i0) * w + j − j0]
+/// = Σ_r left[r][i] · right[r][j]` for every j from j0 = 8·⌊i/8⌋ (the start of i's panel) to the
+/// last panel, w = panels·8 − i0 (columns before j0 are left as they are). Packed: panel q holds
+/// columns 8q..8q+8 of every row, `m × 8` row-major. An outer-product register tile of R rows ×
+/// 8J columns: each value is one chain of fused multiply-adds over r in order in its own lane, so
+/// the same whatever the tile, the range of rows, or the level (when fused).
+#[inline(always)]
+pub(super) fn gram_rows<S: Isa>(
+    s: S,
+    left: &[f64],
+    right: &[f64],
+    m: usize,
+    (i0, i1): (usize, usize),
+    out: &mut [f64],
+) {
+    let panels = left.len() / (m * GRAM_PANEL).max(1);
+    assert!(left.len() == panels * m * GRAM_PANEL && right.len() == left.len());
+    assert!(i0.is_multiple_of(GRAM_PANEL) && i1.is_multiple_of(GRAM_PANEL));
+    assert!(i0 <= i1 && i1 <= panels * GRAM_PANEL);
+    let w = panels * GRAM_PANEL - i0;
+    assert!(out.len() == (i1 - i0) * w);
+    match S::GRAM_TILE {
+        (8, 3) => gram_rows_tiled::<S, 8, 3>(s, left, right, m, (i0, i1), out),
+        (4, 1) => gram_rows_tiled::<S, 4, 1>(s, left, right, m, (i0, i1), out),
+        _ => gram_rows_tiled::<S, 2, 1>(s, left, right, m, (i0, i1), out),
+    }
+}
+
+/// `gram_rows` in tiles of R rows (R divides 8) × J panels, the last group of panels narrower.
+#[inline(always)]
+fn gram_rows_tiled<S: Isa, const R: usize, const J: usize>(
+    s: S,
+    left: &[f64],
+    right: &[f64],
+    m: usize,
+    (i0, i1): (usize, usize),
+    out: &mut [f64],
+) {
+    let panels = left.len() / (m * GRAM_PANEL).max(1);
+    let w = panels * GRAM_PANEL - i0;
+    let panel = |q: usize| q * m * GRAM_PANEL;
+    let mut i = i0;
+    while i < i1 {
+        let p = i / GRAM_PANEL;
+        // SAFETY: rows i..i+R lie in panel p (R divides 8); panels q..q+take exist; the output
+        // rows i..i+R and columns 8q − i0.. 8(q + take) − i0 lie within `out` (checked above).
+        let a = unsafe { left.as_ptr().add(panel(p) + i % GRAM_PANEL) };
+        let mut q = p;
+        while q < panels {
+            let take = (panels - q).min(J);
+            let o = unsafe { out.as_mut_ptr().add((i - i0) * w + q * GRAM_PANEL - i0) };
+            let b = unsafe { right.as_ptr().add(panel(q)) };
+            unsafe {
+                if take == J {
+                    gram_tile::<S, R, J>(s, a, b, m, o, w)
+                } else if take == 2 {
+                    gram_tile::<S, R, 2>(s, a, b, m, o, w)
+                } else {
+                    gram_tile::<S, R, 1>(s, a, b, m, o, w)
+                }
+            }
+            q += take;
+        }
+        i += R;
+    }
+}
+
+/// R rows (at `a`, stride 8) × J panels (at `b`, `m × 8` each) over the m rows, into `out`
+/// (row stride `w`). SAFETY: the operands hold m rows; `out` R rows of 8J values at stride w.
+#[allow(clippy::needless_range_loop)] // index loops over the constant shapes, see below
+#[inline(always)]
+unsafe fn gram_tile<S: Isa, const R: usize, const J: usize>(
+    s: S,
+    a: *const f64,
+    b: *const f64,
+    m: usize,
+    out: *mut f64,
+    w: usize,
+) {
+    // Index loops over the constant shapes: they unroll fully into registers.
+    let mut acc = [[s.zero(); J]; R];
+    let mut bv = [s.zero(); J];
+    for r in 0..m {
+        for q in 0..J {
+            bv[q] = s.load(b.add((q * m + r) * GRAM_PANEL));
+        }
+        for p in 0..R {
+            let av = s.splat(*a.add(r * GRAM_PANEL + p));
+            for q in 0..J {
+                acc[p][q] = s.mul_add(av, bv[q], acc[p][q]);
+            }
+        }
+    }
+    for p in 0..R {
+        for q in 0..J {
+            s.store(out.add(p * w + q * GRAM_PANEL), acc[p][q]);
+        }
+    }
+}

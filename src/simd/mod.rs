@@ -178,6 +178,8 @@ kernel!(ScaledDifference<'a; T> { acc: &'a mut [f64], c: f64, v: &'a [f64], x: &
     = |s| kernels::add_scaled_difference(s, acc, c, v, x));
 kernel!(DotBlock<'a; A, B> { a: &'a [A], b: &'a [B], dim: usize, out: &'a mut [f64] } -> ()
     = |s| kernels::dot_block(s, a, b, dim, out));
+kernel!(GramRows<'a> { left: &'a [f64], right: &'a [f64], m: usize, rows: (usize, usize),
+    out: &'a mut [f64] } -> () = |s| kernels::gram_rows(s, left, right, m, rows, out));
 kernel!(WeightedRows<'a; T> { acc: &'a mut [f64], coefs: &'a [f64], rows: &'a [T], dim: usize }
     -> () = |s| kernels::add_weighted_rows(s, acc, coefs, rows, dim));
 kernel!(PanelDots<'a; T, B> { panels: &'a [T], points: &'a [B], dim: usize, out: &'a mut [f64] }
@@ -249,6 +251,25 @@ pub fn add_weighted_rows<T: Element>(acc: &mut [f64], coefs: &[f64], rows: &[T],
         coefs,
         rows,
         dim,
+    })
+}
+
+/// Columns per panel of the operands `gram_rows` reads.
+pub const GRAM_PANEL: usize = kernels::GRAM_PANEL;
+
+/// Rows `i0..i1` (multiples of 8) of Lᵀ·R for two blocks of m rows packed in column panels
+/// (panel q holds columns 8q..8q+8 of every row, `m × 8` row-major; both the same shape):
+/// `out[(i − i0) * w + j − j0] = Σ_r L[r][i] · R[r][j]` for j from j0 = 8·⌊i/8⌋ on, with
+/// w = panels·8 − i0; columns before j0 are left as they are. Each value is one chain of
+/// multiply-adds over r in order (fused on every level but x86-64's scalar one), so the same for
+/// any row range, tile shape or fused level.
+pub fn gram_rows(left: &[f64], right: &[f64], m: usize, rows: (usize, usize), out: &mut [f64]) {
+    run(GramRows {
+        left,
+        right,
+        m,
+        rows,
+        out,
     })
 }
 

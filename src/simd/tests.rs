@@ -449,3 +449,65 @@ fn panel_dots_leftover_points_are_one_chain_per_output_at_every_level() {
     }
     check_panel_dots(37, 30, 40);
 }
+
+/// Packs m rows (row-major, `d` columns) in `GRAM_PANEL`-column panels, zero-padded.
+fn pack_gram_panels(rows: &[f64], m: usize, d: usize) -> Vec<f64> {
+    let mut packed = vec![0.0; d.div_ceil(GRAM_PANEL) * GRAM_PANEL * m];
+    for r in 0..m {
+        for j in 0..d {
+            packed[(j / GRAM_PANEL * m + r) * GRAM_PANEL + j % GRAM_PANEL] = rows[r * d + j];
+        }
+    }
+    packed
+}
+
+#[test]
+fn gram_rows_are_one_chain_per_value_at_every_level() {
+    for (m, d) in [
+        (1usize, 1usize),
+        (5, 7),
+        (3, 8),
+        (17, 25),
+        (2, 31),
+        (9, 64),
+        (4, 385),
+    ] {
+        let (left, right) = (data64(m * d, 1.0), data64(m * d, 4.0));
+        let (pl, pr) = (
+            pack_gram_panels(&left, m, d),
+            pack_gram_panels(&right, m, d),
+        );
+        let padded = d.div_ceil(GRAM_PANEL) * GRAM_PANEL;
+        // Every row range the moments pass may ask for: from 0, and from later panels.
+        for i0 in (0..padded).step_by(GRAM_PANEL).take(3) {
+            let i1 = (i0 + 2 * GRAM_PANEL).min(padded);
+            let w = padded - i0;
+            for r in runners() {
+                let mut got = vec![0.0; (i1 - i0) * w];
+                r.go(GramRows {
+                    left: &pl,
+                    right: &pr,
+                    m,
+                    rows: (i0, i1),
+                    out: &mut got,
+                });
+                for i in i0..i1.min(d) {
+                    for j in i / GRAM_PANEL * GRAM_PANEL..d {
+                        // The definition: one chain over the rows in order.
+                        let mut expected = 0.0f64;
+                        for k in 0..m {
+                            let (a, b) = (left[k * d + i], right[k * d + j]);
+                            expected = if is_fused(r) {
+                                a.mul_add(b, expected)
+                            } else {
+                                a * b + expected
+                            };
+                        }
+                        let value = got[(i - i0) * w + j - i0];
+                        assert_eq!(value, expected, "{r:?} m={m} d={d} ({i}, {j})");
+                    }
+                }
+            }
+        }
+    }
+}
