@@ -22,18 +22,8 @@ import gio_rs
 from gio_rs.io import dedup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from bench_stream import _cpu  # noqa: E402  (the benches folder is the script's own: on sys.path)
 from test_dedup_hashes import reference_canonical_hashes, reference_duplicates_in  # noqa: E402
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def _timed(f, *args) -> tuple[float, float]:

@@ -13,27 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
+from bench_ratio import cpu_name  # the benches folder is the script's own: on sys.path
 
 import gio_rs
 from gio_rs import _core
 
 K = 100
 PEER_BLOCK = 2048
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def numpy_counts(pool: np.ndarray, target: np.ndarray, sample: np.ndarray, own: np.ndarray) -> np.ndarray:
